@@ -1,0 +1,59 @@
+"""One exception hierarchy, grouped by what the caller should do next.
+
+Only `cli.py` maps these to exit codes; everything else raises.
+"""
+
+from __future__ import annotations
+
+# Exit codes, documented in README.md ("Exit codes").
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_QUARANTINED = 3
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the state lock; try again later.
+
+
+class IngestError(Exception):
+    """Base class: the run cannot go on. The message says what to do next."""
+
+    exit_code = EXIT_FAILED
+
+
+class ConfigError(IngestError):
+    """A setting is missing or wrong; the user must fix it before rerunning."""
+
+    exit_code = EXIT_USAGE
+
+
+class SourceError(IngestError):
+    """An input file or the Portkey API could not be read."""
+
+
+class PhoenixError(IngestError):
+    """Phoenix refused, failed or could not be reached."""
+
+
+class PhoenixAuthError(PhoenixError):
+    """Phoenix answered 401/403: the API key is missing or wrong."""
+
+
+class PhoenixUnreachableError(PhoenixError):
+    """Phoenix did not answer within the retry deadline."""
+
+
+class VerificationError(PhoenixError):
+    """Phoenix acknowledged spans but did not store them, even after re-sending."""
+
+
+class StateError(IngestError):
+    """The state file is unreadable, corrupt or from an unknown version."""
+
+
+class StateLockedError(IngestError):
+    """Another run holds the state lock."""
+
+    exit_code = EXIT_LOCKED
+
+
+class RecordError(ValueError):
+    """One record cannot become a span; it is quarantined with this reason."""
