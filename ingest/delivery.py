@@ -1,0 +1,161 @@
+"""The one place that orders send -> verify -> commit (DESIGN.md, invariant 2).
+
+Batches arrive in source order. For each batch: ask Phoenix which spans it already holds,
+send the others, and keep the batch pending until every span has been read back. Pending
+batches are committed strictly in order, so the caller's cursor only ever moves over a
+verified prefix. The number of unverified spans in flight is bounded: that is the pacing
+that keeps Phoenix's in-memory queue (20,000 by default) from overflowing, while keeping it
+busy. Spans Phoenix acknowledged but lost (a restart empties its queue) are sent again when
+the oldest batch stops making progress for a grace period.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from .errors import VerificationError
+from .ids import span_hex
+
+log = logging.getLogger(__name__)
+
+
+class Sender(Protocol):
+    retries: int
+
+    def send(self, spans: list[ReadableSpan]) -> None: ...
+
+
+class Reader(Protocol):
+    def existing(self, span_ids: Iterable[str]) -> set[str]: ...
+
+
+@dataclass(frozen=True)
+class Tuning:
+    batch_size: int = 500  # spans per OTLP request
+    max_in_flight: int = 4000  # unverified spans; well under Phoenix's 20,000 queue
+    grace_s: float = 30.0  # no progress for this long -> re-send what is missing
+    max_resends: int = 5  # per batch, before giving up with VerificationError
+    min_poll_s: float = 0.2
+    max_poll_s: float = 5.0
+    precheck: bool = True  # ask Phoenix first, so re-runs send nothing it already has
+
+
+@dataclass
+class Batch:
+    """A run of consecutive source records; `position` is what the caller commits."""
+
+    spans: list[ReadableSpan]
+    position: Any
+    counts: dict[str, int] = field(default_factory=dict)  # the caller's per-batch tallies
+    already_present: int = 0
+    delivered: int = 0
+    awaiting: dict[str, ReadableSpan] = field(default_factory=dict)
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0
+    delivered: int = 0  # read back after we sent them
+    already_present: int = 0  # found in Phoenix before sending
+    resent: int = 0  # sent again after Phoenix lost them
+    batches: int = 0
+
+
+class Deliverer:
+    def __init__(
+        self,
+        sender: Sender,
+        reader: Reader,
+        tuning: Tuning | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.sender = sender
+        self.reader = reader
+        self.tuning = tuning or Tuning()
+        self.clock = clock
+        self.sleep = sleep
+        self.stats = DeliveryStats()
+        self._rate = 200.0  # spans/s Phoenix stores; refined as we observe it
+
+    def run(self, batches: Iterable[Batch], commit: Callable[[Batch], None]) -> DeliveryStats:
+        pending: deque[Batch] = deque()
+        for batch in batches:
+            self._submit(batch)
+            pending.append(batch)
+            while pending and (
+                not pending[0].awaiting or self._in_flight(pending) > self.tuning.max_in_flight
+            ):
+                self._settle(pending.popleft(), commit)
+        while pending:
+            self._settle(pending.popleft(), commit)
+        return self.stats
+
+    @staticmethod
+    def _in_flight(pending: deque[Batch]) -> int:
+        return sum(len(batch.awaiting) for batch in pending)
+
+    def _submit(self, batch: Batch) -> None:
+        self.stats.batches += 1
+        by_id = {span_hex(span.context.span_id): span for span in batch.spans}
+        if self.tuning.precheck and by_id:
+            present = self.reader.existing(by_id)
+            batch.already_present = len(present)
+            self.stats.already_present += len(present)
+            for span_id in present:
+                del by_id[span_id]
+        if by_id:
+            self.sender.send(list(by_id.values()))
+            self.stats.sent += len(by_id)
+        batch.awaiting = by_id
+
+    def _settle(self, batch: Batch, commit: Callable[[Batch], None]) -> None:
+        """Wait until every span of `batch` is stored, re-sending lost ones; then commit."""
+        last_progress = self.clock()
+        resends = 0
+        while batch.awaiting:
+            self.sleep(self._poll_interval(len(batch.awaiting)))
+            asked_at = self.clock()
+            found = self.reader.existing(list(batch.awaiting))
+            if found:
+                self._observe_rate(len(found), asked_at - last_progress)
+                for span_id in found:
+                    batch.awaiting.pop(span_id, None)
+                batch.delivered += len(found)
+                self.stats.delivered += len(found)
+                last_progress = asked_at
+                continue
+            if asked_at - last_progress < self.tuning.grace_s:
+                continue
+            if resends >= self.tuning.max_resends:
+                raise VerificationError(
+                    f"Phoenix acknowledged {len(batch.awaiting)} spans but did not store them, "
+                    f"even after {resends} re-sends over {self.tuning.grace_s * resends:.0f} s. "
+                    "Check the Phoenix server log for insert errors; nothing past the last "
+                    "verified record was committed, so rerunning is safe."
+                )
+            resends += 1
+            log.warning(
+                "%d spans were acknowledged but not stored after %.0f s; sending them again",
+                len(batch.awaiting),
+                asked_at - last_progress,
+            )
+            self.sender.send(list(batch.awaiting.values()))
+            self.stats.resent += len(batch.awaiting)
+            last_progress = self.clock()
+        commit(batch)
+
+    def _poll_interval(self, awaiting: int) -> float:
+        expected = awaiting / max(self._rate, 1.0)
+        return min(max(expected, self.tuning.min_poll_s), self.tuning.max_poll_s)
+
+    def _observe_rate(self, stored: int, seconds: float) -> None:
+        if seconds > 0:
+            self._rate = 0.7 * self._rate + 0.3 * (stored / seconds)

@@ -1,0 +1,246 @@
+"""Import export files: lines -> records -> spans -> batches, delivered and committed per file.
+
+Reading, parsing and conversion happen here; the ordering of send -> verify -> commit lives
+in `delivery.Deliverer`, and this module only says what a commit records: the offset of the
+last verified line of a file, its counts, and whether the file is complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .delivery import Batch, Deliverer, Tuning
+from .errors import RecordError
+from .ids import span_id_for
+from .phoenix import PhoenixSettings, SpanReader, SpanSender
+from .quarantine import Quarantine
+from .records import LogRecord, parse_record
+from .sources import SourceLine, decode_line, fingerprint, read_lines
+from .spans import ConversionOptions, make_resource, to_span
+from .state import StateStore, utc_now
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    files: int = 0
+    files_already_done: int = 0
+    read: int = 0  # non-blank lines read in this run
+    delivered: int = 0  # spans sent by this run and read back from Phoenix
+    already_present: int = 0  # spans Phoenix had before this run sent them
+    duplicates: int = 0  # log ids already seen earlier in this run
+    quarantined: int = 0
+    retried: int = 0  # HTTP retries towards Phoenix
+    resent: int = 0  # spans sent again because Phoenix lost them after acknowledging
+    coercions: Counter[str] = field(default_factory=Counter)
+    records_with_warnings: int = 0
+    elapsed_s: float = 0.0
+    quarantine_path: Path | None = None
+    earliest: datetime | None = None  # start times of the logs seen, for the Phoenix link
+    latest: datetime | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.delivered / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def saw(self, record: LogRecord) -> None:
+        self.widen(record.created_at, record.created_at)
+        self.coercions.update(record.coercions)
+        if record.warnings:
+            self.records_with_warnings += 1
+
+    def widen(self, earliest: datetime | str | None, latest: datetime | str | None) -> None:
+        """Extend the time range of the logs this run covered (for the Phoenix link)."""
+        if isinstance(earliest, str):
+            earliest = datetime.fromisoformat(earliest)
+        if isinstance(latest, str):
+            latest = datetime.fromisoformat(latest)
+        if earliest is not None:
+            self.earliest = earliest if self.earliest is None else min(self.earliest, earliest)
+        if latest is not None:
+            self.latest = latest if self.latest is None else max(self.latest, latest)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "files_already_done": self.files_already_done,
+            "read": self.read,
+            "delivered": self.delivered,
+            "already_present": self.already_present,
+            "duplicates": self.duplicates,
+            "quarantined": self.quarantined,
+            "retried": self.retried,
+            "resent": self.resent,
+            "coerced": dict(sorted(self.coercions.items())),
+            "records_with_warnings": self.records_with_warnings,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "rate_per_s": round(self.rate, 1),
+            "quarantine_file": str(self.quarantine_path) if self.quarantine_path else None,
+            "earliest": _iso(self.earliest),
+            "latest": _iso(self.latest),
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds") if moment else None
+
+
+def _earliest(stored: str | None, start_ns: int) -> str:
+    moment = _iso(datetime.fromtimestamp(start_ns / 1e9, tz=timezone.utc)) or ""
+    return moment if stored is None else min(stored, moment)
+
+
+def _latest(stored: str | None, start_ns: int) -> str:
+    moment = _iso(datetime.fromtimestamp(start_ns / 1e9, tz=timezone.utc)) or ""
+    return moment if stored is None else max(stored, moment)
+
+
+@dataclass(frozen=True)
+class FilePosition:
+    offset: int
+    line: int
+    final: bool
+
+
+class FileImporter:
+    """Imports files into one Phoenix project, resuming each after its last verified line."""
+
+    def __init__(
+        self,
+        deliverer: Deliverer,
+        store: StateStore,
+        options: ConversionOptions,
+        quarantine: Quarantine,
+        batch_size: int,
+    ) -> None:
+        self.deliverer = deliverer
+        self.store = store
+        self.options = options
+        self.quarantine = quarantine
+        self.batch_size = batch_size
+        self.resource = make_resource(options.project)
+        self.summary = RunSummary(quarantine_path=quarantine.path)
+        self._seen: set[int] = set()  # span ids of this run: a log id seen twice is sent once
+
+    def run(self, files: list[Path]) -> RunSummary:
+        started = time.monotonic()
+        try:
+            for path in files:
+                self._import_file(path)
+        finally:
+            self.quarantine.close()
+            self.summary.elapsed_s = time.monotonic() - started
+            self.summary.quarantined = self.quarantine.count
+            self.summary.retried = self.deliverer.sender.retries
+            self.summary.resent = self.deliverer.stats.resent
+            self.summary.delivered = self.deliverer.stats.delivered
+            self.summary.already_present = self.deliverer.stats.already_present
+        return self.summary
+
+    def _import_file(self, path: Path) -> None:
+        self.summary.files += 1
+        progress = self.store.file_progress(self.options.project, fingerprint(path), path)
+        self.summary.widen(progress.get("earliest"), progress.get("latest"))
+        if progress["complete"]:
+            self.summary.files_already_done += 1
+            log.info("%s: already imported into %s, skipped", path, self.options.project)
+            return
+        if progress["offset"]:
+            log.info("%s: resuming after line %d", path, progress["line"])
+
+        def commit(batch: Batch) -> None:
+            position: FilePosition = batch.position
+            progress["offset"], progress["line"] = position.offset, position.line
+            progress["complete"] = position.final
+            progress["delivered"] += batch.delivered
+            progress["already_present"] += batch.already_present
+            for name in ("duplicates", "quarantined"):
+                progress[name] += batch.counts.get(name, 0)
+            if batch.spans:
+                starts = [span.start_time or 0 for span in batch.spans]
+                progress["earliest"] = _earliest(progress.get("earliest"), min(starts))
+                progress["latest"] = _latest(progress.get("latest"), max(starts))
+            progress["updated_at"] = utc_now()
+            self.store.save()
+
+        self.deliverer.run(self._batches(path, progress["offset"], progress["line"]), commit)
+
+    def _batches(self, path: Path, offset: int, line_no: int) -> Iterator[Batch]:
+        batch = Batch(spans=[], position=None, counts=Counter())
+        for line in read_lines(path, offset, line_no):
+            offset, line_no = line.end_offset, line.line_no
+            self.summary.read += 1
+            self._add(line, batch)
+            if len(batch.spans) >= self.batch_size:
+                batch.position = FilePosition(offset, line_no, final=False)
+                yield batch
+                batch = Batch(spans=[], position=None, counts=Counter())
+        batch.position = FilePosition(offset, line_no, final=True)
+        yield batch
+
+    def _add(self, line: SourceLine, batch: Batch) -> None:
+        try:
+            record = parse_record(decode_line(line))
+        except RecordError as exc:
+            self._reject(line, batch, str(exc))
+            return
+        span_id = span_id_for(self.options.project, record.log_id)
+        if span_id in self._seen:
+            batch.counts["duplicates"] += 1
+            self.summary.duplicates += 1
+            return
+        try:
+            span = to_span(record, self.options, self.resource)
+        except Exception as exc:  # a converter bug must not stop the run: keep the record
+            log.exception("conversion failed for log %s", record.log_id)
+            self._reject(line, batch, f"conversion failed: {type(exc).__name__}: {exc}")
+            return
+        self._seen.add(span_id)
+        self.summary.saw(record)
+        batch.spans.append(span)
+
+    def _reject(self, line: SourceLine, batch: Batch, reason: str) -> None:
+        self.quarantine.add(line.path, line.line_no, reason, line.data)
+        batch.counts["quarantined"] += 1
+
+
+def import_files(
+    files: list[Path],
+    settings: PhoenixSettings,
+    options: ConversionOptions,
+    state_dir: Path,
+    tuning: Tuning | None = None,
+    quarantine_path: Path | None = None,
+) -> RunSummary:
+    """Import `files` into Phoenix under the state lock; the entry point of `import`."""
+    store = StateStore(state_dir)
+    with store.locked():
+        quarantine = Quarantine(quarantine_path or default_quarantine_path(state_dir))
+        tuning = tuning or Tuning()
+        deliverer = Deliverer(SpanSender(settings), SpanReader(settings), tuning)
+        importer = FileImporter(deliverer, store, options, quarantine, tuning.batch_size)
+        try:
+            summary = importer.run(files)
+        finally:
+            store.doc["runs"]["import"] = {
+                "finished_at": utc_now(),
+                "project": options.project,
+                "endpoint": settings.base_url,
+                **importer.summary.to_dict(),
+            }
+            store.save()
+    return summary
+
+
+def default_quarantine_path(state_dir: Path) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return state_dir / "quarantine" / f"{stamp}-{os.getpid()}.jsonl"

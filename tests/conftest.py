@@ -1,0 +1,98 @@
+"""Shared fixtures: a real Phoenix server on a free loopback port, env isolation, helpers."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest.local_phoenix import LocalPhoenix
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_LOGS = REPO / "sample_logs"
+
+_ISOLATED_ENV = (
+    "PHOENIX_COLLECTOR_ENDPOINT",
+    "PHOENIX_API_KEY",
+    "PHOENIX_PROJECT_NAME",
+    "PHOENIX_CLIENT_HEADERS",
+    "INGEST_SESSION_KEY",
+    "INGEST_RETRY_DEADLINE",
+    "PORTKEY_API_KEY",
+    "PORTKEY_BASE_URL",
+    "PORTKEY_WORKSPACE",
+    "PORTKEY_GATEWAY_URL",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No test reads the developer's settings or writes to their state directory."""
+    for name in _ISOLATED_ENV:
+        monkeypatch.delenv(name, raising=False)
+    state_dir = tmp_path / "state"
+    monkeypatch.setenv("INGEST_STATE_DIR", str(state_dir))
+    return state_dir
+
+
+@pytest.fixture(scope="session")
+def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPhoenix]:
+    """One Phoenix for the tests that do not stop or reconfigure it."""
+    server = LocalPhoenix(tmp_path_factory.mktemp("phoenix")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def start_phoenix(tmp_path: Path) -> Iterator[Callable[..., LocalPhoenix]]:
+    """A factory for Phoenix servers a test may kill, restart or give special settings."""
+    started: list[LocalPhoenix] = []
+
+    def start(env: dict[str, str] | None = None, working_dir: Path | None = None,
+              port: int | None = None) -> LocalPhoenix:  # fmt: skip
+        server = LocalPhoenix(working_dir or tmp_path / f"phoenix-{len(started)}", port, env)
+        started.append(server.start())
+        return server
+
+    yield start
+    for server in started:
+        server.stop(kill=True)
+
+
+@pytest.fixture
+def project(request: pytest.FixtureRequest) -> str:
+    """A project name no other test uses (span ids are scoped by project)."""
+    return f"{request.node.name[:40]}-{secrets.token_hex(3)}"
+
+
+def read_spans(url: str, project: str, api_key: str | None = None) -> list[dict[str, Any]]:
+    """Every span of a project, read through arize-phoenix-client."""
+    import httpx
+    from phoenix.client import Client
+
+    client = Client(base_url=url, api_key=api_key)
+    try:
+        return list(client.spans.get_spans(project_identifier=project, limit=1_000_000))
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code == 404:
+            return []
+        raise
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
+            ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """Run the real console entry point in a subprocess (as cron would)."""
+    return subprocess.run(
+        [sys.executable, "-m", "ingest", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )

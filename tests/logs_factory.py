@@ -1,0 +1,78 @@
+"""Generated Portkey export records, for tests that need many logs (not a fixture file)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+BASE_TIME = datetime(2026, 8, 1, 9, 0, 0, tzinfo=timezone.utc)
+
+
+def js_date(moment: datetime) -> str:
+    """JavaScript Date.toString() in UTC, as Portkey's export files carry it."""
+    return moment.strftime("%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)")
+
+
+def make_log(index: int, start: datetime = BASE_TIME, prefix: str = "log") -> dict[str, Any]:
+    created = start + timedelta(seconds=index)
+    prompt, completion = 20 + index % 50, 5 + index % 17
+    return {
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{prefix}-{index}")),
+        "trace_id": f"trace-{prefix}-{index // 3}",
+        "created_at": js_date(created),
+        "request": {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": f"Question number {index}?"}],
+            "temperature": 0.2,
+        },
+        "response": {
+            "id": f"chatcmpl-{index}",
+            "object": "chat.completion",
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": f"Answer number {index}."},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            },
+        },
+        "is_success": True,
+        "ai_org": "openai",
+        "ai_model": "gpt-4o-mini",
+        "req_units": prompt,
+        "res_units": completion,
+        "total_units": prompt + completion,
+        "request_url": "https://api.openai.com/v1/chat/completions",
+        "cost": round((prompt * 0.015 + completion * 0.06) / 1000, 6),
+        "cost_currency": "USD",
+        "response_time": 300 + index % 700,
+        "response_status_code": 200,
+        "mode": "single",
+        "config": None,
+        "prompt_slug": None,
+        "metadata": {"_user": f"user-{index % 7}", "env": "test"},
+    }
+
+
+def write_jsonl(path: Path, records: Iterable[dict[str, Any] | str]) -> Path:
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            line = record if isinstance(record, str) else json.dumps(record)
+            handle.write(line + "\n")
+    return path
+
+
+def write_logs(path: Path, count: int, prefix: str = "log") -> list[dict[str, Any]]:
+    logs = [make_log(index, prefix=prefix) for index in range(count)]
+    write_jsonl(path, logs)
+    return logs
