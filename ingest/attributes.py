@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from operator import attrgetter
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -86,10 +87,11 @@ def build_span_facts(
     max_value_chars: int = 50_000,
 ) -> SpanFacts:
     """Name, attributes and status of the span for `record`."""
+    record = clean_facts(record)
     bodies = clean_bodies(record)
     request, response = bodies.request, bodies.response
     kind, operation = endpoint(record, request, response)
-    model = answering_model(record, response)
+    model = answering_model(record, request, response)
     status, message, error_type = outcome(record, response)
     truncated: list[str] = []
 
@@ -128,31 +130,62 @@ def build_span_facts(
 
 
 def clean_bodies(record: LogRecord) -> Bodies:
-    request, request_text = _clean_body(record.request)
-    response, response_text = _clean_body(record.response)
-    metadata, metadata_text = _clean_body(record.metadata) if record.metadata else ({}, None)
-    return Bodies(request, response, metadata, request_text, response_text, metadata_text)
+    """Request, response and metadata with secrets masked and NULs removed, with their
+    JSON text. Each is encoded once; most logs hold neither a NUL nor anything that looks
+    like a secret, which one scan of the encoded text proves, and then no copy is made."""
+    bodies = (record.request, record.response, record.metadata or None)
+    texts = [_encode(body) for body in bodies]
+    joined = "\n".join(text for text in texts if text is not None)
+    if "\\u0000" in joined or "\x00" in joined or might_contain_secret(joined):
+        cleaned = [_clean_body(body) for body in bodies]
+        bodies = tuple(body for body, _ in cleaned)
+        texts = [text for _, text in cleaned]
+    request, response, metadata = bodies
+    return Bodies(request, response, metadata or {}, *texts)
+
+
+# Free-text fields of the record that reach attributes, the span name or tags.
+_TEXT_FIELDS = (
+    "log_id", "trace_id", "ai_org", "ai_model", "request_url", "mode", "config", "prompt_slug",
+    "cost_currency", "cache_status", "virtual_key", "span_id", "parent_span_id", "span_name",
+)  # fmt: skip
+_text_fields = attrgetter(*_TEXT_FIELDS)
+
+
+def clean_facts(record: LogRecord) -> LogRecord:
+    """The record with secrets masked in its text fields (a URL may carry `?key=...`).
+    Ids are computed from the original record, so they never depend on this."""
+    values = _text_fields(record)
+    if not might_contain_secret("\n".join(value for value in values if value)):
+        return record
+    changes = {}
+    for name, value in zip(_TEXT_FIELDS, values, strict=True):
+        if value and (masked := redact_text(value)) != value:
+            changes[name] = masked
+    return replace(record, **changes)
+
+
+def _encode(body: Any) -> str | None:
+    if body is None or isinstance(body, str):
+        return body
+    return _json(body)
 
 
 def _clean_body(body: Any) -> tuple[Any, str | None]:
-    """Mask secrets and drop NULs (one copy), and encode the result as JSON once."""
     if body is None:
         return None, None
     if isinstance(body, str):
         text = redact_text(body.replace("\x00", ""))
         return text, text
-    # Keys first (a cheap walk); the regex walk over every string runs only when the
-    # encoded text could contain a secret at all.
-    cleaned = clean(body, text=False)
-    text = _json(cleaned)
-    if might_contain_secret(text):
-        cleaned = clean(cleaned, strip_nul=False)
-        text = _json(cleaned)
-    return cleaned, text
+    cleaned = clean(body)
+    return cleaned, _json(cleaned)
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
+    return _ENCODER.encode(value)
 
 
 # ---- kind, model, provider ---------------------------------------------------------------
@@ -190,7 +223,7 @@ def endpoint(record: LogRecord, request: Any, response: Any) -> tuple[str, str]:
         if "prompt" in request:
             return LLM, "text_completion"
         if "input" in request:
-            models = (answering_model(record, response), requested_model(record, request))
+            models = (answering_model(record, request, response), requested_model(record, request))
             if any(model and "embed" in model.lower() for model in models):
                 return EMBEDDING, "embeddings"
     return UNKNOWN, "request"
@@ -204,13 +237,13 @@ def _text_field(body: Any, key: str) -> str | None:
     return None
 
 
-def answering_model(record: LogRecord, response: Any) -> str | None:
+def answering_model(record: LogRecord, request: Any, response: Any) -> str | None:
     """The model that answered: response `model` (Gemini `modelVersion`), else the request's."""
     return (
         _text_field(response, "model")
         or _text_field(response, "modelVersion")
         or record.ai_model
-        or _text_field(record.request, "model")
+        or _text_field(request, "model")
     )
 
 
@@ -517,9 +550,10 @@ def _read_blocks(blocks: Iterable[Any], content: _Content) -> None:
         if isinstance(block, str):
             content.parts.append(("text", block))
             continue
-        if not isinstance(block, dict):
+        if not isinstance(block, dict) or block.get("thought") is True:  # Gemini thoughts
             continue
         kind = block.get("type")
+        kind = kind if isinstance(kind, str) else None
         if kind in _TEXT_TYPES or (kind is None and "text" in block):
             if isinstance(text := block.get("text"), str):
                 content.parts.append(("text", text))
@@ -537,7 +571,8 @@ def _read_blocks(blocks: Iterable[Any], content: _Content) -> None:
                 content.parts.append(("image", _image_url(url)))
         elif kind is None and isinstance(image := block.get("image"), dict):  # Bedrock
             data = _get(image.get("source"), "bytes")
-            content.parts.append(("image", _elided(f"image/{image.get('format', '*')}", data)))
+            mime = f"image/{image['format']}" if image.get("format") else None
+            content.parts.append(("image", _elided(mime, data)))
         elif kind is None and isinstance(inline := block.get("inlineData"), dict):  # Gemini
             if str(inline.get("mimeType", "")).startswith("image/"):
                 content.parts.append(("image", _elided(inline["mimeType"], inline.get("data"))))
@@ -832,35 +867,40 @@ def prompt_attributes(record: LogRecord) -> Iterator[Pair]:
         yield SA.PROMPT_ID, record.prompt_slug
 
 
+# `portkey.{name}` <- record field, in this order, each only when present.
+_FACTS: tuple[tuple[str, str], ...] = (
+    ("log_id", "log_id"),
+    ("trace_id", "trace_id"),
+    ("ai_org", "ai_org"),
+    ("ai_model", "ai_model"),
+    ("request_url", "request_url"),
+    ("mode", "mode"),
+    ("config", "config"),
+    ("prompt_slug", "prompt_slug"),
+    ("status_code", "status_code"),
+    ("is_success", "is_success"),
+    ("response_time_ms", "response_time_ms"),
+    ("cost", "cost"),
+    ("cost_currency", "cost_currency"),
+    ("req_units", "req_units"),
+    ("res_units", "res_units"),
+    ("total_units", "total_units"),
+    ("cache_status", "cache_status"),
+    ("retry_success_count", "retry_success_count"),
+    ("last_used_option_index", "last_used_option_index"),
+    ("virtual_key", "virtual_key"),
+    ("span_id", "span_id"),
+    ("parent_span_id", "parent_span_id"),
+    ("span_name", "span_name"),
+)
+_FACT_KEYS = tuple(f"{PORTKEY}.{name}" for name, _ in _FACTS)
+_fact_values = attrgetter(*(field for _, field in _FACTS))
+
+
 def portkey_attributes(record: LogRecord) -> Iterator[Pair]:
-    facts: tuple[tuple[str, Any], ...] = (
-        ("log_id", record.log_id),
-        ("trace_id", record.trace_id),
-        ("ai_org", record.ai_org),
-        ("ai_model", record.ai_model),
-        ("request_url", redact_text(record.request_url) if record.request_url else None),
-        ("mode", record.mode),
-        ("config", record.config),
-        ("prompt_slug", record.prompt_slug),
-        ("status_code", record.status_code),
-        ("is_success", record.is_success),
-        ("response_time_ms", record.response_time_ms),
-        ("cost", record.cost),
-        ("cost_currency", record.cost_currency),
-        ("req_units", record.req_units),
-        ("res_units", record.res_units),
-        ("total_units", record.total_units),
-        ("cache_status", record.cache_status),
-        ("retry_success_count", record.retry_success_count),
-        ("last_used_option_index", record.last_used_option_index),
-        ("virtual_key", record.virtual_key),
-        ("span_id", record.span_id),
-        ("parent_span_id", record.parent_span_id),
-        ("span_name", record.span_name),
-    )
-    for name, value in facts:
+    for key, value in zip(_FACT_KEYS, _fact_values(record), strict=True):
         if value is not None:
-            yield f"{PORTKEY}.{name}", value
+            yield key, value
     if record.warnings:
         # A warning quotes the dropped value, which may be anything the client sent.
         yield INGEST_WARNINGS, [redact_text(warning) for warning in record.warnings]
@@ -889,7 +929,9 @@ def bound_values(
     """Apply `bound_text` to every string (and string list item), noting the keys cut."""
     changed: dict[str, AttributeValue] = {}
     for key, value in attributes.items():
-        if isinstance(value, str):
+        if type(value) is str:
+            if len(value) <= max_chars and value.isascii() and "\x00" not in value:
+                continue  # the common case, checked without a call
             fixed, cut = bound_text(value, max_chars)
             if fixed is not value:
                 changed[key] = fixed

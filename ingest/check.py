@@ -10,7 +10,7 @@ import secrets
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ def _close(expected: Any, found: Any) -> bool:
 def _time(value: str | None) -> datetime | None:
     if not value:
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def _same_time(expected: Any, found: Any) -> bool:
@@ -172,6 +172,31 @@ def _trace_row(logs: dict[str, Any], ids: dict[str, str], stored: dict[str, Any]
     return row
 
 
+def _read_quarantine(path: Path | None) -> dict[int, str]:
+    if path is None or not path.exists():
+        return {}
+    entries = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines())
+    return {entry["line"]: entry["reason"] for entry in entries}
+
+
+def _quarantine_row(expected: list[dict[str, Any]], rejected: dict[int, str]) -> Row:
+    """Each expected rejection is in the quarantine file, at its line, for its reason."""
+    row = Row("quarantine reasons", len(expected), 0)
+    for want in expected:
+        reason = rejected.get(want["line"])
+        if reason is None:
+            row.problems.append(f"line {want['line']}: not quarantined")
+        elif want["reason_contains"] not in reason:
+            row.problems.append(
+                f"line {want['line']}: reason {reason!r} lacks {want['reason_contains']!r}"
+            )
+        else:
+            row.found += 1
+    if len(rejected) != len(expected):
+        row.problems.append(f"{len(rejected)} lines quarantined, {len(expected)} expected")
+    return row
+
+
 def print_table(rows: list[Row]) -> None:
     click.echo(f"  {'check':<20} {'expected':>9} {'found':>9}  result")
     for row in rows:
@@ -188,7 +213,7 @@ def run_check(settings: PhoenixSettings, logs_dir: Path | None, fresh_project: b
     logs_dir = logs_dir or sample_logs_dir()
     expected = load_expectations(logs_dir)
     if fresh_project:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         settings = replace(settings, project=f"portkey-check-{stamp}-{secrets.token_hex(2)}")
     files = expand_paths([logs_dir])
     click.echo(f"Importing {len(files)} files from {logs_dir} into project '{settings.project}' "
@@ -197,9 +222,12 @@ def run_check(settings: PhoenixSettings, logs_dir: Path | None, fresh_project: b
         summary = import_files(
             files, settings, ConversionOptions(project=settings.project), Path(state_dir)
         )
+        rejected = _read_quarantine(summary.quarantine_path)
     ids = [span_hex(span_id_for(settings.project, log_id)) for log_id in expected["logs"]]
     stored = {span["context"]["span_id"]: span for span in SpanReader(settings).fetch(ids)}
     rows = compare(expected, summary, stored, settings.project)
+    if "quarantine" in expected:
+        rows.append(_quarantine_row(expected["quarantine"], rejected))
     print_table(rows)
     passed = all(row.ok for row in rows)
     click.echo("check passed" if passed else "check FAILED")

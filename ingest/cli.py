@@ -200,7 +200,7 @@ def cli() -> None:
 
 
 @cli.command("import")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=True))
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @phoenix_options
 @project_option
 @conversion_options
@@ -268,7 +268,7 @@ def import_command(
 
 
 @cli.command("convert")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @project_option
 @conversion_options
 @click.option(

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -91,16 +91,16 @@ class RunSummary:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds") if moment else None
+    return moment.astimezone(UTC).isoformat(timespec="microseconds") if moment else None
 
 
 def _earliest(stored: str | None, start_ns: int) -> str:
-    moment = _iso(datetime.fromtimestamp(start_ns / 1e9, tz=timezone.utc)) or ""
+    moment = _iso(datetime.fromtimestamp(start_ns / 1e9, tz=UTC)) or ""
     return moment if stored is None else min(stored, moment)
 
 
 def _latest(stored: str | None, start_ns: int) -> str:
-    moment = _iso(datetime.fromtimestamp(start_ns / 1e9, tz=timezone.utc)) or ""
+    moment = _iso(datetime.fromtimestamp(start_ns / 1e9, tz=UTC)) or ""
     return moment if stored is None else max(stored, moment)
 
 
@@ -242,5 +242,5 @@ def import_files(
 
 
 def default_quarantine_path(state_dir: Path) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return state_dir / "quarantine" / f"{stamp}-{os.getpid()}.jsonl"

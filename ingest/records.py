@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .errors import RecordError
@@ -98,11 +98,13 @@ class _Notes:
 def parse_record(raw: Any) -> LogRecord:
     """Turn one decoded export line into a `LogRecord`, or raise `RecordError`."""
     if not isinstance(raw, Mapping):
-        raise RecordError(f"line is JSON but not an object (got {type(raw).__name__})")
+        raise RecordError(f"line is JSON but not an object (got {json_type(raw)})")
     notes = _Notes()
-    log_id = _text(raw, "id", notes)
-    if log_id is None and "_id" in raw:  # the single-log API calls it `_id`
-        log_id = _text(raw, "_id", notes)
+    id_field = "id" if not _missing(raw.get("id")) or "_id" not in raw else "_id"
+    raw_id = raw.get(id_field)  # the single-log API calls it `_id`
+    if not _missing(raw_id) and (not isinstance(raw_id, str | int) or isinstance(raw_id, bool)):
+        raise RecordError(f"no usable log id: field '{id_field}' is {_a(json_type(raw_id))}")
+    log_id = _text(raw, id_field, notes)
     if log_id is None:
         raise RecordError("no log id: field 'id' is missing or empty")
     created_at = _timestamp(raw.get("created_at"), notes)
@@ -142,6 +144,23 @@ def parse_record(raw: Any) -> LogRecord:
     )
 
 
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for messages users read."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
+
+
 def parse_timestamp(value: Any) -> datetime:
     """Parse a Portkey timestamp to aware UTC; raises `RecordError` when impossible."""
     return _timestamp(value, _Notes())
@@ -161,7 +180,7 @@ def _text(raw: Mapping[str, Any], name: str, notes: _Notes) -> str | None:
     if isinstance(value, str):
         return value.strip()
     if isinstance(value, bool) or not isinstance(value, int | float):
-        notes.dropped(name, value, f"expected a string, got {type(value).__name__}")
+        notes.dropped(name, value, f"expected a string, got {json_type(value)}")
         return None
     notes.coerced(name, "number->string")
     return str(value)
@@ -175,16 +194,21 @@ def _number(raw: Mapping[str, Any], name: str, notes: _Notes) -> float | None:
         notes.dropped(name, value, "expected a number, got a boolean")
         return None
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            notes.dropped(name, value, "too large")
+            return None
     elif isinstance(value, str):
         try:
             number = float(value.strip())
         except ValueError:
             notes.dropped(name, value, "not a number")
             return None
-        notes.coerced(name, "string->number")
+        if math.isfinite(number) and number >= 0:
+            notes.coerced(name, "string->number")
     else:
-        notes.dropped(name, value, f"expected a number, got {type(value).__name__}")
+        notes.dropped(name, value, f"expected a number, got {json_type(value)}")
         return None
     if not math.isfinite(number) or number < 0:
         notes.dropped(name, value, "not a finite, non-negative number")
@@ -227,7 +251,7 @@ def _body(raw: Mapping[str, Any], name: str, notes: _Notes) -> Any:
     if isinstance(value, str):
         try:
             decoded = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             notes.coerced(name, "kept-as-text")
             return value
         if isinstance(decoded, dict | list):
@@ -235,7 +259,7 @@ def _body(raw: Mapping[str, Any], name: str, notes: _Notes) -> Any:
             return decoded
         notes.coerced(name, "kept-as-text")
         return value
-    notes.dropped(name, value, f"expected an object, got {type(value).__name__}")
+    notes.dropped(name, value, f"expected an object, got {json_type(value)}")
     return None
 
 
@@ -245,11 +269,15 @@ def _metadata(raw: Mapping[str, Any], notes: _Notes) -> dict[str, Any]:
         return {}
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except ValueError:
+            decoded = json.loads(value)
+        except (ValueError, RecursionError):
             notes.dropped("metadata", value, "not valid JSON")
             return {}
+        if not isinstance(decoded, dict):
+            notes.dropped("metadata", value, "not a JSON object")
+            return {}
         notes.coerced("metadata", "json-string->object")
+        return decoded
     if not isinstance(value, dict):
         notes.dropped("metadata", value, "not a JSON object")
         return {}
@@ -266,11 +294,11 @@ def _timestamp(value: Any, notes: _Notes) -> datetime:
         seconds = value / 1000 if value > 1e11 else value
         notes.coerced("created_at", "epoch->datetime")
         try:
-            return datetime.fromtimestamp(seconds, tz=timezone.utc)
-        except (OverflowError, OSError, ValueError) as exc:
-            raise RecordError(f"no usable timestamp: created_at {value!r} is out of range") from exc
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise _out_of_range(value) from None
     if not isinstance(value, str):
-        raise RecordError(f"no usable timestamp: created_at is a {type(value).__name__}")
+        raise RecordError(f"no usable timestamp: created_at is {_a(json_type(value))}")
     text = value.strip()
     if match := _JS_DATE.match(text):
         return _from_js_date(match, text)
@@ -283,8 +311,15 @@ def _timestamp(value: Any, notes: _Notes) -> datetime:
         ) from None
     if parsed.tzinfo is None:
         notes.coerced("created_at", "no-timezone->UTC")
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise _out_of_range(text) from None
+
+
+def _out_of_range(value: Any) -> RecordError:
+    return RecordError(f"no usable timestamp: created_at {_preview(value)} is out of range")
 
 
 def _from_js_date(match: re.Match[str], text: str) -> datetime:
@@ -301,7 +336,10 @@ def _from_js_date(match: re.Match[str], text: str) -> datetime:
     offset = timedelta(hours=int(match["hh"]), minutes=int(match["mm"]))
     if match["sign"] == "-":
         offset = -offset
-    return (local - offset).replace(tzinfo=timezone.utc)
+    try:
+        return (local - offset).replace(tzinfo=UTC)
+    except OverflowError:
+        raise _out_of_range(text) from None
 
 
 def _preview(value: Any, limit: int = 60) -> str:

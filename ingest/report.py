@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -32,8 +32,8 @@ def phoenix_link(
     url = f"{settings.base_url}/projects/{quote(project_id, safe='')}"
     if earliest is None or latest is None:
         return url
-    start = earliest.astimezone(timezone.utc).replace(second=0, microsecond=0)
-    end = latest.astimezone(timezone.utc).replace(second=0, microsecond=0) + timedelta(minutes=2)
+    start = earliest.astimezone(UTC).replace(second=0, microsecond=0)
+    end = latest.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=2)
     query = {"timeRangeStart": _js_iso(start), "timeRangeEnd": _js_iso(end)}
     return f"{url}?{urlencode(query)}"
 

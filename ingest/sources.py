@@ -70,9 +70,11 @@ def decode_line(line: SourceLine) -> Any:
     except UnicodeDecodeError as exc:
         raise RecordError(f"not UTF-8 text (byte {exc.start})") from None
     try:
-        return json.loads(text)
+        return json.loads(text.removeprefix("\ufeff"))  # a UTF-8 BOM before the first line
     except ValueError as exc:
         raise RecordError(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise RecordError("not valid JSON: nested too deeply") from None
 
 
 def fingerprint(path: Path) -> str:

@@ -8,7 +8,7 @@ record and the options, so the same log always gives the same span.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from openinference.semconv.resource import ResourceAttributes
@@ -24,7 +24,7 @@ from .records import LogRecord
 SCOPE = InstrumentationScope("portkey-phoenix-ingest", __version__)
 SERVICE = "portkey-gateway"
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 

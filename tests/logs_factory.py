@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-BASE_TIME = datetime(2026, 8, 1, 9, 0, 0, tzinfo=timezone.utc)
+BASE_TIME = datetime(2026, 8, 1, 9, 0, 0, tzinfo=UTC)
 
 
 def js_date(moment: datetime) -> str:

@@ -129,9 +129,24 @@ consumes at most one fault: the first matching entry, in the order they were add
   body), `Fault.bad_line(index, text)` (that line is not JSON).
 A fault queued on a route it cannot apply to raises ValueError at once.
 
-Use: `with PortkeyDouble() as double: double.add_logs([make_log(...)])`. Thread-safe (one lock
-around all state); `stop()` shuts every server down and joins its thread. `errors` lists any
-exception raised inside the double (tests should assert it stays empty).
+Test-facing API
+- `with PortkeyDouble(**options) as double:` (or `start()`/`stop()`); options: `keys`,
+  `export_cap`, `job_polls`, `job_seconds`, `url_ttl`, `separate_gateway`, `workspaces`,
+  `default_workspace`, `analytics_bucket`. URLs: `base_url`, `gateway_base_url`,
+  `storage_base_url`; `api_key` is the first configured key.
+- `add_logs(records)`: full internal records, i.e. the 20 export fields, the 7 non-exportable
+  metrics (span_id, parent_span_id, span_name, cache_status, retry_success_count,
+  last_used_option_index, virtual_key), `workspace_slug` and optionally the other
+  AnalyticsMetrics fields. `created_at` must be an aware datetime (or ISO string with a zone);
+  unknown keys, naive times and duplicate ids raise ValueError. `make_log(created_at, **fields)`
+  builds a realistic record.
+- `requests`, `requests_to(route)`, `storage_requests`, `storage_saw_api_key`;
+  `export_item(id)` reads an export without counting a poll; `finish_export(id, outcome)`.
+- `js_date`, `iso_ms` and `parse_time` are the formats the double writes and reads.
+Thread-safe (one lock around all state); `stop()` shuts every server down (waking any slow
+fault) and joins its thread. `errors` lists any exception raised inside the double (tests should
+assert it stays empty). CHOSEN: on a separate gateway, `GET /logs/exports` is read as the log id
+"exports" (404 AB08), as a gateway serving only `/logs/:id` would.
 """
 
 from __future__ import annotations
@@ -147,12 +162,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-UTC = timezone.utc
+UTC = UTC
 
 # The `requested_data` enum, in spec order [2.2].
 EXPORT_FIELDS: tuple[str, ...] = (
@@ -185,9 +200,8 @@ DEFAULT_WORKSPACE = "ws-double-a1b2c3"
 ORGANISATION_ID = "6b4a1e0c-3f1d-4c59-9a7e-0d2b8c1f5e11"
 USER_ID = "0f3e6d2a-9b8c-4a71-8e5d-1c2b3a4f5e66"
 ALL_SCOPES: frozenset[str] = frozenset(
-    {"logs.export", "logs.list", "logs.view", "logs.read", "logs.write", "completions.write",
-     "analytics.view"}
-)  # fmt: skip
+    ("logs.export", "logs.list", "logs.view", "logs.read", "logs.write", "completions.write")
+) | {"analytics.view"}
 
 _LOG_READ_SCOPES = frozenset({"logs.view", "logs.read", "completions.write", "logs.write"})
 _EXPORT_SCOPES = frozenset({"logs.export"})

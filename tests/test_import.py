@@ -121,10 +121,14 @@ def test_importer_killed_repeatedly_then_rerun_holds_exactly_the_expected_spans(
     command = [sys.executable, "-m", "ingest", "import", str(tmp_path / "a.jsonl"),
                str(tmp_path / "b.jsonl"), "--endpoint", phoenix.url, "--project", project,
                "--batch-size", "100", "--max-in-flight", "300"]  # fmt: skip
-    for delay in (1.5, 3.0, 5.0, 8.0):  # during start-up, sending, verifying, the second file
+    # Killed during start-up, while sending, while verifying, and in the second file.
+    for spans_before_kill in (0, 1, 500, 900):
         process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)  # fmt: skip
-        time.sleep(delay)
+        if spans_before_kill:
+            _wait_for_spans(phoenix.url, project, spans_before_kill, timeout=180)
+        else:
+            time.sleep(0.5)
         process.send_signal(signal.SIGKILL)
         process.wait()
     state = json.loads((isolated_env / "state.json").read_text())

@@ -118,12 +118,6 @@ def test_decode_line_rejects_invalid_json_with_the_parser_reason(data: bytes) ->
     assert "line 1 column" in str(caught.value)
 
 
-@pytest.mark.xfail(
-    reason="sources.decode_line catches ValueError from json.loads but not RecursionError, so "
-    "one deeply nested line stops the whole file instead of being quarantined",
-    raises=RecursionError,
-    strict=True,
-)
 def test_a_deeply_nested_line_is_a_record_error_not_a_crash() -> None:
     with pytest.raises(RecordError):
         decode_line(line_of(b"[" * 100_000))
@@ -307,3 +301,9 @@ def test_every_non_blank_line_becomes_one_record_or_one_record_error(
         for no, _, _ in expected
     ]
     assert [line.end_offset for line in lines] == ends
+
+
+def test_a_utf8_bom_before_the_first_line_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"id": "a"}\n{"id": "b"}\n')
+    assert [decode_line(line)["id"] for line in read_lines(path)] == ["a", "b"]

@@ -1,0 +1,223 @@
+"""What a user sees: help, the convert format, check, status, errors and exit codes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ingest.cli import cli
+from ingest.ids import span_hex, span_id_for
+from ingest.local_phoenix import LocalPhoenix, free_port
+from tests.conftest import SAMPLE_LOGS, read_spans, run_cli
+from tests.logs_factory import write_jsonl, write_logs
+
+COMMANDS = ["import", "convert", "check", "status", "demo"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_examples(command: str) -> None:
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output
+
+
+def test_top_level_help_documents_exit_codes() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for code in ("0 all delivered", "3 finished, some records quarantined", "75 another run"):
+        assert code in result.output
+
+
+def test_convert_writes_one_documented_span_per_distinct_log() -> None:
+    result = CliRunner().invoke(cli, ["convert", str(SAMPLE_LOGS), "--project", "p"])
+    assert result.exit_code == 0, result.output
+    expected = json.loads((SAMPLE_LOGS / "EXPECTED.json").read_text())
+    spans = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(spans) == expected["spans"]
+    rfc3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+    for span in spans:
+        assert set(span) == {
+            "trace_id", "span_id", "parent_span_id", "name", "start_time", "end_time",
+            "status", "attributes", "resource",
+        }  # fmt: skip
+        assert re.fullmatch(r"[0-9a-f]{32}", span["trace_id"])
+        assert re.fullmatch(r"[0-9a-f]{16}", span["span_id"])
+        assert rfc3339.match(span["start_time"]) and rfc3339.match(span["end_time"])
+        assert span["status"]["code"] in {"OK", "ERROR", "UNSET"}
+        assert span["resource"]["openinference.project.name"] == "p"
+    by_id = {span["attributes"]["portkey.log_id"]: span for span in spans}
+    assert set(by_id) == set(expected["logs"])
+    for log_id, span in by_id.items():
+        assert span["span_id"] == span_hex(span_id_for("p", log_id))
+
+
+def test_convert_is_deterministic_and_project_scoped() -> None:
+    runner = CliRunner()
+    first = runner.invoke(cli, ["convert", str(SAMPLE_LOGS), "--project", "p"]).stdout
+    again = runner.invoke(cli, ["convert", str(SAMPLE_LOGS), "--project", "p"]).stdout
+    other = runner.invoke(cli, ["convert", str(SAMPLE_LOGS), "--project", "q"]).stdout
+    assert first == again
+    ids = {json.loads(line)["span_id"] for line in first.splitlines()}
+    assert ids.isdisjoint(json.loads(line)["span_id"] for line in other.splitlines())
+
+
+def test_convert_reports_rejected_lines_and_exits_3(tmp_path: Path) -> None:
+    quarantine = tmp_path / "q.jsonl"
+    result = CliRunner().invoke(
+        cli, ["convert", str(SAMPLE_LOGS / "malformed"), "--quarantine-file", str(quarantine)]
+    )
+    assert result.exit_code == 3
+    assert len(result.stdout.splitlines()) == 1
+    assert "bad-lines.jsonl:6: rejected: no log id: field 'id' is missing or empty" in result.stderr
+    assert len(quarantine.read_text().splitlines()) == 11
+
+
+def test_import_quarantines_bad_lines_with_file_line_and_reason(
+    phoenix: LocalPhoenix, project: str, tmp_path: Path
+) -> None:
+    quarantine = tmp_path / "rejected.jsonl"
+    result = run_cli(
+        "import", str(SAMPLE_LOGS / "malformed"), "--endpoint", phoenix.url,
+        "--project", project, "--quarantine-file", str(quarantine),
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert re.search(r"quarantined\s+11", result.stdout)
+    assert f"Quarantined records (with reasons): {quarantine}" in result.stdout
+    entries = [json.loads(line) for line in quarantine.read_text().splitlines()]
+    expected = json.loads((SAMPLE_LOGS / "malformed" / "EXPECTED.json").read_text())
+    assert [entry["line"] for entry in entries] == [e["line"] for e in expected["quarantine"]]
+    for entry, want in zip(entries, expected["quarantine"], strict=True):
+        assert entry["source"].endswith("bad-lines.jsonl")
+        assert want["reason_contains"] in entry["reason"]
+    (good,) = read_spans(phoenix.url, project)
+    assert "\x00" not in json.dumps(good), "NUL characters are stripped before sending"
+
+
+def test_check_passes_on_the_sample_logs_and_spans_hold_no_secret(
+    phoenix: LocalPhoenix, project: str
+) -> None:
+    result = run_cli("check", "--endpoint", phoenix.url, "--project", project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "check passed" in result.stdout
+    assert "FAIL" not in result.stdout
+    stored = json.dumps(read_spans(phoenix.url, project))
+    assert "sk-test-FAKE" not in stored
+
+
+def test_check_fails_on_a_wrong_or_missing_span(phoenix: LocalPhoenix, tmp_path: Path) -> None:
+    logs = shutil.copytree(
+        SAMPLE_LOGS, tmp_path / "logs", ignore=shutil.ignore_patterns("malformed")
+    )
+    expected = json.loads((logs / "EXPECTED.json").read_text())
+    wrong_id = next(iter(expected["logs"]))
+    expected["logs"][wrong_id]["model"] = "not-the-model"
+    expected["logs"]["00000000-0000-4000-8000-000000000000"] = {"model": "gpt-4o"}
+    (logs / "EXPECTED.json").write_text(json.dumps(expected))
+    result = run_cli("check", "--endpoint", phoenix.url, "--logs", str(logs))
+    assert result.returncode == 1
+    assert re.search(r"spans stored\s+70\s+69\s+FAIL", result.stdout)
+    assert f"FAIL model: {wrong_id}: model expected 'not-the-model'" in result.stdout
+    assert "00000000-0000-4000-8000-000000000000: span" in result.stdout
+    assert "not found in Phoenix" in result.stdout
+    assert "check FAILED" in result.stdout
+
+
+def test_status_shows_files_and_last_run(phoenix: LocalPhoenix, project: str,
+                                         tmp_path: Path) -> None:  # fmt: skip
+    write_logs(tmp_path / "export.jsonl", 5)
+    run_cli("import", str(tmp_path / "export.jsonl"), "--endpoint", phoenix.url,
+            "--project", project)  # fmt: skip
+    result = CliRunner().invoke(cli, ["status"])
+    assert result.exit_code == 0
+    assert f"{tmp_path / 'export.jsonl'}  [{project}]  done  delivered 5" in result.output
+    assert f"into '{project}' (ok): read 5, delivered 5" in result.output
+    as_json = json.loads(CliRunner().invoke(cli, ["status", "--json"]).output)
+    assert as_json["version"] == 1
+
+
+def test_unreachable_phoenix_fails_with_exit_1_and_says_what_to_do(tmp_path: Path) -> None:
+    write_logs(tmp_path / "export.jsonl", 3)
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run_cli("import", str(tmp_path / "export.jsonl"), "--endpoint", url,
+                     "--retry-deadline", "1")  # fmt: skip
+    assert result.returncode == 1
+    assert f"Error: Phoenix at {url} did not" in result.stderr
+    assert "(last error: connection refused)" in result.stderr
+    assert (
+        "Check that Phoenix is running and reachable (PHOENIX_COLLECTOR_ENDPOINT)" in result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_phoenix_keys_wrong_missing_and_right(start_phoenix, project: str, tmp_path: Path) -> None:
+    admin_secret = "admin-Secret-0123456789-abcdefghijkl"
+    server = start_phoenix(env={
+        "PHOENIX_ENABLE_AUTH": "true",
+        "PHOENIX_SECRET": "jwt-Secret-0123456789-abcdefghijklmn",
+        "PHOENIX_ADMIN_SECRET": admin_secret,
+    })  # fmt: skip
+    write_logs(tmp_path / "export.jsonl", 4)
+    args = (
+        "import",
+        str(tmp_path / "export.jsonl"),
+        "--endpoint",
+        server.url,
+        "--project",
+        project,
+    )
+    wrong_key = "wrong-key-that-must-never-be-printed-42"
+    result = run_cli(*args, env={"PHOENIX_API_KEY": wrong_key})
+    assert result.returncode == 1
+    assert (
+        f"Error: Phoenix at {server.url} rejected the API key (HTTP 401): "
+        "set PHOENIX_API_KEY (or --api-key) to a valid Phoenix API key." in result.stderr
+    )
+    assert wrong_key not in result.stdout + result.stderr
+
+    result = run_cli(*args)
+    assert result.returncode == 1
+    assert "requires authentication (HTTP 401)" in result.stderr
+
+    result = run_cli(*args, env={"PHOENIX_API_KEY": admin_secret})
+    assert result.returncode == 0, result.stderr
+    assert admin_secret not in result.stdout + result.stderr
+    assert len(read_spans(server.url, project, api_key=admin_secret)) == 4
+
+
+def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["import", str(tmp_path / "nope.jsonl")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+
+
+def test_corrupt_gzip_names_the_file(phoenix: LocalPhoenix, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.jsonl.gz"
+    data = gzip.compress(b'{"id": "x"}\n' * 1000)
+    broken.write_bytes(data[: len(data) // 2])
+    result = run_cli("import", str(broken), "--endpoint", phoenix.url)
+    assert result.returncode == 1
+    assert f"Error: cannot read {broken} after line" in result.stderr
+    assert "download it again" in result.stderr
+
+
+def test_corrupt_state_file_stops_with_advice(tmp_path: Path, isolated_env: Path) -> None:
+    isolated_env.mkdir(parents=True)
+    (isolated_env / "state.json").write_text("{not json")
+    write_jsonl(tmp_path / "export.jsonl", [])
+    result = run_cli("import", str(tmp_path / "export.jsonl"))
+    assert result.returncode == 1
+    assert f"Error: the state file {isolated_env / 'state.json'} is corrupt" in result.stderr
+    assert "Move it aside and rerun" in result.stderr
+
+
+def test_empty_project_name_is_a_usage_error(tmp_path: Path) -> None:
+    write_logs(tmp_path / "export.jsonl", 1)
+    result = CliRunner().invoke(cli, ["import", str(tmp_path / "export.jsonl"), "--project", " "])
+    assert result.exit_code == 2
+    assert "the Phoenix project name (--project / PHOENIX_PROJECT_NAME) is empty" in result.output
