@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 
@@ -411,8 +411,289 @@ def demo_command(
     _run(action)
 
 
+class Duration(click.ParamType):
+    """`90s`, `15m`, `2h`, `1d`, or plain seconds."""
+
+    name = "duration"
+    _units: ClassVar[dict[str, int]] = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        text = str(value).strip().lower()
+        unit = self._units.get(text[-1:], None)
+        number = text[:-1] if unit else text
+        try:
+            seconds = float(number) * (unit or 1)
+        except ValueError:
+            self.fail(f"{value!r} is not a duration like 90s, 15m, 2h or 1d", param, ctx)
+        if seconds < 0:
+            self.fail(f"{value!r} is negative", param, ctx)
+        return timedelta(seconds=seconds)
+
+
+class UtcDateTime(click.ParamType):
+    """An ISO-8601 date or date-time; without a time zone it is taken as UTC."""
+
+    name = "datetime"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO-8601 date or date-time (e.g. 2026-07-01 or "
+                      "2026-07-01T12:00:00Z)", param, ctx)  # fmt: skip
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class Shard(click.ParamType):
+    """`I/N`: this worker's share of a backfill (1 <= I <= N)."""
+
+    name = "I/N"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        index, _, count = str(value).partition("/")
+        try:
+            shard = int(index), int(count)
+        except ValueError:
+            self.fail(f"{value!r} is not I/N, e.g. 1/4", param, ctx)
+        if not 1 <= shard[0] <= shard[1]:
+            self.fail(f"{value!r}: I must be between 1 and N", param, ctx)
+        return shard
+
+
+portkey_options = _options(
+    click.option("--portkey-api-key", envvar="PORTKEY_API_KEY", show_envvar=True,
+                 help="Portkey API key with the logs.export scope. Never printed."),
+    click.option("--portkey-base-url", envvar="PORTKEY_BASE_URL", show_envvar=True,
+                 default="https://api.portkey.ai/v1", show_default=True,
+                 help="Portkey API (control plane) URL; self-hosted: your control plane URL."),
+    click.option("--workspace", envvar="PORTKEY_WORKSPACE", show_envvar=True, default=None,
+                 help="Portkey workspace slug to export from."),
+    click.option("--gateway-url", envvar="PORTKEY_GATEWAY_URL", show_envvar=True, default=None,
+                 help="Data plane URL for GET /logs/{id} (--enrich) [default: the base URL]."),
+    click.option("--window", type=Duration(), default="1d", show_default=True,
+                 help="Size of the export windows the range is cut into."),
+    click.option("--concurrency", type=click.IntRange(min=1, max=16), default=2,
+                 show_default=True, help="Export jobs in flight at once."),
+    click.option("--export-limit", type=click.IntRange(min=1, max=50_000), default=50_000,
+                 show_default=True, help="Logs per export job; bigger windows are split."),
+    click.option("--poll-interval", type=click.FloatRange(min=0.01), default=5.0,
+                 show_default=True, help="Seconds between export status polls."),
+    click.option("--portkey-retry-deadline", type=click.FloatRange(min=0.1), default=300.0,
+                 show_default=True, envvar="INGEST_PORTKEY_RETRY_DEADLINE", show_envvar=True,
+                 help="Seconds to keep retrying Portkey (429, 5xx, dropped connections)."),
+    click.option("--max-duration", type=Duration(), default=None,
+                 help="Start no new window after this long (e.g. 50m); the next run continues."),
+    click.option("--enrich", is_flag=True,
+                 help="Add span ids, cache status, retries and virtual key from GET /logs/{id}."),
+    click.option("--enrich-concurrency", type=click.IntRange(min=1, max=32), default=4,
+                 show_default=True, help="Parallel GET /logs/{id} requests."),
+    click.option("--enrich-rate", type=click.FloatRange(min=0.1), default=10.0,
+                 show_default=True, help="At most this many GET /logs/{id} per second."),
+)  # fmt: skip
+
+
+def _pull_settings(
+    phoenix: PhoenixSettings, state_dir: Path | None, tuning: Tuning, p: dict[str, Any],
+    session_key: str, max_messages: int, max_value_chars: int, quarantine_file: Path | None,
+) -> Any:  # fmt: skip
+    from .portkey import PortkeySettings
+    from .pull import PullSettings
+
+    if not p["portkey_api_key"]:
+        raise ConfigError(
+            "no Portkey API key: set PORTKEY_API_KEY (or --portkey-api-key) to a key with "
+            "the logs.export scope."
+        )
+    portkey = PortkeySettings(
+        api_key=p["portkey_api_key"],
+        base_url=p["portkey_base_url"].rstrip("/"),
+        workspace=p["workspace"] or None,
+        gateway_url=(p["gateway_url"] or "").rstrip("/") or None,
+        export_limit=p["export_limit"],
+        poll_interval_s=p["poll_interval"],
+        retry_deadline_s=p["portkey_retry_deadline"],
+        enrich_concurrency=p["enrich_concurrency"],
+        enrich_rate_per_s=p["enrich_rate"],
+    )
+    return PullSettings(
+        phoenix=phoenix,
+        options=_conversion(phoenix.project, session_key, max_messages, max_value_chars),
+        portkey=portkey,
+        state_dir=_state_dir(state_dir),
+        tuning=tuning,
+        window=p["window"],
+        concurrency=p["concurrency"],
+        max_duration_s=p["max_duration"].total_seconds() if p["max_duration"] is not None else None,
+        enrich=p["enrich"],
+        quarantine_path=quarantine_file,
+    )
+
+
+_PORTKEY_KEYS = ("portkey_api_key", "portkey_base_url", "workspace", "gateway_url", "window",
+                 "concurrency", "export_limit", "poll_interval", "portkey_retry_deadline",
+                 "max_duration", "enrich",
+                 "enrich_concurrency", "enrich_rate")  # fmt: skip
+
+
+def _report_pull(summary: Any, result: Any, info: dict[str, Any], phoenix: PhoenixSettings,
+                 as_json: bool, quiet: bool) -> int:  # fmt: skip
+    from .report import print_pull
+
+    print_pull(summary, result, info, phoenix, as_json=as_json, quiet=quiet)
+    return EXIT_QUARANTINED if summary.quarantined else EXIT_OK
+
+
+@cli.command("sync")
+@phoenix_options
+@project_option
+@portkey_options
+@click.option(
+    "--since",
+    type=UtcDateTime(),
+    default=None,
+    help="Start here instead of at the watermark [first run default: 24 hours ago].",
+)
+@click.option(
+    "--overlap",
+    type=Duration(),
+    default="15m",
+    show_default=True,
+    help="Re-read this much before the watermark, for logs Portkey indexed late.",
+)
+@click.option(
+    "--lag",
+    type=Duration(),
+    default="5m",
+    show_default=True,
+    help="Stay this far behind now: Portkey's export index lags by minutes.",
+)
+@conversion_options
+@state_option
+@delivery_options
+@click.option(
+    "--quarantine-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="JSONL file for rejected records [default: STATE_DIR/quarantine/].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@verbosity_options
+def sync_command(**kw: Any) -> None:
+    """The cron job: export new logs from Portkey and deliver them to Phoenix.
+
+    Reads the watermark from the state file, exports [watermark - overlap, now - lag),
+    delivers and verifies every span, then moves the watermark past each verified window.
+    A second sync started while one runs exits at once with code 75.
+
+    \b
+    Examples:
+      PORTKEY_API_KEY=... portkey-phoenix-ingest sync
+      portkey-phoenix-ingest sync --since 2026-07-01 --max-duration 50m
+    """  # fmt: skip
+    _setup_logging(kw["verbose"], kw["quiet"])
+
+    def action() -> int:
+        from .pull import sync
+
+        phoenix = _settings(kw["endpoint"], kw["api_key"], kw["project"], kw["retry_deadline"])
+        tuning = Tuning(batch_size=kw["batch_size"], max_in_flight=kw["max_in_flight"],
+                        grace_s=kw["verify_grace"])  # fmt: skip
+        pull = _pull_settings(
+            phoenix, kw["state_dir"], tuning, {k: kw[k] for k in _PORTKEY_KEYS},
+            kw["session_key"], kw["max_messages"], kw["max_value_chars"], kw["quarantine_file"],
+        )  # fmt: skip
+        summary, result, info = sync(pull, kw["since"], kw["overlap"], kw["lag"])
+        return _report_pull(summary, result, info, phoenix, kw["as_json"], kw["quiet"])
+
+    _run(action)
+
+
+@cli.command("backfill")
+@phoenix_options
+@project_option
+@portkey_options
+@click.option("--since", type=UtcDateTime(), required=True, help="Start of the range (inclusive).")
+@click.option("--until", type=UtcDateTime(), required=True, help="End of the range (exclusive).")
+@click.option(
+    "--advance-sync",
+    is_flag=True,
+    help="When the whole range is done, move the sync watermark to --until.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Plan the windows and print their totals; start no export job."
+)
+@click.option(
+    "--shard",
+    type=Shard(),
+    default=None,
+    help="Take every N-th window, starting with the I-th: N workers cover the range once. "
+    "Each shard keeps its own state under STATE_DIR/shards/.",
+)
+@conversion_options
+@state_option
+@delivery_options
+@click.option(
+    "--quarantine-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="JSONL file for rejected records [default: STATE_DIR/quarantine/].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@verbosity_options
+def backfill_command(**kw: Any) -> None:
+    """Export a date range from Portkey and deliver it to Phoenix; rerun to resume.
+
+    The range [--since, --until) is cut into windows (--window, one day by default); each
+    verified window is recorded, so rerunning the same command continues where it stopped.
+    The sync watermark is not moved unless --advance-sync is given.
+
+    \b
+    Examples:
+      portkey-phoenix-ingest backfill --since 2026-01-01 --until 2026-07-01
+      portkey-phoenix-ingest backfill --since 2026-06-01 --until 2026-06-02 --dry-run
+      portkey-phoenix-ingest backfill --since 2026-01-01 --until 2026-07-01 --concurrency 3 --enrich
+    """  # fmt: skip
+    _setup_logging(kw["verbose"], kw["quiet"])
+
+    def action() -> int:
+        from .pull import backfill, dry_run
+
+        if kw["since"] >= kw["until"]:
+            raise ConfigError("--since must be before --until.")
+        if kw["shard"] and kw["advance_sync"]:
+            raise ConfigError(
+                "--advance-sync cannot be used with --shard: no shard sees the whole range. "
+                "Run one unsharded `backfill ... --advance-sync` afterwards (it sends nothing new)."
+            )
+        phoenix = _settings(kw["endpoint"], kw["api_key"], kw["project"], kw["retry_deadline"])
+        tuning = Tuning(batch_size=kw["batch_size"], max_in_flight=kw["max_in_flight"],
+                        grace_s=kw["verify_grace"])  # fmt: skip
+        pull = _pull_settings(
+            phoenix, kw["state_dir"], tuning, {k: kw[k] for k in _PORTKEY_KEYS},
+            kw["session_key"], kw["max_messages"], kw["max_value_chars"], kw["quarantine_file"],
+        )  # fmt: skip
+        if kw["dry_run"]:
+            dry_run(pull, kw["since"], kw["until"], kw["shard"], as_json=kw["as_json"])
+            return EXIT_OK
+        summary, result, info = backfill(
+            pull, kw["since"], kw["until"], kw["advance_sync"], kw["shard"]
+        )
+        return _report_pull(summary, result, info, phoenix, kw["as_json"], kw["quiet"])
+
+    _run(action)
+
+
 def main() -> None:
     cli(prog_name="portkey-phoenix-ingest")
-
-
-__all__ = ["EXIT_FAILED", "cli", "json", "main"]

@@ -57,3 +57,30 @@ class StateLockedError(IngestError):
 
 class RecordError(ValueError):
     """One record cannot become a span; it is quarantined with this reason."""
+
+
+class PortkeyError(SourceError):
+    """Portkey refused a request or answered something unusable (the message names the endpoint).
+
+    `status` is the HTTP status and `code` Portkey's errorCode (e.g. AB01), when there was one.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+class PortkeyAuthError(PortkeyError):
+    """Portkey answered 401/403: the key is wrong or lacks a scope (`logs.export`, ...)."""
+
+
+class PortkeyUnavailableError(PortkeyError):
+    """Portkey kept failing (429, 5xx, connection trouble) until the retry deadline."""
+
+
+class PortkeyExportError(PortkeyError):
+    """An export job failed, stopped, hung, or could not be downloaded or understood."""
+
+
+class PortkeyLogNotFoundError(PortkeyError):
+    """`GET /logs/{id}` answered 404: Portkey has no log with that id (yet)."""

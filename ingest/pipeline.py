@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .delivery import Batch, Deliverer, Tuning
 from .errors import RecordError
@@ -104,6 +104,24 @@ def _latest(stored: str | None, start_ns: int) -> str:
     return moment if stored is None else max(stored, moment)
 
 
+_REJECTED = object()
+
+
+def _chunks(lines: Iterator[SourceLine], size: int) -> Iterator[list[SourceLine]]:
+    chunk: list[SourceLine] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class Enricher(Protocol):
+    def enrich(self, raws: list[dict[str, Any]]) -> None: ...
+
+
 @dataclass(frozen=True)
 class FilePosition:
     offset: int
@@ -121,6 +139,7 @@ class FileImporter:
         options: ConversionOptions,
         quarantine: Quarantine,
         batch_size: int,
+        enricher: Enricher | None = None,
     ) -> None:
         self.deliverer = deliverer
         self.store = store
@@ -129,31 +148,38 @@ class FileImporter:
         self.batch_size = batch_size
         self.resource = make_resource(options.project)
         self.summary = RunSummary(quarantine_path=quarantine.path)
+        self.enricher = enricher
         self._seen: set[int] = set()  # span ids of this run: a log id seen twice is sent once
+        self._started = time.monotonic()
 
     def run(self, files: list[Path]) -> RunSummary:
-        started = time.monotonic()
         try:
             for path in files:
-                self._import_file(path)
+                self.import_file(path)
         finally:
-            self.quarantine.close()
-            self.summary.elapsed_s = time.monotonic() - started
-            self.summary.quarantined = self.quarantine.count
-            self.summary.retried = self.deliverer.sender.retries
-            self.summary.resent = self.deliverer.stats.resent
-            self.summary.delivered = self.deliverer.stats.delivered
-            self.summary.already_present = self.deliverer.stats.already_present
+            self.finish()
         return self.summary
 
-    def _import_file(self, path: Path) -> None:
+    def finish(self) -> RunSummary:
+        """Close the quarantine file and fill in the summary's delivery figures."""
+        self.quarantine.close()
+        self.summary.elapsed_s = time.monotonic() - self._started
+        self.summary.quarantined = self.quarantine.count
+        self.summary.retried = self.deliverer.sender.retries
+        self.summary.resent = self.deliverer.stats.resent
+        self.summary.delivered = self.deliverer.stats.delivered
+        self.summary.already_present = self.deliverer.stats.already_present
+        return self.summary
+
+    def import_file(self, path: Path) -> dict[str, Any]:
+        """Deliver one file (resuming after its last verified line); return its progress."""
         self.summary.files += 1
         progress = self.store.file_progress(self.options.project, fingerprint(path), path)
         self.summary.widen(progress.get("earliest"), progress.get("latest"))
         if progress["complete"]:
             self.summary.files_already_done += 1
             log.info("%s: already imported into %s, skipped", path, self.options.project)
-            return
+            return progress
         if progress["offset"]:
             log.info("%s: resuming after line %d", path, progress["line"])
 
@@ -173,13 +199,19 @@ class FileImporter:
             self.store.save()
 
         self.deliverer.run(self._batches(path, progress["offset"], progress["line"]), commit)
+        return progress
 
     def _batches(self, path: Path, offset: int, line_no: int) -> Iterator[Batch]:
         batch = Batch(spans=[], position=None, counts=Counter())
-        for line in read_lines(path, offset, line_no):
-            offset, line_no = line.end_offset, line.line_no
-            self.summary.read += 1
-            self._add(line, batch)
+        for chunk in _chunks(read_lines(path, offset, line_no), self.batch_size):
+            self.summary.read += len(chunk)
+            decoded = [self._decode(line, batch) for line in chunk]
+            if self.enricher is not None:
+                self.enricher.enrich([raw for raw in decoded if isinstance(raw, dict)])
+            for line, raw in zip(chunk, decoded, strict=True):
+                if raw is not _REJECTED:
+                    self._add(line, raw, batch)
+            offset, line_no = chunk[-1].end_offset, chunk[-1].line_no
             if len(batch.spans) >= self.batch_size:
                 batch.position = FilePosition(offset, line_no, final=False)
                 yield batch
@@ -187,9 +219,16 @@ class FileImporter:
         batch.position = FilePosition(offset, line_no, final=True)
         yield batch
 
-    def _add(self, line: SourceLine, batch: Batch) -> None:
+    def _decode(self, line: SourceLine, batch: Batch) -> Any:
         try:
-            record = parse_record(decode_line(line))
+            return decode_line(line)
+        except RecordError as exc:
+            self._reject(line, batch, str(exc))
+            return _REJECTED
+
+    def _add(self, line: SourceLine, raw: Any, batch: Batch) -> None:
+        try:
+            record = parse_record(raw)
         except RecordError as exc:
             self._reject(line, batch, str(exc))
             return

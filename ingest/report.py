@@ -13,6 +13,7 @@ import requests
 if TYPE_CHECKING:
     from .phoenix import PhoenixSettings
     from .pipeline import RunSummary
+    from .pull import PullResult
     from .state import StateStore
 
 
@@ -121,4 +122,34 @@ def print_status(store: StateStore, as_json: bool = False) -> None:
             f"read {run.get('read')}, delivered {run.get('delivered')}, "
             f"already present {run.get('already_present')}, "
             f"quarantined {run.get('quarantined')}"
+        )
+
+
+def print_pull(
+    summary: RunSummary,
+    result: PullResult,
+    info: dict[str, Any],
+    settings: PhoenixSettings,
+    as_json: bool = False,
+    quiet: bool = False,
+) -> None:
+    """The summary of a `sync` or `backfill`: the import summary plus the windows."""
+    if as_json:
+        link = phoenix_link(settings, project_id(settings), summary.earliest, summary.latest)
+        payload = {**summary.to_dict(), **result.to_dict(), **info}
+        click.echo(json.dumps({**payload, "project": settings.project, "link": link}))
+        return
+    if not quiet:
+        click.echo(
+            f"Range {info['since']} .. {info['until']}: {result.windows_planned} windows, "
+            f"{result.windows_done} done now, {result.windows_skipped} done before, "
+            f"{result.export_files} export files, {result.logs_exported} logs exported"
+        )
+        if info.get("watermark"):
+            click.echo(f"Sync watermark: {info['watermark']}")
+    print_summary(summary, settings, quiet=quiet)
+    if result.stopped_early:
+        click.echo(
+            f"Stopped at --max-duration with {result.windows_remaining} windows left: "
+            "the next run continues from there."
         )

@@ -169,3 +169,16 @@ class StateStore:
         )
         entry["path"] = str(path)
         return entry
+
+    def forget_file(self, path: Path) -> None:
+        """Drop the progress of a downloaded export file once its window is committed."""
+        files = self.doc["files"]
+        for key in [key for key, entry in files.items() if entry.get("path") == str(path)]:
+            del files[key]
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A top-level section of the document ("sync", "backfills", ...), created empty."""
+        value = self.doc.setdefault(name, {})
+        if not isinstance(value, dict):
+            raise self._corrupt(f"its '{name}' section is not an object")
+        return value
