@@ -12,7 +12,8 @@ for PostgreSQL). Then, each on a fresh database:
   shard i to Phoenix i and verifying through it.
 
 The logs are split into two files by line (shard-0, shard-1): `import` has no `--shard`
-option, so sharding is by file. Both setups write into one project, created beforehand
+option, so sharding is by file (`backfill --shard I/N` shards export windows, but needs a
+Portkey API to export from). Both setups write into one project, created beforehand
 through the REST API so the two replicas do not race to create it.
 rate = logs / wall time from the workers' start until the last one exits (verification
 included). Target: 2 x 2 close to twice 1 x 1.

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class Sender(Protocol):
     retries: int
 
-    def send(self, spans: list[ReadableSpan]) -> None: ...
+    def send(self, spans: list[ReadableSpan]) -> int: ...
 
 
 class Reader(Protocol):
@@ -40,6 +40,7 @@ class Reader(Protocol):
 class Tuning:
     batch_size: int = 500  # spans per OTLP request
     max_in_flight: int = 4000  # unverified spans; well under Phoenix's 20,000 queue
+    max_in_flight_bytes: int = 64 << 20  # and their encoded size: large logs bound memory
     grace_s: float = 30.0  # no progress for this long -> re-send what is missing
     max_resends: int = 5  # per batch, before giving up with VerificationError
     min_poll_s: float = 0.2
@@ -57,6 +58,7 @@ class Batch:
     already_present: int = 0
     delivered: int = 0
     awaiting: dict[str, ReadableSpan] = field(default_factory=dict)
+    sent_bytes: int = 0
 
 
 @dataclass
@@ -90,17 +92,17 @@ class Deliverer:
         for batch in batches:
             self._submit(batch)
             pending.append(batch)
-            while pending and (
-                not pending[0].awaiting or self._in_flight(pending) > self.tuning.max_in_flight
-            ):
+            while pending and (not pending[0].awaiting or self._over_budget(pending)):
                 self._settle(pending.popleft(), commit)
         while pending:
             self._settle(pending.popleft(), commit)
         return self.stats
 
-    @staticmethod
-    def _in_flight(pending: deque[Batch]) -> int:
-        return sum(len(batch.awaiting) for batch in pending)
+    def _over_budget(self, pending: deque[Batch]) -> bool:
+        unverified = [batch for batch in pending if batch.awaiting]
+        spans = sum(len(batch.awaiting) for batch in unverified)
+        size = sum(batch.sent_bytes for batch in unverified)
+        return spans > self.tuning.max_in_flight or size > self.tuning.max_in_flight_bytes
 
     def _submit(self, batch: Batch) -> None:
         self.stats.batches += 1
@@ -112,7 +114,7 @@ class Deliverer:
             for span_id in present:
                 del by_id[span_id]
         if by_id:
-            self.sender.send(list(by_id.values()))
+            batch.sent_bytes = self.sender.send(list(by_id.values()))
             self.stats.sent += len(by_id)
         batch.awaiting = by_id
 

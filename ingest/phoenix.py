@@ -11,7 +11,10 @@ package is installed beside it.
 from __future__ import annotations
 
 import email.utils
+import importlib.util
+import sys
 import time
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -179,12 +182,14 @@ class SpanSender:
     def retries(self) -> int:
         return self._retrier.retries
 
-    def send(self, spans: Sequence[ReadableSpan]) -> None:
-        """Deliver one batch into Phoenix's queue (not yet durable: verify afterwards)."""
+    def send(self, spans: Sequence[ReadableSpan]) -> int:
+        """Deliver one batch into Phoenix's queue (not yet durable: verify afterwards).
+        Returns the size of the request body in bytes."""
         if not spans:
-            return
+            return 0
         body = encode_spans(spans).SerializeToString()
         self._retrier.call("accept spans", lambda: self._post(body))
+        return len(body)
 
     def _post(self, body: bytes) -> None:
         try:
@@ -208,6 +213,25 @@ def _connection_reason(exc: Exception) -> str:
     return type(exc).__name__
 
 
+def import_phoenix_client() -> type[Client]:
+    """`phoenix.client.Client`, without running `phoenix/__init__.py`.
+
+    With the Phoenix server package installed beside the client (the `server` extra), that
+    file imports the whole server: 5-9 s and ~380 MB before the first read. The client does
+    not need it, so the `phoenix` namespace is set up bare and only `phoenix.client` loads.
+    """
+    if "phoenix" not in sys.modules:
+        spec = importlib.util.find_spec("phoenix")  # locates the package, runs nothing
+        if spec is not None and spec.submodule_search_locations is not None:
+            namespace = types.ModuleType("phoenix")
+            namespace.__path__ = list(spec.submodule_search_locations)
+            namespace.__spec__ = spec
+            sys.modules["phoenix"] = namespace
+    from phoenix.client import Client
+
+    return Client
+
+
 class SpanReader:
     """Reads spans back from a Phoenix project through `arize-phoenix-client`."""
 
@@ -221,8 +245,7 @@ class SpanReader:
     @property
     def client(self) -> Client:
         if self._client is None:
-            from phoenix.client import Client  # slow import: only when Phoenix is read
-
+            Client = import_phoenix_client()
             self._client = Client(
                 base_url=self.settings.base_url,
                 api_key=self.settings.api_key,

@@ -104,7 +104,12 @@ def _latest(stored: str | None, start_ns: int) -> str:
     return moment if stored is None else max(stored, moment)
 
 
-_REJECTED = object()
+def _decode(line: SourceLine) -> Any:
+    """The line's JSON value, or the RecordError saying why it has none."""
+    try:
+        return decode_line(line)
+    except RecordError as exc:
+        return exc
 
 
 def _chunks(lines: Iterator[SourceLine], size: int) -> Iterator[list[SourceLine]]:
@@ -149,7 +154,9 @@ class FileImporter:
         self.resource = make_resource(options.project)
         self.summary = RunSummary(quarantine_path=quarantine.path)
         self.enricher = enricher
-        self._seen: set[int] = set()  # span ids of this run: a log id seen twice is sent once
+        # Span ids of the current file: a log id seen twice is sent once. Kept per file so
+        # memory stays flat over a long backfill; across files, the pre-check catches repeats.
+        self._seen: set[int] = set()
         self._started = time.monotonic()
 
     def run(self, files: list[Path]) -> RunSummary:
@@ -174,6 +181,7 @@ class FileImporter:
     def import_file(self, path: Path) -> dict[str, Any]:
         """Deliver one file (resuming after its last verified line); return its progress."""
         self.summary.files += 1
+        self._seen.clear()
         progress = self.store.file_progress(self.options.project, fingerprint(path), path)
         self.summary.widen(progress.get("earliest"), progress.get("latest"))
         if progress["complete"]:
@@ -205,11 +213,13 @@ class FileImporter:
         batch = Batch(spans=[], position=None, counts=Counter())
         for chunk in _chunks(read_lines(path, offset, line_no), self.batch_size):
             self.summary.read += len(chunk)
-            decoded = [self._decode(line, batch) for line in chunk]
+            decoded = [_decode(line) for line in chunk]
             if self.enricher is not None:
                 self.enricher.enrich([raw for raw in decoded if isinstance(raw, dict)])
             for line, raw in zip(chunk, decoded, strict=True):
-                if raw is not _REJECTED:
+                if isinstance(raw, RecordError):
+                    self._reject(line, batch, str(raw))
+                else:
                     self._add(line, raw, batch)
             offset, line_no = chunk[-1].end_offset, chunk[-1].line_no
             if len(batch.spans) >= self.batch_size:
@@ -218,13 +228,6 @@ class FileImporter:
                 batch = Batch(spans=[], position=None, counts=Counter())
         batch.position = FilePosition(offset, line_no, final=True)
         yield batch
-
-    def _decode(self, line: SourceLine, batch: Batch) -> Any:
-        try:
-            return decode_line(line)
-        except RecordError as exc:
-            self._reject(line, batch, str(exc))
-            return _REJECTED
 
     def _add(self, line: SourceLine, raw: Any, batch: Batch) -> None:
         try:

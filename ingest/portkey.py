@@ -28,7 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -627,6 +627,24 @@ class PortkeyClient:
             finally:
                 for _, future in pending:
                     future.cancel()
+
+    # ---- analytics
+
+    def analytics(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """`GET /analytics/...` (e.g. `/analytics/graphs/requests`) with these query
+        parameters, plus `workspace_slug` when a workspace is set; the JSON answer."""
+        query = dict(params)
+        if self.settings.workspace:
+            query["workspace_slug"] = self.settings.workspace
+        try:
+            return self._call("GET", f"{path}?{urlencode(query)}")
+        except PortkeyAuthError as exc:
+            raise PortkeyAuthError(
+                f"Portkey refused GET {path} (HTTP {exc.status}): PORTKEY_API_KEY needs the "
+                "`analytics.view` scope to read analytics.",
+                status=exc.status,
+                code=exc.code,
+            ) from None
 
     # ---- HTTP
 

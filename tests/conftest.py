@@ -74,9 +74,10 @@ def project(request: pytest.FixtureRequest) -> str:
 def read_spans(url: str, project: str, api_key: str | None = None) -> list[dict[str, Any]]:
     """Every span of a project, read through arize-phoenix-client."""
     import httpx
-    from phoenix.client import Client
 
-    client = Client(base_url=url, api_key=api_key)
+    from ingest.phoenix import import_phoenix_client
+
+    client = import_phoenix_client()(base_url=url, api_key=api_key)
     try:
         return list(client.spans.get_spans(project_identifier=project, limit=1_000_000))
     except httpx.HTTPStatusError as exc:

@@ -156,6 +156,7 @@ def test_sync_repeatedly_with_new_and_late_logs_lands_every_log_once(
 
     result, three = pull("sync", double, phoenix, project, "--lag", "0s")
     assert result.returncode == 0, result.stderr
+    assert three["delivered"] == 1, "the log younger than the lag, now that --lag is 0"
     ids = stored(phoenix, project)
     assert len(ids) == len(set(ids)) == 9
     assert set(ids) == ids_of(project, first + late + new + too_new)
@@ -186,12 +187,20 @@ def test_two_syncs_at_once_the_second_exits_75_and_changes_nothing(
     first = subprocess.Popen(command, cwd=REPO, env={**_env(), **portkey_env(double)},
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     _wait_until(lambda: double.requests_to("GET /logs/exports/{id}"))
-    before = (isolated_env / "state.json").read_bytes() if (isolated_env / "state.json").exists() else None
+    before = (
+        (isolated_env / "state.json").read_bytes()
+        if (isolated_env / "state.json").exists()
+        else None
+    )
     second = run_cli(*command[3:], env=portkey_env(double))
     assert second.returncode == 75
     assert "another portkey-phoenix-ingest run (pid" in second.stderr
     assert "this run changed nothing" in second.stderr
-    after = (isolated_env / "state.json").read_bytes() if (isolated_env / "state.json").exists() else None
+    after = (
+        (isolated_env / "state.json").read_bytes()
+        if (isolated_env / "state.json").exists()
+        else None
+    )
     assert before == after
     double.faults.clear()
     first.communicate(timeout=120)
@@ -318,3 +327,42 @@ def test_enrichment_adds_gateway_facts_without_changing_ids_and_is_cached(
         assert span["attributes"]["portkey.cache_status"] == "HIT"
         assert span["attributes"]["portkey.retry_success_count"] == 2
         assert span["attributes"]["portkey.virtual_key"] == "vk-openai-1"
+
+
+def test_two_shards_cover_the_range_exactly_once_one_after_the_other_and_at_once(
+    double: PortkeyDouble, phoenix: LocalPhoenix, project: str
+) -> None:
+    logs = spread(DAY0, 96, timedelta(hours=1))  # 24 logs on each of 4 days
+    double.add_logs(logs)
+    args = ("--since", "2026-07-01", "--until", "2026-07-05")
+    for shard in ("1/2", "2/2"):
+        result, summary = pull("backfill", double, phoenix, project, *args, "--shard", shard)
+        assert result.returncode == 0, result.stderr
+        assert (summary["windows_done"], summary["shard"]) == (2, shard)
+    ids = stored(phoenix, project)
+    assert len(ids) == len(set(ids)) == 96 and set(ids) == ids_of(project, logs)
+
+    together = f"{project}-together"
+    command = [sys.executable, "-m", "ingest", "backfill", *args, "--endpoint", phoenix.url,
+               "--project", together, "--poll-interval", "0.02",
+               "--export-limit", "50"]  # fmt: skip
+    env = {**_env(), **portkey_env(double)}
+    workers = [
+        subprocess.Popen([*command, "--shard", shard], cwd=REPO, env=env, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for shard in ("1/2", "2/2")
+    ]  # fmt: skip
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=300)
+        assert worker.returncode == 0, stderr
+    ids = stored(phoenix, together)
+    assert len(ids) == len(set(ids)) == 96 and set(ids) == ids_of(together, logs)
+
+
+def test_shard_with_advance_sync_is_refused(double: PortkeyDouble, phoenix: LocalPhoenix) -> None:
+    result = run_cli(
+        "backfill", "--since", "2026-07-01", "--until", "2026-07-02", "--shard", "1/2",
+        "--advance-sync", "--endpoint", phoenix.url, env=portkey_env(double),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--advance-sync cannot be used with --shard" in result.stderr
