@@ -104,6 +104,11 @@ state_option = click.option(
 
 delivery_options = _options(
     click.option(
+        "--no-annotations",
+        is_flag=True,
+        help="Do not write the gateway annotations (billed cost, cache, routing, outcome).",
+    ),
+    click.option(
         "--batch-size",
         type=click.IntRange(min=1, max=5000),
         default=Tuning.batch_size,
@@ -227,6 +232,7 @@ def import_command(
     batch_size: int,
     max_in_flight: int,
     verify_grace: float,
+    no_annotations: bool,
     quarantine_file: Path | None,
     as_json: bool,
     verbose: int,
@@ -259,8 +265,9 @@ def import_command(
             raise ConfigError(f"no export files (*.jsonl, *.jsonl.gz) found in {files[0]}.")
         tuning = Tuning(batch_size=batch_size, max_in_flight=max_in_flight, grace_s=verify_grace)
         summary = import_files(
-            paths, settings, options, _state_dir(state_dir), tuning, quarantine_file
-        )
+            paths, settings, options, _state_dir(state_dir), tuning, quarantine_file,
+            annotate=not no_annotations,
+        )  # fmt: skip
         print_summary(summary, settings, as_json=as_json, quiet=quiet)
         return EXIT_QUARANTINED if summary.quarantined else EXIT_OK
 
@@ -507,6 +514,7 @@ portkey_options = _options(
 def _pull_settings(
     phoenix: PhoenixSettings, state_dir: Path | None, tuning: Tuning, p: dict[str, Any],
     session_key: str, max_messages: int, max_value_chars: int, quarantine_file: Path | None,
+    annotate: bool = True,
 ) -> Any:  # fmt: skip
     from .portkey import PortkeySettings
     from .pull import PullSettings
@@ -537,6 +545,7 @@ def _pull_settings(
         concurrency=p["concurrency"],
         max_duration_s=p["max_duration"].total_seconds() if p["max_duration"] is not None else None,
         enrich=p["enrich"],
+        annotate=annotate,
         quarantine_path=quarantine_file,
     )
 
@@ -613,6 +622,7 @@ def sync_command(**kw: Any) -> None:
         pull = _pull_settings(
             phoenix, kw["state_dir"], tuning, {k: kw[k] for k in _PORTKEY_KEYS},
             kw["session_key"], kw["max_messages"], kw["max_value_chars"], kw["quarantine_file"],
+            not kw["no_annotations"],
         )  # fmt: skip
         summary, result, info = sync(pull, kw["since"], kw["overlap"], kw["lag"])
         return _report_pull(summary, result, info, phoenix, kw["as_json"], kw["quiet"])
@@ -683,6 +693,7 @@ def backfill_command(**kw: Any) -> None:
         pull = _pull_settings(
             phoenix, kw["state_dir"], tuning, {k: kw[k] for k in _PORTKEY_KEYS},
             kw["session_key"], kw["max_messages"], kw["max_value_chars"], kw["quarantine_file"],
+            not kw["no_annotations"],
         )  # fmt: skip
         if kw["dry_run"]:
             dry_run(pull, kw["since"], kw["until"], kw["shard"], as_json=kw["as_json"])

@@ -36,6 +36,10 @@ class Reader(Protocol):
     def existing(self, span_ids: Iterable[str]) -> set[str]: ...
 
 
+class Annotator(Protocol):
+    def annotate(self, spans: list[ReadableSpan]) -> bool: ...
+
+
 @dataclass(frozen=True)
 class Tuning:
     batch_size: int = 500  # spans per OTLP request
@@ -59,6 +63,7 @@ class Batch:
     delivered: int = 0
     awaiting: dict[str, ReadableSpan] = field(default_factory=dict)
     sent_bytes: int = 0
+    annotated: bool | None = None  # None: not asked for
 
 
 @dataclass
@@ -78,9 +83,11 @@ class Deliverer:
         tuning: Tuning | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        annotator: Annotator | None = None,
     ) -> None:
         self.sender = sender
         self.reader = reader
+        self.annotator = annotator
         self.tuning = tuning or Tuning()
         self.clock = clock
         self.sleep = sleep
@@ -152,6 +159,10 @@ class Deliverer:
             self.sender.send(list(batch.awaiting.values()))
             self.stats.resent += len(batch.awaiting)
             last_progress = self.clock()
+        if self.annotator is not None and batch.spans:
+            # After verification (annotations need stored spans), before the commit, so a
+            # crash re-annotates; a failure is counted and never holds the spans back.
+            batch.annotated = self.annotator.annotate(batch.spans)
         commit(batch)
 
     def _poll_interval(self, awaiting: int) -> float:

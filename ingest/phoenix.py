@@ -253,6 +253,11 @@ class SpanReader:
             )
         return self._client
 
+    @property
+    def project_path(self) -> str:
+        """The project name as a URL path segment (names may hold spaces or slashes)."""
+        return quote(self.settings.project, safe="")
+
     def existing(self, span_ids: Iterable[str]) -> set[str]:
         """Which of these span ids (16-hex) Phoenix has stored in the project."""
         return {span["context"]["span_id"] for span in self.fetch(span_ids)}
@@ -271,7 +276,7 @@ class SpanReader:
 
         try:
             spans = self.client.spans.get_spans(
-                project_identifier=quote(self.settings.project, safe=""),
+                project_identifier=self.project_path,
                 span_ids=chunk,
                 limit=len(chunk),
                 timeout=int(self.settings.request_timeout_s),

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from .annotations import SpanAnnotator
 from .delivery import Batch, Deliverer, Tuning
 from .errors import RecordError
 from .ids import span_id_for
@@ -41,6 +42,8 @@ class RunSummary:
     quarantined: int = 0
     retried: int = 0  # HTTP retries towards Phoenix
     resent: int = 0  # spans sent again because Phoenix lost them after acknowledging
+    annotations: int = 0  # gateway annotations written and read back
+    annotation_failures: int = 0
     coercions: Counter[str] = field(default_factory=Counter)
     records_with_warnings: int = 0
     elapsed_s: float = 0.0
@@ -80,6 +83,8 @@ class RunSummary:
             "quarantined": self.quarantined,
             "retried": self.retried,
             "resent": self.resent,
+            "annotations": self.annotations,
+            "annotation_failures": self.annotation_failures,
             "coerced": dict(sorted(self.coercions.items())),
             "records_with_warnings": self.records_with_warnings,
             "elapsed_s": round(self.elapsed_s, 3),
@@ -176,6 +181,9 @@ class FileImporter:
         self.summary.resent = self.deliverer.stats.resent
         self.summary.delivered = self.deliverer.stats.delivered
         self.summary.already_present = self.deliverer.stats.already_present
+        if (annotator := self.deliverer.annotator) is not None:
+            self.summary.annotations = annotator.written  # type: ignore[attr-defined]
+            self.summary.annotation_failures = annotator.failed  # type: ignore[attr-defined]
         return self.summary
 
     def import_file(self, path: Path) -> dict[str, Any]:
@@ -199,6 +207,8 @@ class FileImporter:
             progress["already_present"] += batch.already_present
             for name in ("duplicates", "quarantined"):
                 progress[name] += batch.counts.get(name, 0)
+            if batch.annotated is False:
+                progress["annotations_failed"] = progress.get("annotations_failed", 0) + 1
             if batch.spans:
                 starts = [span.start_time or 0 for span in batch.spans]
                 progress["earliest"] = _earliest(progress.get("earliest"), min(starts))
@@ -262,14 +272,14 @@ def import_files(
     state_dir: Path,
     tuning: Tuning | None = None,
     quarantine_path: Path | None = None,
+    annotate: bool = True,
 ) -> RunSummary:
     """Import `files` into Phoenix under the state lock; the entry point of `import`."""
     store = StateStore(state_dir)
     with store.locked():
         quarantine = Quarantine(quarantine_path or default_quarantine_path(state_dir))
-        tuning = tuning or Tuning()
-        deliverer = Deliverer(SpanSender(settings), SpanReader(settings), tuning)
-        importer = FileImporter(deliverer, store, options, quarantine, tuning.batch_size)
+        deliverer = make_deliverer(settings, tuning or Tuning(), annotate)
+        importer = FileImporter(deliverer, store, options, quarantine, deliverer.tuning.batch_size)
         try:
             summary = importer.run(files)
         finally:
@@ -281,6 +291,12 @@ def import_files(
             }
             store.save()
     return summary
+
+
+def make_deliverer(settings: PhoenixSettings, tuning: Tuning, annotate: bool) -> Deliverer:
+    reader = SpanReader(settings)
+    annotator = SpanAnnotator(reader) if annotate else None
+    return Deliverer(SpanSender(settings), reader, tuning, annotator=annotator)
 
 
 def default_quarantine_path(state_dir: Path) -> Path:

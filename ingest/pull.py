@@ -25,10 +25,10 @@ from typing import Any
 
 import click
 
-from .delivery import Deliverer, Tuning
+from .delivery import Tuning
 from .enrich import Enricher
-from .phoenix import PhoenixSettings, SpanReader, SpanSender
-from .pipeline import FileImporter, RunSummary, default_quarantine_path
+from .phoenix import PhoenixSettings
+from .pipeline import FileImporter, RunSummary, default_quarantine_path, make_deliverer
 from .portkey import PortkeyClient, PortkeySettings, Window, WindowFile
 from .quarantine import Quarantine
 from .spans import ConversionOptions
@@ -193,6 +193,7 @@ class PullSettings:
     concurrency: int = 2
     max_duration_s: float | None = None
     enrich: bool = False
+    annotate: bool = True
     quarantine_path: Path | None = None
 
 
@@ -302,7 +303,7 @@ def _pull(
     on_done: Callable[[Window], None],
 ) -> tuple[RunSummary, PullResult]:
     quarantine = Quarantine(pull.quarantine_path or default_quarantine_path(store.dir))
-    deliverer = Deliverer(SpanSender(pull.phoenix), SpanReader(pull.phoenix), pull.tuning)
+    deliverer = make_deliverer(pull.phoenix, pull.tuning, pull.annotate)
     enricher = None
     if pull.enrich:
         enricher = Enricher(pull.portkey, store.dir / "enrich-cache.sqlite3")

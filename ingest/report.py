@@ -75,6 +75,7 @@ def print_summary(
         ("quarantined", summary.quarantined),
         ("retried requests", summary.retried),
         ("re-sent spans", summary.resent),
+        ("annotations", _annotations_text(summary)),
         ("elapsed", f"{summary.elapsed_s:.1f} s ({summary.rate:.0f} spans/s)"),
     ]
     if summary.coercions:
@@ -89,6 +90,12 @@ def print_summary(
     if summary.quarantined:
         click.echo(f"Quarantined records (with reasons): {summary.quarantine_path}")
     click.echo(f"Open in Phoenix: {link}")
+
+
+def _annotations_text(summary: RunSummary) -> str:
+    if summary.annotation_failures:
+        return f"{summary.annotations} ({summary.annotation_failures} failed: rerun to retry)"
+    return str(summary.annotations)
 
 
 def _files_text(summary: RunSummary) -> str:

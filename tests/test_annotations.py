@@ -1,0 +1,114 @@
+"""Gateway annotations: billed cost, cache, routing and outcome, upserted and verified."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ingest.annotations import (
+    BILLED_COST,
+    CACHE,
+    OUTCOME,
+    ROUTING,
+    annotations_for,
+    outcome_label,
+)
+from ingest.local_phoenix import LocalPhoenix
+from ingest.phoenix import import_phoenix_client
+from ingest.records import parse_record
+from ingest.spans import ConversionOptions, make_resource, to_span
+from tests.conftest import run_cli
+from tests.logs_factory import make_log, write_jsonl
+
+
+def convert(raw: dict) -> object:
+    return to_span(parse_record(raw), ConversionOptions(project="p"), make_resource("p"))
+
+
+def by_name(annotations: list[dict]) -> dict[str, dict]:
+    return {item["name"]: item["result"] for item in annotations}
+
+
+@pytest.mark.parametrize(
+    ("status", "success", "label"),
+    [(200, True, "success"), (429, False, "rate_limited"), (401, False, "auth_error"),
+     (403, False, "auth_error"), (400, False, "client_error"), (504, False, "timeout"),
+     (500, False, "provider_error"), (None, True, "success"), (None, False, "error"),
+     (None, None, "unknown")],
+)  # fmt: skip
+def test_outcome_labels(status: int | None, success: bool | None, label: str) -> None:
+    assert outcome_label(status, success) == label
+
+
+def test_annotations_of_one_log_follow_its_gateway_facts() -> None:
+    raw = make_log(1) | {"cost": 2.5, "mode": "fallback", "config": "pc-prod",
+                         "cache_status": "SEMANTIC HIT", "last_used_option_index": 1,
+                         "retry_success_count": 2}  # fmt: skip
+    found = by_name(annotations_for(convert(raw)))
+    assert found[BILLED_COST]["score"] == pytest.approx(0.025)
+    assert found[BILLED_COST]["explanation"] == "Portkey billed 2.5 cents (USD)"
+    assert found[CACHE]["label"] == "semantic hit"
+    assert found[ROUTING]["label"] == "fallback"
+    assert found[ROUTING]["explanation"] == (
+        "config pc-prod, served by target 1, 2 retries, provider openai"
+    )
+    assert found[OUTCOME] == {"label": "success", "score": None, "explanation": "HTTP 200"}
+
+
+def test_unknown_facts_make_no_annotation() -> None:
+    raw = make_log(2) | {"cost": None, "mode": None, "response_status_code": None,
+                         "is_success": None}  # fmt: skip
+    assert annotations_for(convert(raw)) == []
+
+
+def stored_annotations(url: str, project: str) -> list[dict]:
+    client = import_phoenix_client()(base_url=url)
+    spans = client.spans.get_spans(project_identifier=project, limit=1000)
+    return list(
+        client.spans.get_span_annotations(
+            span_ids=[span["context"]["span_id"] for span in spans],
+            project_identifier=project,
+            limit=10_000,
+        )
+    )
+
+
+def test_annotations_are_stored_not_duplicated_and_corrected_by_reruns(
+    phoenix: LocalPhoenix, project: str, tmp_path: Path
+) -> None:
+    logs = [make_log(i) for i in range(4)]
+    logs[0] |= {"response_status_code": 429, "is_success": False}
+    write_jsonl(tmp_path / "export.jsonl", logs)
+    args = ("import", str(tmp_path / "export.jsonl"), "--endpoint", phoenix.url,
+            "--project", project, "--json")  # fmt: skip
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["annotations"] == 12  # cost, routing, outcome for 4 logs
+    first = stored_annotations(phoenix.url, project)
+    assert len(first) == 12
+    outcomes = sorted(a["result"]["label"] for a in first if a["name"] == OUTCOME)
+    assert outcomes == ["rate_limited", "success", "success", "success"]
+
+    # The same logs again, now with the cache status an enriched export carries and a
+    # corrected cost: the spans stay (write-once), the annotations are upserted.
+    for log in logs:
+        log |= {"cache_status": "HIT", "cost": 1.0}
+    write_jsonl(tmp_path / "export.jsonl", logs)
+    result = run_cli(*args, "--state-dir", str(tmp_path / "fresh-state"))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["delivered"], summary["already_present"], summary["annotations"]) == (0, 4, 16)
+    second = stored_annotations(phoenix.url, project)
+    assert len(second) == 16, "one annotation per (span, name): upserted, not duplicated"
+    assert {a["result"]["label"] for a in second if a["name"] == CACHE} == {"hit"}
+    assert {a["result"]["score"] for a in second if a["name"] == BILLED_COST} == {0.01}
+
+
+def test_no_annotations_flag(phoenix: LocalPhoenix, project: str, tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "export.jsonl", [make_log(i) for i in range(3)])
+    result = run_cli("import", str(tmp_path / "export.jsonl"), "--endpoint", phoenix.url,
+                     "--project", project, "--no-annotations")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert stored_annotations(phoenix.url, project) == []
