@@ -189,6 +189,14 @@ def _run(action: Callable[[], int]) -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted: progress up to the last verified batch is saved.", err=True)
         sys.exit(130)
+    except Exception as exc:  # a bug of ours: say so, keep secrets and tracebacks out
+        logging.getLogger("ingest").debug("unexpected failure", exc_info=True)
+        click.echo(
+            f"Error: unexpected failure ({type(exc).__name__}). Progress up to the last "
+            "verified batch is saved. Please report this, with the output of -vv.",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
     sys.exit(code)
 
 
@@ -645,6 +653,11 @@ def sync_command(**kw: Any) -> None:
     "--dry-run", is_flag=True, help="Plan the windows and print their totals; start no export job."
 )
 @click.option(
+    "--force",
+    is_flag=True,
+    help="Backfill even when Phoenix's retention policy would delete part of the range.",
+)
+@click.option(
     "--shard",
     type=Shard(),
     default=None,
@@ -695,6 +708,15 @@ def backfill_command(**kw: Any) -> None:
             kw["session_key"], kw["max_messages"], kw["max_value_chars"], kw["quarantine_file"],
             not kw["no_annotations"],
         )  # fmt: skip
+        from .guards import check_backfill
+        from .report import ensure_project, phoenix_link, project_id
+
+        for warning in check_backfill(phoenix, kw["since"], kw["until"], kw["force"]):
+            click.echo(f"Warning: {warning}", err=True)
+        if not kw["quiet"] and not kw["as_json"]:
+            lookup = project_id if kw["dry_run"] else ensure_project  # a dry run creates nothing
+            link = phoenix_link(phoenix, lookup(phoenix), kw["since"], kw["until"])
+            click.echo(f"The range in Phoenix (once imported): {link}", err=True)
         if kw["dry_run"]:
             dry_run(pull, kw["since"], kw["until"], kw["shard"], as_json=kw["as_json"])
             return EXIT_OK

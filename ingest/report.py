@@ -57,6 +57,23 @@ def project_id(settings: PhoenixSettings) -> str | None:
         return None  # a link is a convenience: never fail a finished import over it
 
 
+def ensure_project(settings: PhoenixSettings) -> str | None:
+    """The project's id, creating the project first if needed (so a link can be printed
+    before any span arrives); None when Phoenix does not allow it."""
+    if found := project_id(settings):
+        return found
+    try:
+        response = requests.post(
+            f"{settings.base_url}/v1/projects",
+            json={"name": settings.project, "description": "Portkey logs (portkey-phoenix-ingest)"},
+            headers=settings.auth_headers(),
+            timeout=10,
+        )
+    except requests.RequestException:
+        return None
+    return project_id(settings) if response.status_code < 500 else None
+
+
 def print_summary(
     summary: RunSummary, settings: PhoenixSettings, as_json: bool = False, quiet: bool = False
 ) -> None:

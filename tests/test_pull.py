@@ -366,3 +366,29 @@ def test_shard_with_advance_sync_is_refused(double: PortkeyDouble, phoenix: Loca
     )  # fmt: skip
     assert result.returncode == 2
     assert "--advance-sync cannot be used with --shard" in result.stderr
+
+
+def test_backfill_refuses_a_range_the_retention_policy_would_delete_unless_forced(
+    double: PortkeyDouble, start_phoenix, project: str
+) -> None:
+    server = start_phoenix(env={"PHOENIX_DEFAULT_RETENTION_POLICY_DAYS": "30"})
+    logs = spread(datetime.now(UTC) - timedelta(days=40), 3, timedelta(days=10))
+    double.add_logs(logs)
+    since = (datetime.now(UTC) - timedelta(days=41)).date().isoformat()
+    until = (datetime.now(UTC) - timedelta(days=5)).date().isoformat()
+    args = ("backfill", "--since", since, "--until", until, "--endpoint", server.url,
+            "--project", project, "--poll-interval", "0.02", "--window", "40d")  # fmt: skip
+    result = run_cli(*args, env=portkey_env(double))
+    assert result.returncode == 2
+    assert (
+        f"Phoenix's retention policy 'Default' for project '{project}' deletes traces older "
+        "than 30 days" in result.stderr
+    )
+    assert "pass --force to import them anyway" in result.stderr
+    assert double.requests_to("POST /logs/exports") == [], "nothing was started"
+
+    result = run_cli(*args, "--force", env=portkey_env(double))
+    assert result.returncode == 0, result.stderr
+    assert "Going ahead because of --force" in result.stderr
+    assert "timeRangeStart=" in result.stderr, "a link whose range shows the backfill"
+    assert set(stored(server, project)) == ids_of(project, logs)
