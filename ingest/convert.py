@@ -13,6 +13,7 @@ from .quarantine import Quarantine
 from .records import parse_record
 from .sources import decode_line, read_lines
 from .spans import ConversionOptions, make_resource, span_to_dict, to_span
+from .trees import ParentIndex
 
 
 def convert_files(
@@ -25,6 +26,7 @@ def convert_files(
     resource = make_resource(options.project)
     quarantine = Quarantine(quarantine_path) if quarantine_path else None
     seen: set[str] = set()
+    parents = ParentIndex()
     rejected = 0
     try:
         for path in files:
@@ -33,7 +35,9 @@ def convert_files(
                     record = parse_record(decode_line(line))
                     if record.log_id in seen:
                         continue  # a log id seen twice is one span
-                    span = span_to_dict(to_span(record, options, resource))
+                    parents.remember(record)
+                    parent = parents.parent_of(record)
+                    span = span_to_dict(to_span(record, options, resource, parent))
                 except RecordError as exc:
                     reason = str(exc)
                 except Exception as exc:  # a converter bug must not stop the run

@@ -27,6 +27,7 @@ from .records import LogRecord, parse_record
 from .sources import SourceLine, decode_line, fingerprint, read_lines
 from .spans import ConversionOptions, make_resource, to_span
 from .state import StateStore, utc_now
+from .trees import ParentIndex
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,7 @@ class FileImporter:
         # Span ids of the current file: a log id seen twice is sent once. Kept per file so
         # memory stays flat over a long backfill; across files, the pre-check catches repeats.
         self._seen: set[int] = set()
+        self.parents = ParentIndex()
         self._started = time.monotonic()
 
     def run(self, files: list[Path]) -> RunSummary:
@@ -250,8 +252,9 @@ class FileImporter:
             batch.counts["duplicates"] += 1
             self.summary.duplicates += 1
             return
+        self.parents.remember(record)
         try:
-            span = to_span(record, self.options, self.resource)
+            span = to_span(record, self.options, self.resource, self.parents.parent_of(record))
         except Exception as exc:  # a converter bug must not stop the run: keep the record
             log.exception("conversion failed for log %s", record.log_id)
             self._reject(line, batch, f"conversion failed: {type(exc).__name__}: {exc}")

@@ -49,7 +49,13 @@ def _ns(moment: datetime) -> int:
     return (moment - _EPOCH) // _MICROSECOND * 1000
 
 
-def to_span(record: LogRecord, options: ConversionOptions, resource: Resource) -> ReadableSpan:
+def to_span(
+    record: LogRecord,
+    options: ConversionOptions,
+    resource: Resource,
+    parent_log_id: str | None = None,
+) -> ReadableSpan:
+    """One log as one span; `parent_log_id` links it under its Portkey parent (trees.py)."""
     facts = build_span_facts(
         record,
         session_key=options.session_key,
@@ -62,6 +68,14 @@ def to_span(record: LogRecord, options: ConversionOptions, resource: Resource) -
         is_remote=False,
         trace_flags=_SAMPLED,
     )
+    parent = None
+    if parent_log_id is not None:
+        parent = SpanContext(
+            trace_id=context.trace_id,
+            span_id=ids.span_id_for(options.project, parent_log_id),
+            is_remote=False,
+            trace_flags=_SAMPLED,
+        )
     start = _ns(record.created_at)
     end = start + round(record.response_time_ms * 1_000_000) if record.response_time_ms else start
     events: tuple[Event, ...] = ()
@@ -73,7 +87,7 @@ def to_span(record: LogRecord, options: ConversionOptions, resource: Resource) -
     return ReadableSpan(
         name=facts.name,
         context=context,
-        parent=None,
+        parent=parent,
         resource=resource,
         attributes=facts.attributes,
         events=events,

@@ -392,3 +392,39 @@ def test_backfill_refuses_a_range_the_retention_policy_would_delete_unless_force
     assert "Going ahead because of --force" in result.stderr
     assert "timeRangeStart=" in result.stderr, "a link whose range shows the backfill"
     assert set(stored(server, project)) == ids_of(project, logs)
+
+
+def test_trace_trees_come_out_as_portkey_shows_them(
+    double: PortkeyDouble, phoenix: LocalPhoenix, project: str
+) -> None:
+    """Portkey: agent-root -> (plan, act); act -> tool-call; plus a child of an application
+    span that is not a logged request, which stays a root span of the same trace."""
+    at = DAY0 + timedelta(hours=3)
+    shape = [("root", None), ("plan", "root"), ("act", "root"), ("tool", "act"),
+             ("orphan", "app-span-not-logged")]  # fmt: skip
+    logs = [
+        make_log(at + timedelta(seconds=i), trace_id="agent-run-7", span_id=f"s-{name}",
+                 parent_span_id=f"s-{parent}" if parent and "app" not in parent else parent,
+                 span_name=name)
+        for i, (name, parent) in enumerate(shape)
+    ]  # fmt: skip
+    double.add_logs(logs)
+    result, _ = pull("backfill", double, phoenix, project, "--since", "2026-07-01",
+                     "--until", "2026-07-02", "--enrich")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    spans = {
+        span["attributes"]["portkey.span_name"]: span for span in read_spans(phoenix.url, project)
+    }
+    assert len({span["context"]["trace_id"] for span in spans.values()}) == 1
+
+    def parent(name: str) -> str | None:
+        return spans[name]["parent_id"]
+
+    def span_id(name: str) -> str:
+        return spans[name]["context"]["span_id"]
+
+    assert parent("root") is None
+    assert parent("plan") == parent("act") == span_id("root")
+    assert parent("tool") == span_id("act")
+    assert parent("orphan") is None
+    assert spans["orphan"]["attributes"]["portkey.parent_span_id"] == "app-span-not-logged"
