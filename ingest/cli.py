@@ -12,6 +12,7 @@ from typing import Any, ClassVar, TypeVar
 import click
 
 from . import __version__
+from .config import client_headers_option, config_option
 from .delivery import Tuning
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_QUARANTINED, ConfigError, IngestError
 from .phoenix import DEFAULT_ENDPOINT, PhoenixSettings
@@ -56,6 +57,7 @@ phoenix_options = _options(
         help="Seconds to keep retrying Phoenix (503, 429, 5xx, connection errors) "
         "before giving up.",
     ),
+    client_headers_option,
 )
 
 project_option = click.option(
@@ -131,22 +133,37 @@ delivery_options = _options(
     ),
 )
 
+_LOG_FORMAT = ["text"]  # set by --log-format before the command body runs
+
+
+def _remember_log_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    _LOG_FORMAT[0] = value
+    return value
+
+
 verbosity_options = _options(
     click.option("-v", "--verbose", count=True, help="More log output (-vv for debug)."),
     click.option("-q", "--quiet", is_flag=True, help="Only errors; no summary on success."),
+    click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        envvar="INGEST_LOG_FORMAT",
+        show_envvar=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_remember_log_format,
+        help="Log lines as text, or one JSON object per line (event, counts, duration) for "
+        "log shippers. Off a terminal, progress is logged instead of drawn.",
+    ),
 )
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
-    """Our own log lines at the chosen level; other libraries only when they warn."""
-    levels = (logging.WARNING, logging.INFO, logging.DEBUG)
-    level = logging.ERROR if quiet else levels[min(verbose, 2)]
-    logging.basicConfig(
-        level=logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("ingest").setLevel(level)
+    from .logs import setup_logging
+
+    setup_logging(verbose, quiet, _LOG_FORMAT[0])
 
 
 def _state_dir(value: Path | None) -> Path:
@@ -155,7 +172,13 @@ def _state_dir(value: Path | None) -> Path:
     return value or default_state_dir()
 
 
-def _settings(endpoint: str, api_key: str | None, project: str, deadline: float) -> PhoenixSettings:
+def _settings(
+    endpoint: str,
+    api_key: str | None,
+    project: str,
+    deadline: float,
+    headers: dict[str, str] | None = None,
+) -> PhoenixSettings:
     if not endpoint.startswith(("http://", "https://")):
         raise ConfigError(
             f"PHOENIX_COLLECTOR_ENDPOINT / --endpoint must be an http(s) URL, got {endpoint!r}."
@@ -166,6 +189,7 @@ def _settings(endpoint: str, api_key: str | None, project: str, deadline: float)
         endpoint=endpoint,
         project=project.strip(),
         api_key=api_key or None,
+        headers=headers or {},
         retry_deadline_s=deadline,
     )
 
@@ -185,6 +209,7 @@ def _run(action: Callable[[], int]) -> None:
         code = action()
     except IngestError as exc:
         click.echo(f"Error: {exc}", err=True)
+        _run_done("failed", exc.exit_code, error=str(exc))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted: progress up to the last verified batch is saved.", err=True)
@@ -196,12 +221,30 @@ def _run(action: Callable[[], int]) -> None:
             "verified batch is saved. Please report this, with the output of -vv.",
             err=True,
         )
+        _run_done("failed", EXIT_FAILED, error=type(exc).__name__)
         sys.exit(EXIT_FAILED)
     sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _run_done(outcome: str, exit_code: int, **fields: Any) -> None:
+    """The run's last log line: one event a monitoring check can parse."""
+    from .logs import event
+
+    command = click.get_current_context(silent=True)
+    name = command.info_name if command is not None else None
+    event("run_done", command=name, outcome=outcome, exit_code=exit_code, **fields)
+
+
+@click.group(
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        # Every option also reads INGEST_<COMMAND>_<OPTION> (e.g. INGEST_SYNC_WINDOW=6h);
+        # options with a documented variable (PHOENIX_*, PORTKEY_*) keep theirs.
+        "auto_envvar_prefix": "INGEST",
+    }
+)
 @click.version_option(__version__, prog_name="portkey-phoenix-ingest")
+@config_option
 def cli() -> None:
     """Move Portkey AI Gateway logs into Arize Phoenix as verified OpenInference spans.
 
@@ -232,6 +275,7 @@ def import_command(
     endpoint: str,
     api_key: str | None,
     retry_deadline: float,
+    client_headers: dict[str, str] | None,
     project: str,
     session_key: str,
     max_messages: int,
@@ -266,7 +310,7 @@ def import_command(
         from .report import print_summary
         from .sources import expand_paths
 
-        settings = _settings(endpoint, api_key, project, retry_deadline)
+        settings = _settings(endpoint, api_key, project, retry_deadline, client_headers)
         options = _conversion(settings.project, session_key, max_messages, max_value_chars)
         paths = expand_paths(list(files))
         if not paths:
@@ -370,6 +414,7 @@ def check_command(
     endpoint: str,
     api_key: str | None,
     retry_deadline: float,
+    client_headers: dict[str, str] | None,
     project: str | None,
     logs_dir: Path | None,
     verbose: int,
@@ -387,7 +432,7 @@ def check_command(
     def action() -> int:
         from .check import run_check
 
-        settings = _settings(endpoint, api_key, project or "check", retry_deadline)
+        settings = _settings(endpoint, api_key, project or "check", retry_deadline, client_headers)
         ok = run_check(settings, logs_dir, fresh_project=project is None)
         return EXIT_OK if ok else EXIT_FAILED
 
@@ -624,7 +669,8 @@ def sync_command(**kw: Any) -> None:
     def action() -> int:
         from .pull import sync
 
-        phoenix = _settings(kw["endpoint"], kw["api_key"], kw["project"], kw["retry_deadline"])
+        phoenix = _settings(kw["endpoint"], kw["api_key"], kw["project"], kw["retry_deadline"],
+                            kw["client_headers"])  # fmt: skip
         tuning = Tuning(batch_size=kw["batch_size"], max_in_flight=kw["max_in_flight"],
                         grace_s=kw["verify_grace"])  # fmt: skip
         pull = _pull_settings(
@@ -700,7 +746,8 @@ def backfill_command(**kw: Any) -> None:
                 "--advance-sync cannot be used with --shard: no shard sees the whole range. "
                 "Run one unsharded `backfill ... --advance-sync` afterwards (it sends nothing new)."
             )
-        phoenix = _settings(kw["endpoint"], kw["api_key"], kw["project"], kw["retry_deadline"])
+        phoenix = _settings(kw["endpoint"], kw["api_key"], kw["project"], kw["retry_deadline"],
+                            kw["client_headers"])  # fmt: skip
         tuning = Tuning(batch_size=kw["batch_size"], max_in_flight=kw["max_in_flight"],
                         grace_s=kw["verify_grace"])  # fmt: skip
         pull = _pull_settings(
@@ -726,6 +773,16 @@ def backfill_command(**kw: Any) -> None:
         return _report_pull(summary, result, info, phoenix, kw["as_json"], kw["quiet"])
 
     _run(action)
+
+
+# Defined in their own modules, which import the option decorators above.
+from .cli_config import config_group  # noqa: E402
+from .cli_doctor import doctor_command  # noqa: E402
+from .cli_reconcile import reconcile_command  # noqa: E402
+
+cli.add_command(config_group)
+cli.add_command(doctor_command)
+cli.add_command(reconcile_command)
 
 
 def main() -> None:

@@ -201,6 +201,8 @@ def _checked(option: click.Option, value: Any, what: str) -> Any:
     """The value as the default_map will hold it, after making sure the option accepts it."""
     if isinstance(value, datetime | date):
         value = value.isoformat()  # TOML dates: the option's own parser applies time zones
+    if isinstance(option.type, click.Path) and isinstance(value, str):
+        value = os.path.expanduser(value)  # no shell expands `~` in a file
     if isinstance(value, list) or (isinstance(value, Mapping) and option.name != "client_headers"):
         raise ConfigError(f"{what} must be a single value, not a TOML {type(value).__name__}.")
     try:

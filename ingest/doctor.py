@@ -57,6 +57,11 @@ def _where(origin: str, env: str) -> str:
     return "" if origin in (env, "the default") else f" (from {origin})"
 
 
+def _set_by(origins: Mapping[str, str], name: str) -> str:
+    where = origins.get(name, "the default")
+    return "the default" if where == "the default" else f"set by {where}"
+
+
 def _reason(exc: requests.RequestException) -> str:
     text = str(exc)
     if "Connection refused" in text:
@@ -84,9 +89,10 @@ def check_phoenix(
     session = session or requests.Session()
     ep_from = _where(origins.get("endpoint", ""), "PHOENIX_COLLECTOR_ENDPOINT")
     key_from = _where(origins.get("api_key", ""), "PHOENIX_API_KEY")
-    if not endpoint.strip().startswith(("http://", "https://")) or not urlsplit(
-        endpoint.strip()
-    ).hostname:
+    if (
+        not endpoint.strip().startswith(("http://", "https://"))
+        or not urlsplit(endpoint.strip()).hostname
+    ):
         return [
             Check(
                 "Phoenix endpoint",
@@ -109,7 +115,8 @@ def check_phoenix(
             Check(
                 "Phoenix reachable",
                 FAIL,
-                f"no Phoenix at {base} ({_reason(exc)}); PHOENIX_COLLECTOR_ENDPOINT{ep_from}.",
+                f"no Phoenix at {base} ({_reason(exc)}); "
+                f"the URL is {_set_by(origins, 'endpoint')}.",
                 "start Phoenix, or set PHOENIX_COLLECTOR_ENDPOINT (or --endpoint) to its URL",
             )
         ], None
@@ -133,43 +140,45 @@ def check_phoenix(
     checks.append(Check("Phoenix reachable", OK, f"{base} answers"))
     checks.append(_phoenix_version(session, base, auth))
 
-    try:
-        read = session.get(f"{base}/v1/projects", params={"limit": 1}, headers=auth,
-                           timeout=TIMEOUT_S)  # fmt: skip
-    except requests.RequestException as exc:
-        checks.append(Check("Phoenix API key", FAIL, f"GET /v1/projects failed ({_reason(exc)}).",
-                            "check that Phoenix is healthy (its server log)"))  # fmt: skip
+    checks.append(_phoenix_key(session, settings, key_from))
+    if checks[-1].status != OK:
         return checks, when
-    if read.status_code in (401, 403):
-        if api_key:
-            checks.append(Check(
-                "Phoenix API key", FAIL,
-                f"PHOENIX_API_KEY{key_from} rejected: Phoenix at {base} answered "
-                f"HTTP {read.status_code} for key {mask(api_key)}.",
-                "set PHOENIX_API_KEY (or --api-key) to a valid system or user key "
-                "(Phoenix: Settings > API Keys)",
-            ))  # fmt: skip
-        else:
-            checks.append(Check(
-                "Phoenix API key", FAIL,
-                f"PHOENIX_API_KEY is not set, and Phoenix at {base} requires authentication "
-                f"(HTTP {read.status_code}).",
-                "set PHOENIX_API_KEY (or --api-key) to a system or user key "
-                "(Phoenix: Settings > API Keys)",
-            ))  # fmt: skip
-        return checks, when
-    if read.status_code != 200:
-        checks.append(Check("Phoenix API key", FAIL,
-                            f"GET /v1/projects answered HTTP {read.status_code}.",
-                            "check PHOENIX_COLLECTOR_ENDPOINT and Phoenix's server log"))  # fmt: skip
-        return checks, when
-    checks.append(Check(
-        "Phoenix API key", OK,
-        f"key {mask(api_key)} accepted" if api_key else "no key needed (authentication is off)",
-    ))  # fmt: skip
     checks.append(_phoenix_otlp(session, settings))
     checks.append(_phoenix_project(session, settings))
     return checks, when
+
+
+def _phoenix_key(session: requests.Session, settings: PhoenixSettings, key_from: str) -> Check:
+    """A cheap authenticated read: with auth on, /v1 answers 401 to a missing or wrong key."""
+    name, base, key = "Phoenix API key", settings.base_url, settings.api_key
+    fix = "set PHOENIX_API_KEY (or --api-key) to a valid system or user key"
+    try:
+        read = session.get(
+            f"{base}/v1/projects",
+            params={"limit": 1},
+            headers=settings.auth_headers(),
+            timeout=TIMEOUT_S,
+        )
+    except requests.RequestException as exc:
+        return Check(name, FAIL, f"GET /v1/projects failed ({_reason(exc)}).",
+                     "check that Phoenix is healthy (its server log)")  # fmt: skip
+    status = read.status_code
+    if status in (401, 403) and key:
+        detail = (
+            f"PHOENIX_API_KEY{key_from} rejected: Phoenix at {base} answered HTTP {status} "
+            f"for key {mask(key)}."
+        )
+        return Check(name, FAIL, detail, f"{fix} (Phoenix: Settings > API Keys)")
+    if status in (401, 403):
+        detail = (
+            f"PHOENIX_API_KEY is not set, and Phoenix at {base} requires authentication "
+            f"(HTTP {status})."
+        )
+        return Check(name, FAIL, detail, f"{fix} (Phoenix: Settings > API Keys)")
+    if status != 200:
+        return Check(name, FAIL, f"GET /v1/projects answered HTTP {status}.",
+                     "check PHOENIX_COLLECTOR_ENDPOINT and Phoenix's server log")  # fmt: skip
+    return Check(name, OK, f"key {mask(key)} accepted" if key else "no key needed (auth is off)")
 
 
 def _phoenix_version(session: requests.Session, base: str, auth: Mapping[str, str]) -> Check:
@@ -181,8 +190,12 @@ def _phoenix_version(session: requests.Session, base: str, auth: Mapping[str, st
     try:
         major = int(version.split(".")[0])
     except ValueError:
-        return Check("Phoenix version", WARN, f"unknown (HTTP {answer.status_code})",
-                     f"use Phoenix {MIN_PHOENIX_MAJOR}.0 or newer")  # fmt: skip
+        return Check(
+            "Phoenix version",
+            WARN,
+            f"unknown (HTTP {answer.status_code})",
+            f"use Phoenix {MIN_PHOENIX_MAJOR}.0 or newer",
+        )
     if major < MIN_PHOENIX_MAJOR:
         return Check(
             "Phoenix version",
@@ -199,8 +212,12 @@ def _phoenix_otlp(session: requests.Session, settings: PhoenixSettings) -> Check
     try:
         answer = session.post(settings.traces_url, data=b"", headers=headers, timeout=TIMEOUT_S)
     except requests.RequestException as exc:
-        return Check("Phoenix OTLP", FAIL, f"POST /v1/traces failed ({_reason(exc)}).",
-                     "check that Phoenix is healthy (its server log)")  # fmt: skip
+        return Check(
+            "Phoenix OTLP",
+            FAIL,
+            f"POST /v1/traces failed ({_reason(exc)}).",
+            "check that Phoenix is healthy (its server log)",
+        )
     if answer.status_code == 200:
         return Check("Phoenix OTLP", OK, f"{settings.traces_url} accepts protobuf spans")
     if answer.status_code in (401, 403):
@@ -276,7 +293,7 @@ def check_portkey(
             gateway_url=(gateway_url or "").strip() or None,
         )
     except ConfigError as exc:
-        return [Check("Portkey settings", FAIL, str(exc), "fix the setting named above")], None
+        return [Check("Portkey settings", FAIL, str(exc))], None  # the message says what to set
 
     key_from = _where(origins.get("portkey_api_key", ""), "PORTKEY_API_KEY")
     session = session or requests.Session()
@@ -284,8 +301,9 @@ def check_portkey(
     params = {"workspace_id": settings.workspace} if settings.workspace else {}
     url = f"{settings.base_url}/logs/exports"
     try:
-        answer = session.get(url, params=params, headers=headers, timeout=TIMEOUT_S,
-                             allow_redirects=False)  # fmt: skip
+        answer = session.get(
+            url, params=params, headers=headers, timeout=TIMEOUT_S, allow_redirects=False
+        )
     except requests.RequestException as exc:
         return [
             Check(
@@ -375,11 +393,19 @@ def _log_scope(
     base = settings.gateway_url or settings.base_url
     name = "Portkey logs.view scope"
     try:
-        answer = session.get(f"{base}/logs/{_PROBE_LOG_ID}", headers=headers, timeout=TIMEOUT_S,
-                             allow_redirects=False)  # fmt: skip
+        answer = session.get(
+            f"{base}/logs/{_PROBE_LOG_ID}",
+            headers=headers,
+            timeout=TIMEOUT_S,
+            allow_redirects=False,
+        )
     except requests.RequestException as exc:
-        return Check(name, FAIL, f"no answer from {base} ({_reason(exc)}).",
-                     "check PORTKEY_GATEWAY_URL (or PORTKEY_BASE_URL)")  # fmt: skip
+        return Check(
+            name,
+            FAIL,
+            f"no answer from {base} ({_reason(exc)}).",
+            "check PORTKEY_GATEWAY_URL (or PORTKEY_BASE_URL)",
+        )
     if answer.status_code in (200, 404):
         return Check(name, OK, "--enrich can read single logs")
     if answer.status_code in (401, 403):
@@ -453,7 +479,9 @@ def check_state_dir(state_dir: Path, origin: str = "the default") -> list[Check]
     else:
         detail = f"version {doc['version']} (this tool reads {STATE_VERSION}), "
         detail += f"{len(doc.get('files', {}))} file(s) recorded"
-        watermark = doc.get("sync", {}).get("watermark") if isinstance(doc.get("sync"), dict) else None
+        watermark = (
+            doc.get("sync", {}).get("watermark") if isinstance(doc.get("sync"), dict) else None
+        )
         if watermark:
             detail += f", sync watermark {watermark}"
         checks.append(Check("State file", OK, detail))
@@ -495,6 +523,7 @@ def check_config_file(info: ConfigInfo | None) -> Check:
         return Check("Config file", OK, f"{info.path} not present; flags, env and defaults apply")
     warning = readable_secrets_warning(info.path, info.raw)
     if warning:
-        return Check("Config file", WARN, warning.removeprefix("warning: "),
-                     f"chmod 600 {info.path}")  # fmt: skip
+        return Check(
+            "Config file", WARN, warning.removeprefix("warning: "), f"chmod 600 {info.path}"
+        )
     return Check("Config file", OK, f"{info.path} loaded")

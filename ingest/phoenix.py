@@ -65,8 +65,12 @@ class PhoenixSettings:
         return f"{self.base_url}/v1/traces"
 
     def auth_headers(self) -> dict[str, str]:
+        """The extra client headers, and the API key as the one Authorization header (the
+        key wins over an `authorization` entry in PHOENIX_CLIENT_HEADERS)."""
         headers = dict(self.headers)
         if self.api_key:
+            for name in [name for name in headers if name.lower() == "authorization"]:
+                del headers[name]
             headers["Authorization"] = f"Bearer {self.api_key}"
         return headers
 

@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +21,9 @@ from .annotations import SpanAnnotator
 from .delivery import Batch, Deliverer, Tuning
 from .errors import RecordError
 from .ids import span_id_for
+from .logs import event
 from .phoenix import PhoenixSettings, SpanReader, SpanSender
+from .progress import Progress
 from .quarantine import Quarantine
 from .records import LogRecord, parse_record
 from .sources import SourceLine, decode_line, fingerprint, read_lines
@@ -110,6 +112,17 @@ def _latest(stored: str | None, start_ns: int) -> str:
     return moment if stored is None else max(stored, moment)
 
 
+def _describe_file(path: Path, line: int, offset: int) -> tuple[str, float | None]:
+    """`file: line N`, and the fraction of the file done (plain files; gzip has no size)."""
+    if path.name.endswith(".gz"):
+        return f"{path.name}: line {line:,}", None
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return f"{path.name}: line {line:,}", None
+    return f"{path.name}: line {line:,}", offset / size if size else None
+
+
 def _decode(line: SourceLine) -> Any:
     """The line's JSON value, or the RecordError saying why it has none."""
     try:
@@ -151,6 +164,7 @@ class FileImporter:
         quarantine: Quarantine,
         batch_size: int,
         enricher: Enricher | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.deliverer = deliverer
         self.store = store
@@ -164,6 +178,10 @@ class FileImporter:
         # memory stays flat over a long backfill; across files, the pre-check catches repeats.
         self._seen: set[int] = set()
         self.parents = ParentIndex()
+        self.progress = progress or Progress(enabled=False)
+        # Where the run is and what fraction is done, for the progress line; callers that
+        # know more (the backfill's windows) replace it.
+        self.describe: Callable[[Path, int, int], tuple[str, float | None]] = _describe_file
         self._started = time.monotonic()
 
     def run(self, files: list[Path]) -> RunSummary:
@@ -177,8 +195,10 @@ class FileImporter:
     def finish(self) -> RunSummary:
         """Close the quarantine file and fill in the summary's delivery figures."""
         self.quarantine.close()
+        self.progress.close()
         self.summary.elapsed_s = time.monotonic() - self._started
         self.summary.quarantined = self.quarantine.count
+        self.summary.quarantine_path = self.quarantine.path if self.quarantine.count else None
         self.summary.retried = self.deliverer.sender.retries
         self.summary.resent = self.deliverer.stats.resent
         self.summary.delivered = self.deliverer.stats.delivered
@@ -217,8 +237,17 @@ class FileImporter:
                 progress["latest"] = _latest(progress.get("latest"), max(starts))
             progress["updated_at"] = utc_now()
             self.store.save()
+            stats = self.deliverer.stats
+            where, done = self.describe(path, position.line, position.offset)
+            self.progress.update(where, stats.delivered, stats.already_present, done)
 
+        started = time.monotonic()
         self.deliverer.run(self._batches(path, progress["offset"], progress["line"]), commit)
+        event(
+            "file_done", file=str(path), project=self.options.project, lines=progress["line"],
+            delivered=progress["delivered"], already_present=progress["already_present"],
+            quarantined=progress["quarantined"], duration_s=round(time.monotonic() - started, 3),
+        )  # fmt: skip
         return progress
 
     def _batches(self, path: Path, offset: int, line_no: int) -> Iterator[Batch]:
@@ -276,13 +305,16 @@ def import_files(
     tuning: Tuning | None = None,
     quarantine_path: Path | None = None,
     annotate: bool = True,
+    progress: Progress | None = None,
 ) -> RunSummary:
     """Import `files` into Phoenix under the state lock; the entry point of `import`."""
     store = StateStore(state_dir)
     with store.locked():
         quarantine = Quarantine(quarantine_path or default_quarantine_path(state_dir))
         deliverer = make_deliverer(settings, tuning or Tuning(), annotate)
-        importer = FileImporter(deliverer, store, options, quarantine, deliverer.tuning.batch_size)
+        importer = FileImporter(
+            deliverer, store, options, quarantine, deliverer.tuning.batch_size, progress=progress
+        )
         try:
             summary = importer.run(files)
         finally:

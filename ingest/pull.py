@@ -27,9 +27,11 @@ import click
 
 from .delivery import Tuning
 from .enrich import Enricher
+from .logs import event
 from .phoenix import PhoenixSettings
 from .pipeline import FileImporter, RunSummary, default_quarantine_path, make_deliverer
 from .portkey import PortkeyClient, PortkeySettings, Window, WindowFile
+from .progress import Progress
 from .quarantine import Quarantine
 from .spans import ConversionOptions
 from .state import StateStore, utc_now
@@ -127,6 +129,8 @@ class Puller:
                         break
                     window, future = pending.popleft()
                     files = future.result()
+                    number = result.windows_skipped + result.windows_done + 1
+                    self.importer.describe = _window_describer(window, number, len(windows))
                     self._deliver(window, files, result)
                     on_done(window)
                     result.windows_done += 1
@@ -159,14 +163,20 @@ class Puller:
             export.path.unlink(missing_ok=True)
             result.export_files += 1
             result.logs_exported += export.total
-        log.info(
-            "window %s: %d logs in %d export file(s), %d delivered (%.1f s)",
-            window_key(window),
-            sum(export.total for export in files),
-            len(files),
-            self.importer.deliverer.stats.delivered - before,
-            self.clock() - started,
-        )
+        event(
+            "window_done", window=window_key(window), logs=sum(f.total for f in files),
+            export_files=len(files), delivered=self.importer.deliverer.stats.delivered - before,
+            duration_s=round(self.clock() - started, 3),
+        )  # fmt: skip
+
+
+def _window_describer(
+    window: Window, number: int, total: int
+) -> Callable[[Path, int, int], tuple[str, float | None]]:
+    def describe(path: Path, line: int, offset: int) -> tuple[str, float | None]:
+        return f"window {number}/{total} {window_key(window)}: line {line:,}", (number - 1) / total
+
+    return describe
 
 
 def _empty_dir(path: Path) -> None:
@@ -308,8 +318,9 @@ def _pull(
     if pull.enrich:
         enricher = Enricher(pull.portkey, store.dir / "enrich-cache.sqlite3")
     importer = FileImporter(
-        deliverer, store, pull.options, quarantine, pull.tuning.batch_size, enricher
-    )
+        deliverer, store, pull.options, quarantine, pull.tuning.batch_size, enricher,
+        progress=Progress(),
+    )  # fmt: skip
     puller = Puller(
         pull.portkey, importer, store.dir / "downloads", pull.concurrency,
         pull.max_duration_s,

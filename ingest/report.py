@@ -10,6 +10,8 @@ from urllib.parse import quote, urlencode
 import click
 import requests
 
+from .logs import event
+
 if TYPE_CHECKING:
     from .phoenix import PhoenixSettings
     from .pipeline import RunSummary
@@ -78,6 +80,9 @@ def print_summary(
     summary: RunSummary, settings: PhoenixSettings, as_json: bool = False, quiet: bool = False
 ) -> None:
     link = phoenix_link(settings, project_id(settings), summary.earliest, summary.latest)
+    outcome = "quarantined" if summary.quarantined else "ok"
+    event("run_done", outcome=outcome, exit_code=3 if summary.quarantined else 0,
+          project=settings.project, **summary.to_dict())  # fmt: skip
     if as_json:
         click.echo(json.dumps({**summary.to_dict(), "project": settings.project, "link": link}))
         return

@@ -28,6 +28,8 @@ _ISOLATED_ENV = (
     "PORTKEY_BASE_URL",
     "PORTKEY_WORKSPACE",
     "PORTKEY_GATEWAY_URL",
+    "INGEST_CONFIG",
+    "INGEST_LOG_FORMAT",
 )
 
 
@@ -38,6 +40,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         monkeypatch.delenv(name, raising=False)
     state_dir = tmp_path / "state"
     monkeypatch.setenv("INGEST_STATE_DIR", str(state_dir))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))  # no developer config file
     return state_dir
 
 

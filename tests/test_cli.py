@@ -17,7 +17,18 @@ from ingest.local_phoenix import LocalPhoenix, free_port
 from tests.conftest import SAMPLE_LOGS, read_spans, run_cli
 from tests.logs_factory import write_jsonl, write_logs
 
-COMMANDS = ["import", "convert", "check", "status", "demo"]
+COMMANDS = [
+    "import",
+    "convert",
+    "check",
+    "status",
+    "demo",
+    "sync",
+    "backfill",
+    "reconcile",
+    "doctor",
+    "config",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -221,3 +232,56 @@ def test_empty_project_name_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["import", str(tmp_path / "export.jsonl"), "--project", " "])
     assert result.exit_code == 2
     assert "the Phoenix project name (--project / PHOENIX_PROJECT_NAME) is empty" in result.output
+
+
+def test_json_log_lines_are_objects_with_the_documented_keys(
+    phoenix: LocalPhoenix, project: str, tmp_path: Path
+) -> None:
+    write_logs(tmp_path / "export.jsonl", 5)
+    result = run_cli("import", str(tmp_path / "export.jsonl"), "--endpoint", phoenix.url,
+                     "--project", project, "--log-format", "json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    assert lines, "off a terminal, progress is logged"
+    for line in lines:
+        assert {"time", "level", "logger", "event"} <= set(line)
+    events = {line["event"]: line for line in lines}
+    assert events["file_done"]["delivered"] == 5
+    assert {"file", "project", "lines", "duration_s"} <= set(events["file_done"])
+    done = lines[-1]
+    assert done["event"] == "run_done", "every run ends with one summary object"
+    assert (done["outcome"], done["exit_code"], done["delivered"]) == ("ok", 0, 5)
+
+
+def test_a_failed_run_also_ends_with_a_run_done_line(tmp_path: Path) -> None:
+    write_logs(tmp_path / "export.jsonl", 1)
+    result = run_cli("import", str(tmp_path / "export.jsonl"), "--endpoint",
+                     f"http://127.0.0.1:{free_port()}", "--retry-deadline", "0.5",
+                     "--log-format", "json")  # fmt: skip
+    assert result.returncode == 1
+    done = json.loads(result.stderr.splitlines()[-1])
+    assert (done["event"], done["outcome"], done["exit_code"]) == ("run_done", "failed", 1)
+    assert "did not" in done["error"]
+
+
+def test_an_endpoint_that_is_not_phoenix_is_refused_with_the_setting_to_fix(
+    phoenix: LocalPhoenix, tmp_path: Path
+) -> None:
+    write_logs(tmp_path / "export.jsonl", 1)
+    wrong = f"{phoenix.url}/not-phoenix"
+    result = run_cli("import", str(tmp_path / "export.jsonl"), "--endpoint", wrong)
+    assert result.returncode == 1
+    assert f"Error: Phoenix at {wrong} refused to accept spans (HTTP 404" in result.stderr
+    assert "Check PHOENIX_COLLECTOR_ENDPOINT points at a Phoenix server." in result.stderr
+
+
+def test_demo_starts_phoenix_imports_the_samples_and_links_to_them(tmp_path: Path) -> None:
+    result = run_cli("demo", "--no-serve", "--state-dir", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stderr
+    assert "Phoenix is up at http://127.0.0.1:" in result.stdout
+    assert re.search(r"delivered\s+69", result.stdout)
+    assert re.search(r"duplicates skipped\s+1", result.stdout)
+    assert "timeRangeStart=2026-07-" in result.stdout, "the link shows the backfilled range"
+    again = run_cli("demo", "--no-serve", "--state-dir", str(tmp_path / "demo"))
+    assert again.returncode == 0, again.stderr
+    assert "(6 already imported, skipped)" in again.stdout

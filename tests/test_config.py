@@ -11,7 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from ingest.cli import cli, phoenix_options
+from ingest.cli import cli
 from ingest.cli_config import config_group
 from ingest.cli_doctor import doctor_command
 from ingest.config import (
@@ -64,7 +64,7 @@ def write_config(path: Path, text: str, mode: int = 0o600) -> Path:
     return path
 
 
-def show(app: click.Group, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+def show(app: click.Group, *args: str, env: dict[str, str | None] | None = None) -> dict[str, Any]:
     result = CliRunner().invoke(app, [*args, "--json"], env=env)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)["settings"]
@@ -147,6 +147,7 @@ def test_command_table_overrides_the_top_level_for_that_command_only(
     config = write_config(tmp_path / "c.toml", """
 project = "everywhere"
 window = "6h"
+state_dir = "~/ingest-state"
 [sync]
 project = "sync-only"
 lag = "10m"
@@ -161,8 +162,10 @@ window = "1h"
     assert backfill["project"]["value"] == "everywhere"
     assert backfill["project"]["table"] == "top level"
     assert backfill["window"]["value"] == "1h"
-    imported = show(app, "--config", str(config), "config", "show", "import")
+    no_env = {"INGEST_STATE_DIR": None}  # which the test fixtures set
+    imported = show(app, "--config", str(config), "config", "show", "import", env=no_env)
     assert imported["project"]["value"] == "everywhere"
+    assert imported["state_dir"]["value"] == str(Path.home() / "ingest-state")
     # `check` imports the sample logs into a fresh project: never into the one of the file.
     check = show(app, "--config", str(config), "config", "show", "check")
     assert check["project"] == {"value": None, "source": "default", "envvar": None}
@@ -235,7 +238,6 @@ def test_client_header_values_are_parsed_and_masked(tmp_path: Path) -> None:
         pass
 
     @app.command("probe")
-    @phoenix_options
     @client_headers_option
     def probe(**kw: Any) -> None:
         click.echo(json.dumps(kw["client_headers"]))
@@ -304,9 +306,7 @@ def test_missing_explicit_file_is_an_error(app: click.Group, tmp_path: Path) -> 
     assert f"config file {tmp_path / 'nope.toml'} does not exist" in result.output
 
 
-def test_secrets_in_a_file_others_can_read_draw_a_warning(
-    app: click.Group, tmp_path: Path
-) -> None:
+def test_secrets_in_a_file_others_can_read_draw_a_warning(app: click.Group, tmp_path: Path) -> None:
     config = write_config(tmp_path / "c.toml", f'api_key = "{FILE_KEY}"\n', mode=0o644)
     result = invoke(app, "--config", str(config), "config", "show")
     assert result.exit_code == 0

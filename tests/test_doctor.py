@@ -35,7 +35,7 @@ SECRETS = (ADMIN_SECRET, WRONG_KEY, PORTKEY_KEY, VIEW_ONLY_KEY, UNKNOWN_PORTKEY_
 
 
 @pytest.fixture(scope="module")
-def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPhoenix]:
+def auth_phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPhoenix]:
     server = LocalPhoenix(
         tmp_path_factory.mktemp("phoenix-auth"),
         env={
@@ -80,8 +80,10 @@ def app() -> click.Group:
     return app
 
 
-def doctor(app: click.Group, *args: str, env: dict[str, str] | None = None) -> Result:
-    result = CliRunner().invoke(app, ["doctor", *args], env=env)
+def doctor(app: click.Group, *args: str, env: dict[str, str] | None = None,
+           config: Path | None = None) -> Result:  # fmt: skip
+    group_args = ["--config", str(config)] if config else []
+    result = CliRunner().invoke(app, [*group_args, "doctor", *args], env=env)
     assert "Traceback" not in result.output
     for secret in SECRETS:
         assert secret not in result.output, "a secret was printed"
@@ -89,12 +91,12 @@ def doctor(app: click.Group, *args: str, env: dict[str, str] | None = None) -> R
 
 
 def line(result: Result, name: str) -> str:
-    """The status line of one check, and its fix line when there is one."""
-    lines = result.output.splitlines()
+    """The status line of one check and its fix line when there is one, spaces collapsed."""
+    lines = [" ".join(text.split()) for text in result.output.splitlines()]
     for index, text in enumerate(lines):
-        if re.match(rf"^(OK|WARN|FAIL)\s+{re.escape(name)}\s", text):
+        if re.match(rf"^(OK|WARN|FAIL) {re.escape(name)} ", text):
             fix = lines[index + 1] if index + 1 < len(lines) else ""
-            return text + ("\n" + fix.strip() if fix.strip().startswith("fix:") else "")
+            return text + ("\n" + fix if fix.startswith("fix:") else "")
     raise AssertionError(f"no check {name!r} in:\n{result.output}")
 
 
@@ -108,9 +110,9 @@ def good_env(phoenix: LocalPhoenix, portkey: PortkeyDouble) -> dict[str, str]:
 
 
 def test_a_good_setup_is_all_ok(
-    app: click.Group, phoenix: LocalPhoenix, portkey: PortkeyDouble, isolated_env: Path
+    app: click.Group, auth_phoenix: LocalPhoenix, portkey: PortkeyDouble, isolated_env: Path
 ) -> None:
-    result = doctor(app, "--require-portkey", "--enrich", env=good_env(phoenix, portkey))
+    result = doctor(app, "--require-portkey", "--enrich", env=good_env(auth_phoenix, portkey))
     assert result.exit_code == 0, result.output
     statuses = [text.split()[0] for text in result.output.splitlines() if text.strip()][:-1]
     assert set(statuses) == {"OK"}, result.output
@@ -123,18 +125,18 @@ def test_a_good_setup_is_all_ok(
     assert f"{isolated_env} is writable" in line(result, "State directory")
     assert result.output.rstrip().endswith("All checks passed (0 warning(s)).")
 
-    as_json = json.loads(doctor(app, "--json", env=good_env(phoenix, portkey)).stdout)
+    as_json = json.loads(doctor(app, "--json", env=good_env(auth_phoenix, portkey)).stdout)
     assert {check["status"] for check in as_json} == {"OK"}
 
 
 def test_wrong_or_missing_phoenix_key(
-    app: click.Group, phoenix: LocalPhoenix, portkey: PortkeyDouble
+    app: click.Group, auth_phoenix: LocalPhoenix, portkey: PortkeyDouble
 ) -> None:
-    env = {**good_env(phoenix, portkey), "PHOENIX_API_KEY": WRONG_KEY}
+    env = {**good_env(auth_phoenix, portkey), "PHOENIX_API_KEY": WRONG_KEY}
     result = doctor(app, env=env)
     assert result.exit_code == 1
     assert line(result, "Phoenix API key") == (
-        f"FAIL  Phoenix API key          PHOENIX_API_KEY rejected: Phoenix at {phoenix.url} "
+        f"FAIL Phoenix API key PHOENIX_API_KEY rejected: Phoenix at {auth_phoenix.url} "
         "answered HTTP 401 for key wro…-42.\n"
         "fix: set PHOENIX_API_KEY (or --api-key) to a valid system or user key "
         "(Phoenix: Settings > API Keys)"
@@ -150,13 +152,13 @@ def test_wrong_or_missing_phoenix_key(
 
 
 def test_portkey_key_without_export_scope_or_unknown(
-    app: click.Group, phoenix: LocalPhoenix, portkey: PortkeyDouble
+    app: click.Group, auth_phoenix: LocalPhoenix, portkey: PortkeyDouble
 ) -> None:
-    env = {**good_env(phoenix, portkey), "PORTKEY_API_KEY": VIEW_ONLY_KEY}
+    env = {**good_env(auth_phoenix, portkey), "PORTKEY_API_KEY": VIEW_ONLY_KEY}
     result = doctor(app, env=env)
     assert result.exit_code == 1
     assert line(result, "Portkey API key") == (
-        "FAIL  Portkey API key          PORTKEY_API_KEY lacks the logs.export scope "
+        "FAIL Portkey API key PORTKEY_API_KEY lacks the logs.export scope "
         "(HTTP 403, AB03 on GET /logs/exports).\n"
         "fix: in Portkey, give the key the logs.export scope (a Workspace or Admin API key; "
         "log exports also need the Enterprise plan)"
@@ -172,18 +174,18 @@ def test_portkey_key_without_export_scope_or_unknown(
 
 
 def test_missing_portkey_key_warns_unless_required(
-    app: click.Group, phoenix: LocalPhoenix, portkey: PortkeyDouble
+    app: click.Group, auth_phoenix: LocalPhoenix, portkey: PortkeyDouble
 ) -> None:
-    env = {**good_env(phoenix, portkey)}
+    env = {**good_env(auth_phoenix, portkey)}
     del env["PORTKEY_API_KEY"]
     result = doctor(app, env=env)
     assert result.exit_code == 0, result.output
     assert line(result, "Portkey API key").startswith(
-        "WARN  Portkey API key  not configured: only needed for sync/backfill"
+        "WARN Portkey API key not configured: only needed for sync/backfill"
     )
     result = doctor(app, "--require-portkey", env=env)
     assert result.exit_code == 1
-    assert "FAIL  Portkey API key  PORTKEY_API_KEY is not set" in line(result, "Portkey API key")
+    assert "FAIL Portkey API key PORTKEY_API_KEY is not set" in line(result, "Portkey API key")
     assert "fix: set PORTKEY_API_KEY (or --portkey-api-key)" in line(result, "Portkey API key")
 
 
@@ -191,15 +193,17 @@ def test_unreachable_phoenix_and_unwritable_state_dir(app: click.Group, tmp_path
     url = f"http://127.0.0.1:{free_port()}"
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    result = doctor(app, "--state-dir", str(blocker / "state"), env={"PHOENIX_COLLECTOR_ENDPOINT": url})
+    result = doctor(
+        app, "--state-dir", str(blocker / "state"), env={"PHOENIX_COLLECTOR_ENDPOINT": url}
+    )
     assert result.exit_code == 1
     assert line(result, "Phoenix reachable") == (
-        f"FAIL  Phoenix reachable  no Phoenix at {url} (connection refused); "
-        "PHOENIX_COLLECTOR_ENDPOINT.\n"
+        f"FAIL Phoenix reachable no Phoenix at {url} (connection refused); "
+        "the URL is set by PHOENIX_COLLECTOR_ENDPOINT.\n"
         "fix: start Phoenix, or set PHOENIX_COLLECTOR_ENDPOINT (or --endpoint) to its URL"
     )
     assert line(result, "State directory") == (
-        f"FAIL  State directory    {blocker / 'state'} (from --state-dir) is not writable "
+        f"FAIL State directory {blocker / 'state'} (from --state-dir) is not writable "
         "(Not a directory).\n"
         "fix: set --state-dir (or INGEST_STATE_DIR) to a directory this user can write"
     )
@@ -210,9 +214,14 @@ def test_settings_from_the_config_file_are_named_with_the_file(
     app: click.Group, tmp_path: Path
 ) -> None:
     config = tmp_path / "ingest.toml"
-    config.write_text('endpoint = "not-a-url"\n[doctor]\nworkspace = "0b7c2f52-2b1e-4c3e-9b55-1f0a3d4e5f60"\nportkey_api_key = "pk-doctor-file-0123456789"\n')  # fmt: skip
+    config.write_text(
+        'endpoint = "not-a-url"\n'
+        "[doctor]\n"
+        'workspace = "0b7c2f52-2b1e-4c3e-9b55-1f0a3d4e5f60"\n'
+        'portkey_api_key = "pk-doctor-file-0123456789"\n'
+    )
     config.chmod(0o644)
-    result = doctor(app, "--config", str(config))
+    result = doctor(app, config=config)
     assert result.exit_code == 1
     assert (
         f"PHOENIX_COLLECTOR_ENDPOINT (from endpoint in {config}) is not an http(s) URL"
@@ -228,7 +237,7 @@ def test_held_lock_and_corrupt_state_file(
     env = {"PHOENIX_COLLECTOR_ENDPOINT": f"http://127.0.0.1:{free_port()}"}
     with StateStore(isolated_env).locked():
         result = doctor(app, env=env)
-    assert re.search(r"^WARN\s+State lock\s+another run holds .*state.lock \(pid \d+, started ",
+    assert re.search(r"^WARN State lock another run holds .*state.lock \(pid \d+, started ",
                      line(result, "State lock"))  # fmt: skip
     (isolated_env / "state.json").write_text("{not json")
     result = doctor(app, env=env)

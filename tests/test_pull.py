@@ -142,7 +142,7 @@ def test_sync_repeatedly_with_new_and_late_logs_lands_every_log_once(
     assert result.returncode == 0, result.stderr
     assert one["delivered"] == 6
     watermark = datetime.fromisoformat(one["watermark"])
-    assert now - timedelta(minutes=6) < watermark <= now - timedelta(minutes=5)
+    assert now - timedelta(minutes=6) < watermark <= datetime.now(UTC) - timedelta(minutes=5)
 
     late = [make_log(watermark - timedelta(minutes=3))]  # indexed late, inside the overlap
     new = [make_log(watermark + timedelta(seconds=1))]
