@@ -603,6 +603,35 @@ def _pull_settings(
     )
 
 
+pull_delivery_options = _options(
+    conversion_options,
+    state_option,
+    delivery_options,
+    click.option(
+        "--quarantine-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="JSONL file for rejected records [default: STATE_DIR/quarantine/].",
+    ),
+    click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object."),
+    verbosity_options,
+)
+
+
+def _pull_from_options(kw: dict[str, Any]) -> tuple[PhoenixSettings, Any]:
+    """The Phoenix settings and the PullSettings of a `sync` or `backfill` invocation."""
+    phoenix = _settings(kw["endpoint"], kw["api_key"], kw["project"], kw["retry_deadline"],
+                        kw["client_headers"])  # fmt: skip
+    tuning = Tuning(batch_size=kw["batch_size"], max_in_flight=kw["max_in_flight"],
+                    grace_s=kw["verify_grace"])  # fmt: skip
+    pull = _pull_settings(
+        phoenix, kw["state_dir"], tuning, {k: kw[k] for k in _PORTKEY_KEYS},
+        kw["session_key"], kw["max_messages"], kw["max_value_chars"], kw["quarantine_file"],
+        not kw["no_annotations"],
+    )  # fmt: skip
+    return phoenix, pull
+
+
 _PORTKEY_KEYS = ("portkey_api_key", "portkey_base_url", "workspace", "gateway_url", "window",
                  "concurrency", "export_limit", "poll_interval", "portkey_retry_deadline",
                  "max_duration", "enrich",
@@ -641,17 +670,7 @@ def _report_pull(summary: Any, result: Any, info: dict[str, Any], phoenix: Phoen
     show_default=True,
     help="Stay this far behind now: Portkey's export index lags by minutes.",
 )
-@conversion_options
-@state_option
-@delivery_options
-@click.option(
-    "--quarantine-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="JSONL file for rejected records [default: STATE_DIR/quarantine/].",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@verbosity_options
+@pull_delivery_options
 def sync_command(**kw: Any) -> None:
     """The cron job: export new logs from Portkey and deliver them to Phoenix.
 
@@ -669,15 +688,7 @@ def sync_command(**kw: Any) -> None:
     def action() -> int:
         from .pull import sync
 
-        phoenix = _settings(kw["endpoint"], kw["api_key"], kw["project"], kw["retry_deadline"],
-                            kw["client_headers"])  # fmt: skip
-        tuning = Tuning(batch_size=kw["batch_size"], max_in_flight=kw["max_in_flight"],
-                        grace_s=kw["verify_grace"])  # fmt: skip
-        pull = _pull_settings(
-            phoenix, kw["state_dir"], tuning, {k: kw[k] for k in _PORTKEY_KEYS},
-            kw["session_key"], kw["max_messages"], kw["max_value_chars"], kw["quarantine_file"],
-            not kw["no_annotations"],
-        )  # fmt: skip
+        phoenix, pull = _pull_from_options(kw)
         summary, result, info = sync(pull, kw["since"], kw["overlap"], kw["lag"])
         return _report_pull(summary, result, info, phoenix, kw["as_json"], kw["quiet"])
 
@@ -710,17 +721,7 @@ def sync_command(**kw: Any) -> None:
     help="Take every N-th window, starting with the I-th: N workers cover the range once. "
     "Each shard keeps its own state under STATE_DIR/shards/.",
 )
-@conversion_options
-@state_option
-@delivery_options
-@click.option(
-    "--quarantine-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="JSONL file for rejected records [default: STATE_DIR/quarantine/].",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@verbosity_options
+@pull_delivery_options
 def backfill_command(**kw: Any) -> None:
     """Export a date range from Portkey and deliver it to Phoenix; rerun to resume.
 
@@ -746,15 +747,7 @@ def backfill_command(**kw: Any) -> None:
                 "--advance-sync cannot be used with --shard: no shard sees the whole range. "
                 "Run one unsharded `backfill ... --advance-sync` afterwards (it sends nothing new)."
             )
-        phoenix = _settings(kw["endpoint"], kw["api_key"], kw["project"], kw["retry_deadline"],
-                            kw["client_headers"])  # fmt: skip
-        tuning = Tuning(batch_size=kw["batch_size"], max_in_flight=kw["max_in_flight"],
-                        grace_s=kw["verify_grace"])  # fmt: skip
-        pull = _pull_settings(
-            phoenix, kw["state_dir"], tuning, {k: kw[k] for k in _PORTKEY_KEYS},
-            kw["session_key"], kw["max_messages"], kw["max_value_chars"], kw["quarantine_file"],
-            not kw["no_annotations"],
-        )  # fmt: skip
+        phoenix, pull = _pull_from_options(kw)
         from .guards import check_backfill
         from .report import ensure_project, phoenix_link, project_id
 

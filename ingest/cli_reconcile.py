@@ -55,7 +55,8 @@ from .errors import EXIT_FAILED, EXIT_OK, ConfigError
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @verbosity_options
 def reconcile_command(
-    endpoint: str, api_key: str | None, retry_deadline: float, project: str,
+    endpoint: str, api_key: str | None, retry_deadline: float,
+    client_headers: dict[str, str] | None, project: str,
     portkey_api_key: str | None, portkey_base_url: str, workspace: str | None,
     since: datetime, until: datetime, bucket: str, as_json: bool, verbose: int, quiet: bool,
 ) -> None:  # fmt: skip
@@ -89,7 +90,7 @@ def reconcile_command(
                 "no Portkey API key: set PORTKEY_API_KEY (or --portkey-api-key) to a key with "
                 "the analytics.view scope."
             )
-        phoenix = _settings(endpoint, api_key, project, retry_deadline)
+        phoenix = _settings(endpoint, api_key, project, retry_deadline, client_headers)
         portkey = PortkeyClient(
             PortkeySettings(
                 api_key=portkey_api_key,

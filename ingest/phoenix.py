@@ -300,4 +300,10 @@ class SpanReader:
             ) from None
         except httpx.TransportError as exc:
             raise _Transient(_connection_reason(exc)) from None
+        except Exception as exc:  # the client's own checks, e.g. "version could not be determined"
+            raise PhoenixError(
+                f"Phoenix at {self.settings.base_url} did not answer a span read as Phoenix "
+                f"does ({type(exc).__name__}: {exc}). Check PHOENIX_COLLECTOR_ENDPOINT points "
+                "at a Phoenix server."
+            ) from None
         return [dict(span) for span in spans]

@@ -13,7 +13,6 @@ from click.testing import CliRunner, Result
 
 from ingest.cli import cli
 from ingest.cli_config import config_group
-from ingest.cli_doctor import doctor_command
 from ingest.config import (
     ClientHeaders,
     client_headers_option,
@@ -41,21 +40,8 @@ def no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def app() -> click.Group:
-    """The CLI with --config, `config` and `doctor`: `cli` itself once they are wired into
-    cli.py, until then a group with the same commands and the --config option."""
-    if "config" in cli.commands and any(p.name == "config_path" for p in cli.params):
-        return cli
-
-    @config_option
-    @click.group()
-    def app() -> None:
-        pass
-
-    for name, command in cli.commands.items():
-        app.add_command(command, name)
-    app.add_command(config_group)
-    app.add_command(doctor_command)
-    return app
+    """The CLI, with --config, `config` and `doctor` wired in."""
+    return cli
 
 
 def write_config(path: Path, text: str, mode: int = 0o600) -> Path:

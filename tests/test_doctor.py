@@ -18,9 +18,6 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ingest.cli import cli
-from ingest.cli_config import config_group
-from ingest.cli_doctor import doctor_command
-from ingest.config import config_option
 from ingest.doctor import OK, WARN, ServerTime, check_clock
 from ingest.local_phoenix import LocalPhoenix, free_port
 from ingest.state import StateStore
@@ -64,20 +61,8 @@ def no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture
 def app() -> click.Group:
-    """`cli` once --config and doctor are wired into cli.py; until then the same commands."""
-    if "doctor" in cli.commands and any(p.name == "config_path" for p in cli.params):
-        return cli
-
-    @config_option
-    @click.group()
-    def app() -> None:
-        pass
-
-    for name, command in cli.commands.items():
-        app.add_command(command, name)
-    app.add_command(config_group)
-    app.add_command(doctor_command)
-    return app
+    """The CLI, with --config, `config` and `doctor` wired in."""
+    return cli
 
 
 def doctor(app: click.Group, *args: str, env: dict[str, str] | None = None,

@@ -250,14 +250,10 @@ def reconcile(double: PortkeyDouble, phoenix: LocalPhoenix, project: str,
     """The command in a subprocess, as CI runs it (its logging set-up stays out of pytest)."""
     env = {**os.environ, "PORTKEY_API_KEY": double.api_key, "PORTKEY_BASE_URL": double.base_url}
     return subprocess.run(
-        [sys.executable, "-c", _RUN, "--endpoint", phoenix.url, "--project", project,
-         "--since", "2026-07-01", "--until", "2026-07-03", *args],
+        [sys.executable, "-m", "ingest", "reconcile", "--endpoint", phoenix.url,
+         "--project", project, "--since", "2026-07-01", "--until", "2026-07-03", *args],
         env=env, capture_output=True, text=True, timeout=120, cwd=REPO,
     )  # fmt: skip
-
-
-# `python -m ingest reconcile` once cli.py registers the command; this works before and after.
-_RUN = "from ingest.cli_reconcile import reconcile_command; reconcile_command()"
 
 
 @pytest.fixture(scope="module")
