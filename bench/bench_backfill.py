@@ -34,9 +34,11 @@ def main() -> None:
     step = timedelta(days=args.days) / args.logs
     logs = [make_log(START + step * index) for index in range(args.logs)]
     until = (START + timedelta(days=args.days)).date().isoformat()
-    with tempfile.TemporaryDirectory(prefix="bench-backfill-") as tmp_dir, PortkeyDouble(
-        job_polls=2
-    ) as double, LocalPhoenix(Path(tmp_dir) / "phoenix") as phoenix:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-backfill-") as tmp_dir,
+        PortkeyDouble(job_polls=2) as double,
+        LocalPhoenix(Path(tmp_dir) / "phoenix") as phoenix,
+    ):
         tmp = Path(tmp_dir)
         double.add_logs(logs)
         command = [

@@ -11,7 +11,9 @@ counted and reported, and never loses or blocks a span.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -102,34 +104,75 @@ def _key(annotation: dict[str, Any]) -> tuple[Any, ...]:
 
 
 class SpanAnnotator:
-    """Upserts the gateway annotations of verified spans and reads them back."""
+    """Upserts the gateway annotations of verified spans, then reads them back.
 
-    def __init__(self, reader: SpanReader) -> None:
+    Annotations are posted asynchronously (Phoenix queues them for its bulk inserter: about
+    a quarter of the server time of a synchronous insert) and verified a little later, while
+    the next batches are delivered; what is still missing then is posted again, synchronously.
+    """
+
+    def __init__(
+        self,
+        reader: SpanReader,
+        settle_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.reader = reader
+        self.settle_s = settle_s
+        self.clock = clock
+        self.sleep = sleep
         self.written = 0
         self.failed = 0
+        self._pending: deque[tuple[float, list[dict[str, Any]]]] = deque()
 
-    def annotate(self, spans: Sequence[ReadableSpan]) -> bool:
-        """Write and verify; True when every annotation is stored as sent."""
+    def annotate(self, spans: Sequence[ReadableSpan]) -> None:
+        """Post the annotations of these (verified) spans; verify earlier posts that had
+        time to land."""
         wanted = [item for span in spans for item in annotations_for(span)]
-        if not wanted:
-            return True
+        if wanted and self._post(wanted, sync=False):
+            self._pending.append((self.clock(), wanted))
+        self._verify(until=self.clock() - self.settle_s)
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Verify everything posted so far (at the end of a run)."""
+        if not self._pending:
+            return
+        self.sleep(max(0.0, self.settle_s - (self.clock() - self._pending[-1][0])))
+        self._verify(until=self.clock(), timeout_s=timeout_s)
+
+    def _post(self, wanted: list[dict[str, Any]], sync: bool) -> bool:
         try:
-            client = self.reader.client
-            client.spans.log_span_annotations(span_annotations=wanted, sync=True)
-            stored = self._read_back({item["span_id"] for item in wanted})
+            self.reader.client.spans.log_span_annotations(span_annotations=wanted, sync=sync)
         except Exception as exc:  # annotations are extra: never let them lose a span
             self.failed += len(wanted)
-            log.warning("could not annotate %d spans (%s); the spans are delivered", len(spans),
-                        _reason(exc))  # fmt: skip
+            log.warning("could not annotate %d spans (%s); the spans are delivered",
+                        len({item["span_id"] for item in wanted}), _reason(exc))  # fmt: skip
             return False
-        missing = {_key(item) for item in wanted} - {_key(item) for item in stored}
-        if missing:
-            self.failed += len(missing)
-            log.warning("%d annotations were not stored as sent", len(missing))
-            return False
-        self.written += len(wanted)
         return True
+
+    def _verify(self, until: float, timeout_s: float = 0.0) -> None:
+        while self._pending and self._pending[0][0] <= until:
+            _, wanted = self._pending.popleft()
+            missing = self._missing(wanted)
+            deadline = self.clock() + timeout_s
+            while missing and self.clock() < deadline:  # still queued in Phoenix: wait
+                self.sleep(0.5)
+                missing = self._missing(missing)
+            if missing and self._post(missing, sync=True):  # lost or refused: once more
+                missing = self._missing(missing)
+            self.written += len(wanted) - len(missing)
+            if missing:
+                self.failed += len(missing)
+                log.warning("%d annotations were not stored as sent", len(missing))
+
+    def _missing(self, wanted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        try:
+            stored = {_key(item) for item in self._read_back({i["span_id"] for i in wanted})}
+        except Exception as exc:
+            log.warning("could not read annotations back (%s)", _reason(exc))
+            return wanted
+        return [item for item in wanted if _key(item) not in stored]
 
     def _read_back(self, span_ids: Iterable[str]) -> list[dict[str, Any]]:
         ids = sorted(span_ids)

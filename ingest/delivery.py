@@ -37,7 +37,9 @@ class Reader(Protocol):
 
 
 class Annotator(Protocol):
-    def annotate(self, spans: list[ReadableSpan]) -> bool: ...
+    def annotate(self, spans: list[ReadableSpan]) -> None: ...
+
+    def flush(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,6 @@ class Batch:
     delivered: int = 0
     awaiting: dict[str, ReadableSpan] = field(default_factory=dict)
     sent_bytes: int = 0
-    annotated: bool | None = None  # None: not asked for
 
 
 @dataclass
@@ -103,6 +104,8 @@ class Deliverer:
                 self._settle(pending.popleft(), commit)
         while pending:
             self._settle(pending.popleft(), commit)
+        if self.annotator is not None:
+            self.annotator.flush()
         return self.stats
 
     def _over_budget(self, pending: deque[Batch]) -> bool:
@@ -160,9 +163,9 @@ class Deliverer:
             self.stats.resent += len(batch.awaiting)
             last_progress = self.clock()
         if self.annotator is not None and batch.spans:
-            # After verification (annotations need stored spans), before the commit, so a
-            # crash re-annotates; a failure is counted and never holds the spans back.
-            batch.annotated = self.annotator.annotate(batch.spans)
+            # Annotations need stored spans; they are verified as later batches go by, and a
+            # failure is counted, never holding the spans back.
+            self.annotator.annotate(batch.spans)
         commit(batch)
 
     def _poll_interval(self, awaiting: int) -> float:

@@ -229,8 +229,6 @@ class FileImporter:
             progress["already_present"] += batch.already_present
             for name in ("duplicates", "quarantined"):
                 progress[name] += batch.counts.get(name, 0)
-            if batch.annotated is False:
-                progress["annotations_failed"] = progress.get("annotations_failed", 0) + 1
             if batch.spans:
                 starts = [span.start_time or 0 for span in batch.spans]
                 progress["earliest"] = _earliest(progress.get("earliest"), min(starts))

@@ -144,6 +144,19 @@ def print_status(store: StateStore, as_json: bool = False) -> None:
                 f"delivered {entry['delivered']}, already present {entry['already_present']}, "
                 f"quarantined {entry['quarantined']}, duplicates {entry['duplicates']}"
             )
+    for entry in doc.get("sync", {}).values():
+        click.echo(
+            f"Sync into '{entry.get('project')}': watermark {entry.get('watermark') or 'none yet'}"
+            f" (every log before it is verified in Phoenix)"
+        )
+    for entry in doc.get("backfills", {}).values():
+        state = (
+            "complete" if entry.get("complete") else f"{len(entry.get('done', []))} windows done"
+        )
+        click.echo(
+            f"Backfill {entry.get('since')} .. {entry.get('until')} into "
+            f"'{entry.get('project')}': {state}"
+        )
     for name, run in sorted(doc["runs"].items()):
         outcome = run.get("outcome", "ok")
         click.echo(

@@ -167,8 +167,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-UTC = UTC
-
 # The `requested_data` enum, in spec order [2.2].
 EXPORT_FIELDS: tuple[str, ...] = (
     "id", "trace_id", "created_at", "request", "response", "is_success", "ai_org", "ai_model",

@@ -428,3 +428,20 @@ def test_trace_trees_come_out_as_portkey_shows_them(
     assert parent("tool") == span_id("act")
     assert parent("orphan") is None
     assert spans["orphan"]["attributes"]["portkey.parent_span_id"] == "app-span-not-logged"
+
+
+def test_status_shows_the_watermark_and_backfill_progress(
+    double: PortkeyDouble, phoenix: LocalPhoenix, project: str
+) -> None:
+    double.add_logs(spread(DAY0, 4, timedelta(hours=12)))
+    result, _ = pull("backfill", double, phoenix, project, "--since", "2026-07-01",
+                     "--until", "2026-07-03", "--advance-sync")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    status = run_cli("status")
+    assert status.returncode == 0
+    assert f"Sync into '{project}': watermark 2026-07-03T00:00:00+00:00" in status.stdout
+    assert (
+        f"Backfill 2026-07-01T00:00:00+00:00 .. 2026-07-03T00:00:00+00:00 into '{project}': "
+        "complete" in status.stdout
+    )
+    assert "Last backfill:" in status.stdout
