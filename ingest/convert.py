@@ -30,6 +30,7 @@ def convert_files(
     rejected = 0
     try:
         for path in files:
+            seen.clear()  # per file, as `import` does: memory stays flat over many files
             for line in read_lines(path):
                 try:
                     record = parse_record(decode_line(line))
