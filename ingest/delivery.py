@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -33,7 +34,9 @@ class Sender(Protocol):
 
 
 class Reader(Protocol):
-    def existing(self, span_ids: Iterable[str]) -> set[str]: ...
+    def existing(
+        self, span_ids: Iterable[str], window: tuple[datetime, datetime] | None = None
+    ) -> set[str]: ...
 
 
 class Annotator(Protocol):
@@ -94,16 +97,18 @@ class Deliverer:
         self.sleep = sleep
         self.stats = DeliveryStats()
         self._rate = 200.0  # spans/s Phoenix stores; refined as we observe it
+        # Stall detection for the oldest pending batch (reset when another becomes oldest).
+        self._resends_of: Batch | None = None
+        self._resends = 0
+        self._last_progress = clock()
 
     def run(self, batches: Iterable[Batch], commit: Callable[[Batch], None]) -> DeliveryStats:
         pending: deque[Batch] = deque()
         for batch in batches:
             self._submit(batch)
             pending.append(batch)
-            while pending and (not pending[0].awaiting or self._over_budget(pending)):
-                self._settle(pending.popleft(), commit)
-        while pending:
-            self._settle(pending.popleft(), commit)
+            self._settle(pending, commit, until_within_budget=True)
+        self._settle(pending, commit, until_within_budget=False)
         if self.annotator is not None:
             self.annotator.flush()
         return self.stats
@@ -118,7 +123,7 @@ class Deliverer:
         self.stats.batches += 1
         by_id = {span_hex(span.context.span_id): span for span in batch.spans}
         if self.tuning.precheck and by_id:
-            present = self.reader.existing(by_id)
+            present = self.reader.existing(by_id, _start_window(by_id.values()))
             batch.already_present = len(present)
             self.stats.already_present += len(present)
             for span_id in present:
@@ -128,40 +133,64 @@ class Deliverer:
             self.stats.sent += len(by_id)
         batch.awaiting = by_id
 
-    def _settle(self, batch: Batch, commit: Callable[[Batch], None]) -> None:
-        """Wait until every span of `batch` is stored, re-sending lost ones; then commit."""
-        last_progress = self.clock()
-        resends = 0
-        while batch.awaiting:
-            self.sleep(self._poll_interval(len(batch.awaiting)))
-            asked_at = self.clock()
-            found = self.reader.existing(list(batch.awaiting))
-            if found:
-                self._observe_rate(len(found), asked_at - last_progress)
-                for span_id in found:
-                    batch.awaiting.pop(span_id, None)
-                batch.delivered += len(found)
-                self.stats.delivered += len(found)
-                last_progress = asked_at
-                continue
-            if asked_at - last_progress < self.tuning.grace_s:
-                continue
-            if resends >= self.tuning.max_resends:
-                raise VerificationError(
-                    f"Phoenix acknowledged {len(batch.awaiting)} spans but did not store them, "
-                    f"even after {resends} re-sends over {self.tuning.grace_s * resends:.0f} s. "
-                    "Check the Phoenix server log for insert errors; nothing past the last "
-                    "verified record was committed, so rerunning is safe."
-                )
-            resends += 1
-            log.warning(
-                "%d spans were acknowledged but not stored after %.0f s; sending them again",
-                len(batch.awaiting),
-                asked_at - last_progress,
+    def _settle(
+        self, pending: deque[Batch], commit: Callable[[Batch], None], until_within_budget: bool
+    ) -> None:
+        """Commit the verified prefix of `pending`; wait for more while over budget (or, at
+        the end, until everything is verified). Each read covers every pending batch, so
+        the in-flight count tracks what Phoenix has not stored yet and its queue stays full."""
+        while pending:
+            while pending and not pending[0].awaiting:
+                self._commit(pending.popleft(), commit)
+            if not pending or (until_within_budget and not self._over_budget(pending)):
+                return
+            self._wait_for_progress(pending)
+
+    def _wait_for_progress(self, pending: deque[Batch]) -> None:
+        """One read of what is still unverified; re-send the oldest batch's missing spans
+        when it has made no progress for the grace period (Phoenix lost them)."""
+        oldest = pending[0]
+        if self._resends_of is not oldest:
+            self._resends_of, self._resends, self._last_progress = oldest, 0, self.clock()
+        self.sleep(self._poll_interval(len(oldest.awaiting)))
+        asked_at = self.clock()
+        waiting = [batch for batch in pending if batch.awaiting]
+        ids = [span_id for batch in waiting for span_id in batch.awaiting]
+        spans = [span for batch in waiting for span in batch.awaiting.values()]
+        found = self.reader.existing(ids, _start_window(spans))
+        if found:
+            self._observe_rate(len(found), asked_at - self._last_progress)
+            oldest_before = len(oldest.awaiting)
+            for batch in waiting:
+                stored = [span_id for span_id in batch.awaiting if span_id in found]
+                for span_id in stored:
+                    del batch.awaiting[span_id]
+                batch.delivered += len(stored)
+                self.stats.delivered += len(stored)
+            if len(oldest.awaiting) < oldest_before:  # Phoenix stores in arrival order: a
+                self._last_progress = asked_at  # stall of the oldest means its spans were lost
+            return
+        if asked_at - self._last_progress < self.tuning.grace_s:
+            return
+        if self._resends >= self.tuning.max_resends:
+            raise VerificationError(
+                f"Phoenix acknowledged {len(oldest.awaiting)} spans but did not store them, "
+                f"even after {self._resends} re-sends over "
+                f"{self.tuning.grace_s * self._resends:.0f} s. Check the Phoenix server log for "
+                "insert errors; nothing past the last verified record was committed, so "
+                "rerunning is safe."
             )
-            self.sender.send(list(batch.awaiting.values()))
-            self.stats.resent += len(batch.awaiting)
-            last_progress = self.clock()
+        self._resends += 1
+        log.warning(
+            "%d spans were acknowledged but not stored after %.0f s; sending them again",
+            len(oldest.awaiting),
+            asked_at - self._last_progress,
+        )
+        self.sender.send(list(oldest.awaiting.values()))
+        self.stats.resent += len(oldest.awaiting)
+        self._last_progress = self.clock()
+
+    def _commit(self, batch: Batch, commit: Callable[[Batch], None]) -> None:
         if self.annotator is not None and batch.spans:
             # Annotations need stored spans; they are verified as later batches go by, and a
             # failure is counted, never holding the spans back.
@@ -175,3 +204,15 @@ class Deliverer:
     def _observe_rate(self, stored: int, seconds: float) -> None:
         if seconds > 0:
             self._rate = 0.7 * self._rate + 0.3 * (stored / seconds)
+
+
+def _start_window(spans: Iterable[ReadableSpan]) -> tuple[datetime, datetime] | None:
+    """[earliest, latest] start time of these spans, to bound a read by time (Phoenix's
+    read by id alone scans the whole project, so it would slow down as a backfill grows)."""
+    starts = [span.start_time for span in spans if span.start_time is not None]
+    if not starts:
+        return None
+    return (
+        datetime.fromtimestamp(min(starts) / 1e9, tz=UTC),
+        datetime.fromtimestamp(max(starts) / 1e9, tz=UTC),
+    )

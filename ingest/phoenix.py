@@ -17,6 +17,7 @@ import time
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -262,26 +263,42 @@ class SpanReader:
         """The project name as a URL path segment (names may hold spaces or slashes)."""
         return quote(self.settings.project, safe="")
 
-    def existing(self, span_ids: Iterable[str]) -> set[str]:
-        """Which of these span ids (16-hex) Phoenix has stored in the project."""
-        return {span["context"]["span_id"] for span in self.fetch(span_ids)}
+    def existing(
+        self, span_ids: Iterable[str], window: tuple[datetime, datetime] | None = None
+    ) -> set[str]:
+        """Which of these span ids (16-hex) Phoenix has stored in the project.
 
-    def fetch(self, span_ids: Iterable[str]) -> list[dict[str, Any]]:
+        `window` ([earliest start, latest start]) bounds the read by start time: Phoenix
+        filters a project's spans by time through an index, while a filter on ids alone
+        scans the whole project, so reads would slow down as a backfill grows.
+        """
+        return {span["context"]["span_id"] for span in self.fetch(span_ids, window)}
+
+    def fetch(
+        self, span_ids: Iterable[str], window: tuple[datetime, datetime] | None = None
+    ) -> list[dict[str, Any]]:
         """The stored spans among these ids (full spans, as the Phoenix REST API returns them)."""
         ids = list(span_ids)
+        bounds = None
+        if window is not None:  # a millisecond of slack: Phoenix keeps float seconds
+            bounds = (window[0] - timedelta(milliseconds=1), window[1] + timedelta(milliseconds=1))
         found: list[dict[str, Any]] = []
         for start in range(0, len(ids), VERIFY_CHUNK):
             chunk = ids[start : start + VERIFY_CHUNK]
-            found.extend(self._retrier.call("answer a read", lambda c=chunk: self._get(c)))
+            found.extend(self._retrier.call("answer a read", lambda c=chunk: self._get(c, bounds)))
         return found
 
-    def _get(self, chunk: list[str]) -> list[dict[str, Any]]:
+    def _get(
+        self, chunk: list[str], bounds: tuple[datetime, datetime] | None
+    ) -> list[dict[str, Any]]:
         import httpx
 
         try:
             spans = self.client.spans.get_spans(
                 project_identifier=self.project_path,
                 span_ids=chunk,
+                start_time=bounds[0] if bounds else None,
+                end_time=bounds[1] if bounds else None,
                 limit=len(chunk),
                 timeout=int(self.settings.request_timeout_s),
             )
