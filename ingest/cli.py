@@ -14,7 +14,7 @@ import click
 from . import __version__
 from .config import client_headers_option, config_option
 from .delivery import Tuning
-from .errors import EXIT_FAILED, EXIT_OK, EXIT_QUARANTINED, ConfigError, IngestError
+from .errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_QUARANTINED, ConfigError, IngestError
 from .phoenix import DEFAULT_ENDPOINT, PhoenixSettings
 from .spans import ConversionOptions
 
@@ -209,7 +209,8 @@ def _run(action: Callable[[], int]) -> None:
         code = action()
     except IngestError as exc:
         click.echo(f"Error: {exc}", err=True)
-        _run_done("failed", exc.exit_code, error=str(exc))
+        _run_done("locked" if exc.exit_code == EXIT_LOCKED else "failed", exc.exit_code,
+                  error=str(exc))  # fmt: skip
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted: progress up to the last verified batch is saved.", err=True)
