@@ -983,8 +983,8 @@ def test_redact_returns_a_masked_copy() -> None:
     ("text", "masked"),
     [
         ("Authorization: Bearer abc.def", "Authorization: Bearer [REDACTED]"),
-        ("x-portkey-api-key: hPxFZGd8AN269n4b", "x-portkey-api-key: [REDACTED]"),
-        ("PORTKEY_API_KEY=hPxFZGd8AN269n4b", "PORTKEY_API_KEY=[REDACTED]"),
+        ("x-portkey-api-key: fake-key-0000", "x-portkey-api-key: [REDACTED]"),
+        ("PORTKEY_API_KEY=fake-key-0000", "PORTKEY_API_KEY=[REDACTED]"),
         ('{"api_key": "abc", "x": 1}', '{"api_key": "[REDACTED]", "x": 1}'),
         ('{"password": 1234}', '{"password": "[REDACTED]"}'),
         ('{\\"x-api-key\\": \\"abc\\"}', '{\\"x-api-key\\": \\"[REDACTED]\\"}'),
