@@ -33,9 +33,9 @@ from gen_logs import write_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 
-from ingest.records import parse_record
-from ingest.sources import decode_line, read_lines
-from ingest.spans import ConversionOptions, make_resource, to_span
+from ingest.convert.records import parse_record
+from ingest.convert.spans import ConversionOptions, make_resource, to_span
+from ingest.sources.files import decode_line, read_lines
 
 TARGET_RATIO = 2.0
 TARGET_TYPICAL_RATE = 5000.0

@@ -34,12 +34,12 @@ from typing import Any
 import common
 from gen_logs import SIZES, write_logs
 
+from ingest.convert.records import parse_record
+from ingest.convert.spans import ConversionOptions, make_resource, to_span
 from ingest.errors import PhoenixUnreachableError
-from ingest.local_phoenix import LocalPhoenix
-from ingest.phoenix import PhoenixSettings, SpanSender
-from ingest.records import parse_record
-from ingest.sources import decode_line, read_lines
-from ingest.spans import ConversionOptions, make_resource, to_span
+from ingest.phoenix.client import PhoenixSettings, SpanSender
+from ingest.phoenix.local_server import LocalPhoenix
+from ingest.sources.files import decode_line, read_lines
 
 PROJECT = "bench"
 TARGET_RATIO = 0.9

@@ -1,3 +1,3 @@
-from .cli import main
+from ingest.cli.main import main
 
 main()

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest.annotations import (
+from ingest.convert.records import parse_record
+from ingest.convert.spans import ConversionOptions, make_resource, to_span
+from ingest.phoenix.annotations import (
     BILLED_COST,
     CACHE,
     OUTCOME,
@@ -15,10 +17,8 @@ from ingest.annotations import (
     annotations_for,
     outcome_label,
 )
-from ingest.local_phoenix import LocalPhoenix
-from ingest.phoenix import import_phoenix_client
-from ingest.records import parse_record
-from ingest.spans import ConversionOptions, make_resource, to_span
+from ingest.phoenix.client import import_phoenix_client
+from ingest.phoenix.local_server import LocalPhoenix
 from tests.conftest import run_cli
 from tests.logs_factory import make_log, write_jsonl
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from ingest.records import parse_record
-from ingest.redact import REDACTED, redact, redact_text
-from ingest.spans import ConversionOptions, make_resource, span_to_dict, to_span
+from ingest.convert.records import parse_record
+from ingest.convert.redact import REDACTED, redact, redact_text
+from ingest.convert.spans import ConversionOptions, make_resource, span_to_dict, to_span
 
 PROJECT = "test-project"
 BASE: dict[str, Any] = {"id": "log-1", "created_at": "2026-07-25T11:14:18.123Z"}

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from ingest.cli import cli
-from ingest.ids import span_hex, span_id_for
-from ingest.local_phoenix import LocalPhoenix, free_port
+from ingest.convert.ids import span_hex, span_id_for
+from ingest.phoenix.local_server import LocalPhoenix, free_port
 from tests.conftest import SAMPLE_LOGS, read_spans, run_cli
 from tests.logs_factory import write_jsonl, write_logs
 

@@ -12,8 +12,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ingest.cli import cli
-from ingest.cli_config import config_group
-from ingest.config import (
+from ingest.cli.config_cmd import config_group
+from ingest.errors import ConfigError
+from ingest.ops.config import (
     ClientHeaders,
     client_headers_option,
     config_option,
@@ -21,7 +22,6 @@ from ingest.config import (
     mask,
     parse_headers,
 )
-from ingest.errors import ConfigError
 from tests.logs_factory import write_logs
 
 FILE_KEY = "phx-file-key-0123456789-abcdef"

@@ -18,9 +18,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ingest.cli import cli
-from ingest.doctor import OK, WARN, ServerTime, check_clock
-from ingest.local_phoenix import LocalPhoenix, free_port
-from ingest.state import StateStore
+from ingest.ops.doctor import OK, WARN, ServerTime, check_clock
+from ingest.phoenix.local_server import LocalPhoenix, free_port
+from ingest.run.state import StateStore
 from tests.portkey_double import ALL_SCOPES, PortkeyDouble
 
 ADMIN_SECRET = "admin-Secret-0123456789-abcdefghijkl"

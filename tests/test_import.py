@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.ids import span_hex, span_id_for
-from ingest.local_phoenix import LocalPhoenix
+from ingest.convert.ids import span_hex, span_id_for
+from ingest.phoenix.local_server import LocalPhoenix
 from tests.conftest import REPO, read_spans, run_cli
 from tests.logs_factory import write_logs
 

@@ -8,7 +8,7 @@ from email.utils import format_datetime
 import pytest
 from tenacity import RetryCallState, Retrying
 
-from ingest.phoenix import PhoenixSettings, _retry_after_seconds, _Transient, _WaitRetryAfter
+from ingest.phoenix.client import PhoenixSettings, _retry_after_seconds, _Transient, _WaitRetryAfter
 
 
 @pytest.mark.parametrize(

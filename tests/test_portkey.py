@@ -19,6 +19,7 @@ import requests
 from portkey_double import ALL_SCOPES, DEFAULT_WORKSPACE, STORAGE_ROUTE, Fault, PortkeyDouble
 from portkey_double import make_log as double_log
 
+from ingest.convert.records import ENRICHMENT_FIELDS
 from ingest.errors import (
     ConfigError,
     PortkeyAuthError,
@@ -27,7 +28,7 @@ from ingest.errors import (
     PortkeyLogNotFoundError,
     PortkeyUnavailableError,
 )
-from ingest.portkey import (
+from ingest.sources.portkey import (
     EXPORT_FIELDS,
     PortkeyClient,
     PortkeySettings,
@@ -35,7 +36,6 @@ from ingest.portkey import (
     WindowFile,
     enrichment,
 )
-from ingest.records import ENRICHMENT_FIELDS
 
 T0 = datetime(2026, 7, 25, tzinfo=UTC)
 DAY = Window(T0, T0 + timedelta(days=1))

@@ -24,7 +24,7 @@ from portkey_double import (
     make_log,
 )
 
-from ingest.records import parse_record
+from ingest.convert.records import parse_record
 
 UTC = UTC
 T0 = datetime(2026, 7, 25, 11, 0, 0, tzinfo=UTC)

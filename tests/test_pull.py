@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.ids import span_hex, span_id_for
-from ingest.local_phoenix import LocalPhoenix, free_port
+from ingest.convert.ids import span_hex, span_id_for
+from ingest.phoenix.local_server import LocalPhoenix, free_port
 from tests.conftest import REPO, read_spans, run_cli
 from tests.portkey_double import Fault, PortkeyDouble, make_log
 

@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 import requests
 
+from ingest.convert.ids import span_hex, span_id_for
 from ingest.errors import ConfigError, PortkeyError
-from ingest.ids import span_hex, span_id_for
-from ingest.local_phoenix import LocalPhoenix
-from ingest.reconcile import (
+from ingest.ops.reconcile import (
     BucketRow,
     PhoenixFigures,
     PortkeyFigures,
@@ -32,7 +31,8 @@ from ingest.reconcile import (
     tally_rows,
     to_dict,
 )
-from ingest.windows import Window
+from ingest.phoenix.local_server import LocalPhoenix
+from ingest.sources.windows import Window
 from tests.conftest import REPO, run_cli
 from tests.portkey_double import PortkeyDouble, make_log
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.records import (
+from ingest.convert.records import (
     ENRICHMENT_FIELDS,
     EXPORT_FIELDS,
     LogRecord,

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ingest.convert.records import LogRecord, RecordError, parse_record
 from ingest.errors import SourceError
-from ingest.records import LogRecord, RecordError, parse_record
-from ingest.sources import SourceLine, decode_line, expand_paths, fingerprint, read_lines
+from ingest.sources.files import SourceLine, decode_line, expand_paths, fingerprint, read_lines
 
 CONTENT = (
     b'{"id": "log-1", "created_at": "2026-07-25T11:14:18Z"}\n'

@@ -11,9 +11,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
-from ingest import ids
-from ingest.records import parse_record
-from ingest.spans import ConversionOptions, make_resource, span_to_dict, to_span
+from ingest.convert import ids
+from ingest.convert.records import parse_record
+from ingest.convert.spans import ConversionOptions, make_resource, span_to_dict, to_span
 
 PROJECT = "test-project"
 BASE: dict[str, Any] = {"id": "log-1", "created_at": "2026-07-25T11:14:18.123Z"}

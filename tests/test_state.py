@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ingest.errors import StateError, StateLockedError
-from ingest.state import STATE_VERSION, StateStore
+from ingest.run.state import STATE_VERSION, StateStore
 
 
 def test_save_and_load_round_trip(tmp_path: Path) -> None:

@@ -1,0 +1,247 @@
+"""Commands that work on export files: import, convert, status, check, demo."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ingest.cli.options import (
+    conversion_options,
+    conversion_settings,
+    delivery_options,
+    phoenix_options,
+    phoenix_settings,
+    project_option,
+    resolve_state_dir,
+    start_logging,
+    state_option,
+    verbosity_options,
+)
+from ingest.cli.runner import run_command
+from ingest.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_QUARANTINED,
+    ConfigError,
+)
+from ingest.run.delivery import Tuning
+
+
+@click.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@phoenix_options
+@project_option
+@conversion_options
+@state_option
+@delivery_options
+@click.option(
+    "--quarantine-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="JSONL file for rejected records [default: STATE_DIR/quarantine/<time>-<pid>.jsonl].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@verbosity_options
+def import_command(
+    files: tuple[Path, ...],
+    endpoint: str,
+    api_key: str | None,
+    retry_deadline: float,
+    client_headers: dict[str, str] | None,
+    project: str,
+    session_key: str,
+    max_messages: int,
+    max_value_chars: int,
+    state_dir: Path | None,
+    batch_size: int,
+    max_in_flight: int,
+    verify_grace: float,
+    no_annotations: bool,
+    quarantine_file: Path | None,
+    as_json: bool,
+    verbose: int,
+    quiet: bool,
+) -> None:
+    """Import Portkey export files (JSONL or .jsonl.gz) into Phoenix and verify every span.
+
+    FILES may be files or directories (their *.jsonl, *.jsonl.gz and *.ndjson files).
+    Re-running is safe: finished files are skipped, interrupted ones resume after their
+    last verified line, and spans Phoenix already holds are not sent again.
+
+    \b
+    Examples:
+      portkey-phoenix-ingest import export-2026-07.jsonl
+      portkey-phoenix-ingest import exports/ --project prod-llm
+      PHOENIX_COLLECTOR_ENDPOINT=https://phoenix.internal PHOENIX_API_KEY=... \\
+        portkey-phoenix-ingest import logs.jsonl.gz --json
+    """
+    start_logging(verbose, quiet)
+
+    def action() -> int:
+        from ingest.ops.report import print_summary
+        from ingest.run.pipeline import import_files
+        from ingest.sources.files import expand_paths
+
+        settings = phoenix_settings(endpoint, api_key, project, retry_deadline, client_headers)
+        options = conversion_settings(settings.project, session_key, max_messages, max_value_chars)
+        paths = expand_paths(list(files))
+        if not paths:
+            raise ConfigError(f"no export files (*.jsonl, *.jsonl.gz) found in {files[0]}.")
+        tuning = Tuning(batch_size=batch_size, max_in_flight=max_in_flight, grace_s=verify_grace)
+        summary = import_files(
+            paths, settings, options, resolve_state_dir(state_dir), tuning, quarantine_file,
+            annotate=not no_annotations,
+        )  # fmt: skip
+        print_summary(summary, settings, as_json=as_json, quiet=quiet)
+        return EXIT_QUARANTINED if summary.quarantined else EXIT_OK
+
+    run_command(action)
+
+
+@click.command("convert")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@project_option
+@conversion_options
+@click.option(
+    "--quarantine-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write rejected records here (they are always reported on stderr).",
+)
+@verbosity_options
+def convert_command(
+    files: tuple[Path, ...],
+    project: str,
+    session_key: str,
+    max_messages: int,
+    max_value_chars: int,
+    quarantine_file: Path | None,
+    verbose: int,
+    quiet: bool,
+) -> None:
+    """Convert export files to spans without sending them: one JSON span per line on stdout.
+
+    \b
+    Each line is {"trace_id", "span_id", "parent_span_id", "name", "start_time",
+    "end_time", "status": {"code", "message"}, "attributes", "resource"}; see README.md.
+    Rejected records are reported on stderr; the exit code is 3 when there were any.
+
+    \b
+    Examples:
+      portkey-phoenix-ingest convert export.jsonl | jq '.attributes["llm.model_name"]'
+      portkey-phoenix-ingest convert sample_logs/ --project demo > spans.jsonl
+    """
+    start_logging(verbose, quiet)
+
+    def action() -> int:
+        from ingest.run.convert import convert_files
+        from ingest.sources.files import expand_paths
+
+        options = conversion_settings(project, session_key, max_messages, max_value_chars)
+        rejected = convert_files(expand_paths(list(files)), options, sys.stdout, quarantine_file)
+        return EXIT_QUARANTINED if rejected else EXIT_OK
+
+    run_command(action)
+
+
+@click.command("status")
+@state_option
+@click.option("--json", "as_json", is_flag=True, help="Print the state as JSON.")
+def status_command(state_dir: Path | None, as_json: bool) -> None:
+    """Show what the state file records: files imported, their progress, the last run.
+
+    \b
+    Example:
+      portkey-phoenix-ingest status --state-dir /var/lib/portkey-phoenix-ingest
+    """
+
+    def action() -> int:
+        from ingest.ops.report import print_status
+        from ingest.run.state import StateStore
+
+        store = StateStore(resolve_state_dir(state_dir))
+        store.load()
+        print_status(store, as_json=as_json)
+        return EXIT_OK
+
+    run_command(action)
+
+
+@click.command("check")
+@phoenix_options
+@click.option(
+    "--project",
+    default=None,
+    help="Project to import into [default: a fresh 'portkey-check-<time>' project].",
+)
+@click.option(
+    "--logs",
+    "logs_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Directory of export files with an EXPECTED.json [default: the bundled sample_logs].",
+)
+@verbosity_options
+def check_command(
+    endpoint: str,
+    api_key: str | None,
+    retry_deadline: float,
+    client_headers: dict[str, str] | None,
+    project: str | None,
+    logs_dir: Path | None,
+    verbose: int,
+    quiet: bool,
+) -> None:
+    """CI smoke check: import the sample logs into a fresh project, read every span back
+    and compare the essentials with sample_logs/EXPECTED.json. Exits 1 on any mismatch.
+
+    \b
+    Example (in CI, with a Phoenix service container):
+      PHOENIX_COLLECTOR_ENDPOINT=http://localhost:6006 portkey-phoenix-ingest check
+    """
+    start_logging(verbose, quiet)
+
+    def action() -> int:
+        from ingest.run.check import run_check
+
+        settings = phoenix_settings(
+            endpoint, api_key, project or "check", retry_deadline, client_headers
+        )
+        ok = run_check(settings, logs_dir, fresh_project=project is None)
+        return EXIT_OK if ok else EXIT_FAILED
+
+    run_command(action)
+
+
+@click.command("demo")
+@click.option("--no-serve", is_flag=True, help="Exit after the import instead of serving Phoenix.")
+@click.option(
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    default=0,
+    help="Port for the local Phoenix [default: a free one].",
+)
+@state_option
+@verbosity_options
+def demo_command(
+    no_serve: bool, port: int, state_dir: Path | None, verbose: int, quiet: bool
+) -> None:
+    """Start a local Phoenix, import the bundled sample logs, and print a link to them.
+
+    Phoenix keeps its data under STATE_DIR/demo-phoenix, so a second demo shows the
+    idempotency: nothing is sent twice. Press Ctrl-C to stop the server.
+
+    \b
+    Example:
+      portkey-phoenix-ingest demo
+    """
+    start_logging(verbose, quiet)
+
+    def action() -> int:
+        from ingest.ops.demo import run_demo
+
+        return run_demo(resolve_state_dir(state_dir), port or None, serve=not no_serve)
+
+    run_command(action)

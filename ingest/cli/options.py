@@ -1,0 +1,369 @@
+"""Options shared by the commands, their parameter types, and the settings they build."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import click
+
+from ingest.convert.spans import ConversionOptions
+from ingest.errors import (
+    ConfigError,
+)
+from ingest.ops.config import client_headers_option
+from ingest.phoenix.client import DEFAULT_ENDPOINT, PhoenixSettings
+from ingest.run.delivery import Tuning
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_PROJECT = "portkey"
+
+
+def option_group(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(fn: F) -> F:
+        for decorator in reversed(decorators):
+            fn = decorator(fn)
+        return fn
+
+    return apply
+
+
+phoenix_options = option_group(
+    click.option(
+        "--endpoint",
+        envvar="PHOENIX_COLLECTOR_ENDPOINT",
+        show_envvar=True,
+        default=DEFAULT_ENDPOINT,
+        show_default=True,
+        help="Phoenix server URL (with or without /v1/traces).",
+    ),
+    click.option(
+        "--api-key",
+        envvar="PHOENIX_API_KEY",
+        show_envvar=True,
+        default=None,
+        help="Phoenix API key, sent as 'Authorization: Bearer'. Never printed.",
+    ),
+    click.option(
+        "--retry-deadline",
+        envvar="INGEST_RETRY_DEADLINE",
+        show_envvar=True,
+        type=click.FloatRange(min=0),
+        default=120.0,
+        show_default=True,
+        help="Seconds to keep retrying Phoenix (503, 429, 5xx, connection errors) "
+        "before giving up.",
+    ),
+    client_headers_option,
+)
+
+project_option = click.option(
+    "--project",
+    envvar="PHOENIX_PROJECT_NAME",
+    show_envvar=True,
+    default=DEFAULT_PROJECT,
+    show_default=True,
+    help="Phoenix project the spans go to (created on first use).",
+)
+
+conversion_options = option_group(
+    click.option(
+        "--session-key",
+        envvar="INGEST_SESSION_KEY",
+        show_envvar=True,
+        default="session_id",
+        show_default=True,
+        help="Portkey metadata key whose value becomes session.id ('' to disable).",
+    ),
+    click.option(
+        "--max-messages",
+        type=click.IntRange(min=1),
+        default=200,
+        show_default=True,
+        help="Input/output messages kept per span (the most recent); the cut is recorded.",
+    ),
+    click.option(
+        "--max-value-chars",
+        type=click.IntRange(min=1000),
+        default=50_000,
+        show_default=True,
+        help="Longest attribute string; longer ones end with a truncation marker.",
+    ),
+)
+
+state_option = click.option(
+    "--state-dir",
+    envvar="INGEST_STATE_DIR",
+    show_envvar=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where progress, lock and quarantine files live "
+    "[default: ~/.local/state/portkey-phoenix-ingest].",
+)
+
+delivery_options = option_group(
+    click.option(
+        "--no-annotations",
+        is_flag=True,
+        help="Do not write the gateway annotations (billed cost, cache, routing, outcome).",
+    ),
+    click.option(
+        "--batch-size",
+        type=click.IntRange(min=1, max=5000),
+        default=Tuning.batch_size,
+        show_default=True,
+        help="Spans per OTLP request.",
+    ),
+    click.option(
+        "--max-in-flight",
+        type=click.IntRange(min=1),
+        default=Tuning.max_in_flight,
+        show_default=True,
+        help="Spans sent but not yet read back from Phoenix; keeps its queue from overflowing.",
+    ),
+    click.option(
+        "--verify-grace",
+        type=click.FloatRange(min=0.5),
+        default=Tuning.grace_s,
+        show_default=True,
+        help="Seconds without progress before acknowledged-but-missing spans are sent again.",
+    ),
+)
+
+_LOG_FORMAT = ["text"]  # set by --log-format before the command body runs
+
+
+def _remember_log_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    _LOG_FORMAT[0] = value
+    return value
+
+
+verbosity_options = option_group(
+    click.option("-v", "--verbose", count=True, help="More log output (-vv for debug)."),
+    click.option("-q", "--quiet", is_flag=True, help="Only errors; no summary on success."),
+    click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        envvar="INGEST_LOG_FORMAT",
+        show_envvar=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_remember_log_format,
+        help="Log lines as text, or one JSON object per line (event, counts, duration) for "
+        "log shippers. Off a terminal, progress is logged instead of drawn.",
+    ),
+)
+
+
+def start_logging(verbose: int, quiet: bool) -> None:
+    from ingest.run.logs import setup_logging
+
+    setup_logging(verbose, quiet, _LOG_FORMAT[0])
+
+
+def resolve_state_dir(value: Path | None) -> Path:
+    from ingest.run.state import default_state_dir
+
+    return value or default_state_dir()
+
+
+def phoenix_settings(
+    endpoint: str,
+    api_key: str | None,
+    project: str,
+    deadline: float,
+    headers: dict[str, str] | None = None,
+) -> PhoenixSettings:
+    if not endpoint.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"PHOENIX_COLLECTOR_ENDPOINT / --endpoint must be an http(s) URL, got {endpoint!r}."
+        )
+    if not project.strip():
+        raise ConfigError("the Phoenix project name (--project / PHOENIX_PROJECT_NAME) is empty.")
+    return PhoenixSettings(
+        endpoint=endpoint,
+        project=project.strip(),
+        api_key=api_key or None,
+        headers=headers or {},
+        retry_deadline_s=deadline,
+    )
+
+
+def conversion_settings(project: str, session_key: str, max_messages: int, max_chars: int) -> Any:
+    return ConversionOptions(
+        project=project,
+        session_key=session_key or None,
+        max_messages=max_messages,
+        max_value_chars=max_chars,
+    )
+
+
+class Duration(click.ParamType):
+    """`90s`, `15m`, `2h`, `1d`, or plain seconds."""
+
+    name = "duration"
+    _units: ClassVar[dict[str, int]] = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        text = str(value).strip().lower()
+        unit = self._units.get(text[-1:], None)
+        number = text[:-1] if unit else text
+        try:
+            seconds = float(number) * (unit or 1)
+        except ValueError:
+            self.fail(f"{value!r} is not a duration like 90s, 15m, 2h or 1d", param, ctx)
+        if seconds < 0:
+            self.fail(f"{value!r} is negative", param, ctx)
+        return timedelta(seconds=seconds)
+
+
+class UtcDateTime(click.ParamType):
+    """An ISO-8601 date or date-time; without a time zone it is taken as UTC."""
+
+    name = "datetime"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO-8601 date or date-time (e.g. 2026-07-01 or "
+                      "2026-07-01T12:00:00Z)", param, ctx)  # fmt: skip
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class Shard(click.ParamType):
+    """`I/N`: this worker's share of a backfill (1 <= I <= N)."""
+
+    name = "I/N"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        index, _, count = str(value).partition("/")
+        try:
+            shard = int(index), int(count)
+        except ValueError:
+            self.fail(f"{value!r} is not I/N, e.g. 1/4", param, ctx)
+        if not 1 <= shard[0] <= shard[1]:
+            self.fail(f"{value!r}: I must be between 1 and N", param, ctx)
+        return shard
+
+
+portkey_options = option_group(
+    click.option("--portkey-api-key", envvar="PORTKEY_API_KEY", show_envvar=True,
+                 help="Portkey API key with the logs.export scope. Never printed."),
+    click.option("--portkey-base-url", envvar="PORTKEY_BASE_URL", show_envvar=True,
+                 default="https://api.portkey.ai/v1", show_default=True,
+                 help="Portkey API (control plane) URL; self-hosted: your control plane URL."),
+    click.option("--workspace", envvar="PORTKEY_WORKSPACE", show_envvar=True, default=None,
+                 help="Portkey workspace slug to export from."),
+    click.option("--gateway-url", envvar="PORTKEY_GATEWAY_URL", show_envvar=True, default=None,
+                 help="Data plane URL for GET /logs/{id} (--enrich) [default: the base URL]."),
+    click.option("--window", type=Duration(), default="1d", show_default=True,
+                 help="Size of the export windows the range is cut into."),
+    click.option("--concurrency", type=click.IntRange(min=1, max=16), default=2,
+                 show_default=True, help="Export jobs in flight at once."),
+    click.option("--export-limit", type=click.IntRange(min=1, max=50_000), default=50_000,
+                 show_default=True, help="Logs per export job; bigger windows are split."),
+    click.option("--poll-interval", type=click.FloatRange(min=0.01), default=5.0,
+                 show_default=True, help="Seconds between export status polls."),
+    click.option("--portkey-retry-deadline", type=click.FloatRange(min=0.1), default=300.0,
+                 show_default=True, envvar="INGEST_PORTKEY_RETRY_DEADLINE", show_envvar=True,
+                 help="Seconds to keep retrying Portkey (429, 5xx, dropped connections)."),
+    click.option("--max-duration", type=Duration(), default=None,
+                 help="Start no new window after this long (e.g. 50m); the next run continues."),
+    click.option("--enrich", is_flag=True,
+                 help="Add span ids, cache status, retries and virtual key from GET /logs/{id}."),
+    click.option("--enrich-concurrency", type=click.IntRange(min=1, max=32), default=4,
+                 show_default=True, help="Parallel GET /logs/{id} requests."),
+    click.option("--enrich-rate", type=click.FloatRange(min=0.1), default=10.0,
+                 show_default=True, help="At most this many GET /logs/{id} per second."),
+)  # fmt: skip
+
+
+def pull_settings(
+    phoenix: PhoenixSettings, state_dir: Path | None, tuning: Tuning, p: dict[str, Any],
+    session_key: str, max_messages: int, max_value_chars: int, quarantine_file: Path | None,
+    annotate: bool = True,
+) -> Any:  # fmt: skip
+    from ingest.run.pull import PullSettings
+    from ingest.sources.portkey import PortkeySettings
+
+    if not p["portkey_api_key"]:
+        raise ConfigError(
+            "no Portkey API key: set PORTKEY_API_KEY (or --portkey-api-key) to a key with "
+            "the logs.export scope."
+        )
+    portkey = PortkeySettings(
+        api_key=p["portkey_api_key"],
+        base_url=p["portkey_base_url"].rstrip("/"),
+        workspace=p["workspace"] or None,
+        gateway_url=(p["gateway_url"] or "").rstrip("/") or None,
+        export_limit=p["export_limit"],
+        poll_interval_s=p["poll_interval"],
+        retry_deadline_s=p["portkey_retry_deadline"],
+        enrich_concurrency=p["enrich_concurrency"],
+        enrich_rate_per_s=p["enrich_rate"],
+    )
+    return PullSettings(
+        phoenix=phoenix,
+        options=conversion_settings(phoenix.project, session_key, max_messages, max_value_chars),
+        portkey=portkey,
+        state_dir=resolve_state_dir(state_dir),
+        tuning=tuning,
+        window=p["window"],
+        concurrency=p["concurrency"],
+        max_duration_s=p["max_duration"].total_seconds() if p["max_duration"] is not None else None,
+        enrich=p["enrich"],
+        annotate=annotate,
+        quarantine_path=quarantine_file,
+    )
+
+
+pull_delivery_options = option_group(
+    conversion_options,
+    state_option,
+    delivery_options,
+    click.option(
+        "--quarantine-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="JSONL file for rejected records [default: STATE_DIR/quarantine/].",
+    ),
+    click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object."),
+    verbosity_options,
+)
+
+
+def pull_settings_from(kw: dict[str, Any]) -> tuple[PhoenixSettings, Any]:
+    """The Phoenix settings and the PullSettings of a `sync` or `backfill` invocation."""
+    phoenix = phoenix_settings(kw["endpoint"], kw["api_key"], kw["project"], kw["retry_deadline"],
+                        kw["client_headers"])  # fmt: skip
+    tuning = Tuning(batch_size=kw["batch_size"], max_in_flight=kw["max_in_flight"],
+                    grace_s=kw["verify_grace"])  # fmt: skip
+    pull = pull_settings(
+        phoenix, kw["state_dir"], tuning, {k: kw[k] for k in PORTKEY_KEYS},
+        kw["session_key"], kw["max_messages"], kw["max_value_chars"], kw["quarantine_file"],
+        not kw["no_annotations"],
+    )  # fmt: skip
+    return phoenix, pull
+
+
+PORTKEY_KEYS = ("portkey_api_key", "portkey_base_url", "workspace", "gateway_url", "window",
+                 "concurrency", "export_limit", "poll_interval", "portkey_retry_deadline",
+                 "max_duration", "enrich",
+                 "enrich_concurrency", "enrich_rate")  # fmt: skip

@@ -1,0 +1,156 @@
+"""Commands that pull from Portkey: sync (the cron job) and backfill (a range)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ingest.cli.options import (
+    Duration,
+    Shard,
+    UtcDateTime,
+    phoenix_options,
+    portkey_options,
+    project_option,
+    pull_delivery_options,
+    pull_settings_from,
+    start_logging,
+)
+from ingest.cli.runner import run_command
+from ingest.errors import (
+    EXIT_OK,
+    EXIT_QUARANTINED,
+    ConfigError,
+)
+from ingest.phoenix.client import PhoenixSettings
+
+
+def report_pull(summary: Any, result: Any, info: dict[str, Any], phoenix: PhoenixSettings,
+                 as_json: bool, quiet: bool) -> int:  # fmt: skip
+    from ingest.ops.report import print_pull
+
+    print_pull(summary, result, info, phoenix, as_json=as_json, quiet=quiet)
+    return EXIT_QUARANTINED if summary.quarantined else EXIT_OK
+
+
+@click.command("sync")
+@phoenix_options
+@project_option
+@portkey_options
+@click.option(
+    "--since",
+    type=UtcDateTime(),
+    default=None,
+    help="Start here instead of at the watermark [first run default: 24 hours ago].",
+)
+@click.option(
+    "--overlap",
+    type=Duration(),
+    default="15m",
+    show_default=True,
+    help="Re-read this much before the watermark, for logs Portkey indexed late.",
+)
+@click.option(
+    "--lag",
+    type=Duration(),
+    default="5m",
+    show_default=True,
+    help="Stay this far behind now: Portkey's export index lags by minutes.",
+)
+@pull_delivery_options
+def sync_command(**kw: Any) -> None:
+    """The cron job: export new logs from Portkey and deliver them to Phoenix.
+
+    Reads the watermark from the state file, exports [watermark - overlap, now - lag),
+    delivers and verifies every span, then moves the watermark past each verified window.
+    A second sync started while one runs exits at once with code 75.
+
+    \b
+    Examples:
+      PORTKEY_API_KEY=... portkey-phoenix-ingest sync
+      portkey-phoenix-ingest sync --since 2026-07-01 --max-duration 50m
+    """  # fmt: skip
+    start_logging(kw["verbose"], kw["quiet"])
+
+    def action() -> int:
+        from ingest.run.pull import sync
+
+        phoenix, pull = pull_settings_from(kw)
+        summary, result, info = sync(pull, kw["since"], kw["overlap"], kw["lag"])
+        return report_pull(summary, result, info, phoenix, kw["as_json"], kw["quiet"])
+
+    run_command(action)
+
+
+@click.command("backfill")
+@phoenix_options
+@project_option
+@portkey_options
+@click.option("--since", type=UtcDateTime(), required=True, help="Start of the range (inclusive).")
+@click.option("--until", type=UtcDateTime(), required=True, help="End of the range (exclusive).")
+@click.option(
+    "--advance-sync",
+    is_flag=True,
+    help="When the whole range is done, move the sync watermark to --until.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Plan the windows and print their totals; start no export job."
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Backfill even when Phoenix's retention policy would delete part of the range.",
+)
+@click.option(
+    "--shard",
+    type=Shard(),
+    default=None,
+    help="Take every N-th window, starting with the I-th: N workers cover the range once. "
+    "Each shard keeps its own state under STATE_DIR/shards/.",
+)
+@pull_delivery_options
+def backfill_command(**kw: Any) -> None:
+    """Export a date range from Portkey and deliver it to Phoenix; rerun to resume.
+
+    The range [--since, --until) is cut into windows (--window, one day by default); each
+    verified window is recorded, so rerunning the same command continues where it stopped.
+    The sync watermark is not moved unless --advance-sync is given.
+
+    \b
+    Examples:
+      portkey-phoenix-ingest backfill --since 2026-01-01 --until 2026-07-01
+      portkey-phoenix-ingest backfill --since 2026-06-01 --until 2026-06-02 --dry-run
+      portkey-phoenix-ingest backfill --since 2026-01-01 --until 2026-07-01 --concurrency 3 --enrich
+    """  # fmt: skip
+    start_logging(kw["verbose"], kw["quiet"])
+
+    def action() -> int:
+        from ingest.run.pull import backfill, dry_run
+
+        if kw["since"] >= kw["until"]:
+            raise ConfigError("--since must be before --until.")
+        if kw["shard"] and kw["advance_sync"]:
+            raise ConfigError(
+                "--advance-sync cannot be used with --shard: no shard sees the whole range. "
+                "Run one unsharded `backfill ... --advance-sync` afterwards (it sends nothing new)."
+            )
+        phoenix, pull = pull_settings_from(kw)
+        from ingest.ops.report import ensure_project, phoenix_link, project_id
+        from ingest.phoenix.guards import check_backfill
+
+        for warning in check_backfill(phoenix, kw["since"], kw["until"], kw["force"]):
+            click.echo(f"Warning: {warning}", err=True)
+        if not kw["quiet"] and not kw["as_json"]:
+            lookup = project_id if kw["dry_run"] else ensure_project  # a dry run creates nothing
+            link = phoenix_link(phoenix, lookup(phoenix), kw["since"], kw["until"])
+            click.echo(f"The range in Phoenix (once imported): {link}", err=True)
+        if kw["dry_run"]:
+            dry_run(pull, kw["since"], kw["until"], kw["shard"], as_json=kw["as_json"])
+            return EXIT_OK
+        summary, result, info = backfill(
+            pull, kw["since"], kw["until"], kw["advance_sync"], kw["shard"]
+        )
+        return report_pull(summary, result, info, phoenix, kw["as_json"], kw["quiet"])
+
+    run_command(action)

@@ -1,0 +1,108 @@
+"""The `reconcile` command (registered in cli.py): Portkey analytics vs the Phoenix project."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import click
+
+from ingest.cli.options import (
+    UtcDateTime,
+    phoenix_options,
+    phoenix_settings,
+    project_option,
+    start_logging,
+    verbosity_options,
+)
+from ingest.cli.runner import run_command
+from ingest.errors import EXIT_FAILED, EXIT_OK, ConfigError
+
+
+@click.command("reconcile")
+@phoenix_options
+@project_option
+@click.option(
+    "--portkey-api-key",
+    envvar="PORTKEY_API_KEY",
+    show_envvar=True,
+    help="Portkey API key with the analytics.view scope. Never printed.",
+)
+@click.option(
+    "--portkey-base-url",
+    envvar="PORTKEY_BASE_URL",
+    show_envvar=True,
+    default="https://api.portkey.ai/v1",
+    show_default=True,
+    help="Portkey API (control plane) URL; self-hosted: your control plane URL.",
+)
+@click.option(
+    "--workspace",
+    envvar="PORTKEY_WORKSPACE",
+    show_envvar=True,
+    default=None,
+    help="Portkey workspace slug [default: the key's workspace].",
+)
+@click.option("--since", type=UtcDateTime(), required=True, help="Start of the range (inclusive).")
+@click.option("--until", type=UtcDateTime(), required=True, help="End of the range (exclusive).")
+@click.option(
+    "--bucket",
+    type=click.Choice(["day", "hour"]),
+    default="day",
+    show_default=True,
+    help="Compare per UTC day or per UTC hour.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@verbosity_options
+def reconcile_command(
+    endpoint: str, api_key: str | None, retry_deadline: float,
+    client_headers: dict[str, str] | None, project: str,
+    portkey_api_key: str | None, portkey_base_url: str, workspace: str | None,
+    since: datetime, until: datetime, bucket: str, as_json: bool, verbose: int, quiet: bool,
+) -> None:  # fmt: skip
+    """Compare Portkey's analytics with the Phoenix project, per day or hour.
+
+    For each bucket: requests, billed cost, tokens and cache hits from Portkey's analytics
+    API next to the Portkey spans Phoenix holds, their billed cost, tokens and cache status,
+    and Phoenix's own computed cost. Then, per model, Portkey's billed cost next to Phoenix's
+    computed cost, and the models Phoenix could not price, with how to add a price.
+
+    \b
+    Exit codes: 0 no bucket is missing requests; 1 Phoenix holds fewer Portkey spans than
+    Portkey logged in some bucket (listed); 2 usage or configuration error.
+    Phoenix holding more spans than Portkey counted is flagged but is not a failure.
+
+    \b
+    Examples:
+      portkey-phoenix-ingest reconcile --since 2026-07-01 --until 2026-07-08
+      portkey-phoenix-ingest reconcile --since 2026-07-01 --until 2026-07-02 --bucket hour --json
+    """
+    start_logging(verbose, quiet)
+
+    def action() -> int:
+        from ingest.ops.reconcile import PhoenixTotals, reconcile, render, to_dict
+        from ingest.sources.portkey import PortkeyClient, PortkeySettings
+
+        if since >= until:
+            raise ConfigError("--since must be before --until.")
+        if not portkey_api_key:
+            raise ConfigError(
+                "no Portkey API key: set PORTKEY_API_KEY (or --portkey-api-key) to a key with "
+                "the analytics.view scope."
+            )
+        phoenix = phoenix_settings(endpoint, api_key, project, retry_deadline, client_headers)
+        portkey = PortkeyClient(
+            PortkeySettings(
+                api_key=portkey_api_key,
+                base_url=portkey_base_url.rstrip("/"),
+                workspace=workspace or None,
+            )
+        )
+        report = reconcile(since, until, bucket, PhoenixTotals(phoenix), portkey.analytics)
+        if as_json:
+            click.echo(json.dumps(to_dict(report)))
+        elif not quiet or not report.ok:
+            click.echo(render(report))
+        return EXIT_OK if report.ok else EXIT_FAILED
+
+    run_command(action)

@@ -1,0 +1,197 @@
+"""What the user reads: run summaries, the state overview, and links into the Phoenix UI."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+import click
+import requests
+
+from ingest.run.logs import event
+
+if TYPE_CHECKING:
+    from ingest.phoenix.client import PhoenixSettings
+    from ingest.run.pipeline import RunSummary
+    from ingest.run.pull import PullResult
+    from ingest.run.state import StateStore
+
+
+def phoenix_link(
+    settings: PhoenixSettings,
+    project_id: str | None,
+    earliest: datetime | None,
+    latest: datetime | None,
+) -> str:
+    """A Phoenix UI link to the project whose time range shows the backfilled logs.
+
+    Phoenix opens projects on the last 7 days, so imported history looks missing unless the
+    link carries the range (`timeRangeStart`/`timeRangeEnd`, as the UI itself writes them).
+    """
+    if project_id is None:
+        return f"{settings.base_url}/projects"
+    url = f"{settings.base_url}/projects/{quote(project_id, safe='')}"
+    if earliest is None or latest is None:
+        return url
+    start = earliest.astimezone(UTC).replace(second=0, microsecond=0)
+    end = latest.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=2)
+    query = {"timeRangeStart": _js_iso(start), "timeRangeEnd": _js_iso(end)}
+    return f"{url}?{urlencode(query)}"
+
+
+def _js_iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def project_id(settings: PhoenixSettings) -> str | None:
+    """The Phoenix id of the project (for UI links); None when it cannot be looked up.
+
+    A plain REST call: importing phoenix.client costs seconds, too much for a link.
+    """
+    url = f"{settings.base_url}/v1/projects/{quote(settings.project, safe='')}"
+    try:
+        response = requests.get(url, headers=settings.auth_headers(), timeout=10)
+        response.raise_for_status()
+        return str(response.json()["data"]["id"])
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return None  # a link is a convenience: never fail a finished import over it
+
+
+def ensure_project(settings: PhoenixSettings) -> str | None:
+    """The project's id, creating the project first if needed (so a link can be printed
+    before any span arrives); None when Phoenix does not allow it."""
+    if found := project_id(settings):
+        return found
+    try:
+        response = requests.post(
+            f"{settings.base_url}/v1/projects",
+            json={"name": settings.project, "description": "Portkey logs (portkey-phoenix-ingest)"},
+            headers=settings.auth_headers(),
+            timeout=10,
+        )
+    except requests.RequestException:
+        return None
+    return project_id(settings) if response.status_code < 500 else None
+
+
+def print_summary(
+    summary: RunSummary, settings: PhoenixSettings, as_json: bool = False, quiet: bool = False
+) -> None:
+    link = phoenix_link(settings, project_id(settings), summary.earliest, summary.latest)
+    outcome = "quarantined" if summary.quarantined else "ok"
+    event("run_done", outcome=outcome, exit_code=3 if summary.quarantined else 0,
+          project=settings.project, **summary.to_dict())  # fmt: skip
+    if as_json:
+        click.echo(json.dumps({**summary.to_dict(), "project": settings.project, "link": link}))
+        return
+    if quiet:
+        return
+    rows: list[tuple[str, Any]] = [
+        ("files", _files_text(summary)),
+        ("records read", summary.read),
+        ("delivered", summary.delivered),
+        ("already present", summary.already_present),
+        ("duplicates skipped", summary.duplicates),
+        ("quarantined", summary.quarantined),
+        ("retried requests", summary.retried),
+        ("re-sent spans", summary.resent),
+        ("annotations", _annotations_text(summary)),
+        ("elapsed", f"{summary.elapsed_s:.1f} s ({summary.rate:.0f} spans/s)"),
+    ]
+    if summary.coercions:
+        coerced = ", ".join(f"{name} {count}" for name, count in sorted(summary.coercions.items()))
+        rows.append(("coerced values", coerced))
+    if summary.records_with_warnings:
+        rows.append(("records with warnings", summary.records_with_warnings))
+    click.echo(f"Imported into Phoenix project '{settings.project}' at {settings.base_url}")
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        click.echo(f"  {name:<{width}}  {value}")
+    if summary.quarantined:
+        click.echo(f"Quarantined records (with reasons): {summary.quarantine_path}")
+    click.echo(f"Open in Phoenix: {link}")
+
+
+def _annotations_text(summary: RunSummary) -> str:
+    if summary.annotation_failures:
+        return f"{summary.annotations} ({summary.annotation_failures} failed: rerun to retry)"
+    return str(summary.annotations)
+
+
+def _files_text(summary: RunSummary) -> str:
+    if summary.files_already_done:
+        return f"{summary.files} ({summary.files_already_done} already imported, skipped)"
+    return str(summary.files)
+
+
+def print_status(store: StateStore, as_json: bool = False) -> None:
+    doc = store.doc
+    if as_json:
+        click.echo(json.dumps({"state_file": str(store.path), **doc}, indent=2, sort_keys=True))
+        return
+    click.echo(f"State file: {store.path}" + ("" if store.path.exists() else " (none yet)"))
+    files = sorted(doc["files"].values(), key=lambda entry: entry.get("updated_at", ""))
+    if not files:
+        click.echo("No files imported yet.")
+    else:
+        click.echo(f"Files ({len(files)}):")
+        for entry in files:
+            state = "done" if entry["complete"] else f"in progress, line {entry['line']}"
+            click.echo(
+                f"  {entry['path']}  [{entry['project']}]  {state}  "
+                f"delivered {entry['delivered']}, already present {entry['already_present']}, "
+                f"quarantined {entry['quarantined']}, duplicates {entry['duplicates']}"
+            )
+    for entry in doc.get("sync", {}).values():
+        click.echo(
+            f"Sync into '{entry.get('project')}': watermark {entry.get('watermark') or 'none yet'}"
+            f" (every log before it is verified in Phoenix)"
+        )
+    for entry in doc.get("backfills", {}).values():
+        state = (
+            "complete" if entry.get("complete") else f"{len(entry.get('done', []))} windows done"
+        )
+        click.echo(
+            f"Backfill {entry.get('since')} .. {entry.get('until')} into "
+            f"'{entry.get('project')}': {state}"
+        )
+    for name, run in sorted(doc["runs"].items()):
+        outcome = run.get("outcome", "ok")
+        click.echo(
+            f"Last {name}: {run.get('finished_at')} into '{run.get('project')}' ({outcome}): "
+            f"read {run.get('read')}, delivered {run.get('delivered')}, "
+            f"already present {run.get('already_present')}, "
+            f"quarantined {run.get('quarantined')}"
+        )
+
+
+def print_pull(
+    summary: RunSummary,
+    result: PullResult,
+    info: dict[str, Any],
+    settings: PhoenixSettings,
+    as_json: bool = False,
+    quiet: bool = False,
+) -> None:
+    """The summary of a `sync` or `backfill`: the import summary plus the windows."""
+    if as_json:
+        link = phoenix_link(settings, project_id(settings), summary.earliest, summary.latest)
+        payload = {**summary.to_dict(), **result.to_dict(), **info}
+        click.echo(json.dumps({**payload, "project": settings.project, "link": link}))
+        return
+    if not quiet:
+        click.echo(
+            f"Range {info['since']} .. {info['until']}: {result.windows_planned} windows, "
+            f"{result.windows_done} done now, {result.windows_skipped} done before, "
+            f"{result.export_files} export files, {result.logs_exported} logs exported"
+        )
+        if info.get("watermark"):
+            click.echo(f"Sync watermark: {info['watermark']}")
+    print_summary(summary, settings, quiet=quiet)
+    if result.stopped_early:
+        click.echo(
+            f"Stopped at --max-duration with {result.windows_remaining} windows left: "
+            "the next run continues from there."
+        )

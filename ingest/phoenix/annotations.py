@@ -1,0 +1,199 @@
+"""Gateway annotations: what Portkey knows, shown where Phoenix shows judgements.
+
+Phoenix ignores `llm.cost.*` and has no notion of a gateway cache, so attributes alone do not
+show billed cost, cache hits, routing or error classes in its UI. Span annotations do: they
+are columns and filters in the project view. They are upserts keyed by (span, name,
+identifier), so re-runs correct them (unlike spans, which are write-once). Annotations are
+written after the spans are verified and read back like spans; a failure to annotate is
+counted and reported, and never loses or blocks a span.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from ingest.convert.ids import span_hex
+from ingest.errors import PhoenixError
+from ingest.phoenix.client import SpanReader
+
+log = logging.getLogger(__name__)
+
+ANNOTATOR = "portkey-phoenix-ingest"  # the identifier: our upserts never touch others'
+BILLED_COST = "portkey billed cost"
+CACHE = "portkey cache"
+ROUTING = "portkey routing"
+OUTCOME = "portkey outcome"
+NAMES = (BILLED_COST, CACHE, ROUTING, OUTCOME)
+
+
+def outcome_label(status_code: Any, is_success: Any) -> str:
+    """success, or the class of error a user filters on."""
+    if isinstance(status_code, int):
+        if status_code < 400:
+            return "success"
+        if status_code == 429:
+            return "rate_limited"
+        if status_code in (401, 403):
+            return "auth_error"
+        if status_code in (408, 504, 524):
+            return "timeout"
+        return "client_error" if status_code < 500 else "provider_error"
+    if is_success is True:
+        return "success"
+    return "error" if is_success is False else "unknown"
+
+
+def annotations_for(span: ReadableSpan) -> list[dict[str, Any]]:
+    """The gateway annotations of one converted span (a pure function of its attributes)."""
+    attrs = span.attributes or {}
+    span_id = span_hex(span.context.span_id)  # type: ignore[union-attr]
+    found: list[dict[str, Any]] = []
+
+    def add(name: str, label: str | None = None, score: float | None = None,
+            explanation: str | None = None) -> None:  # fmt: skip
+        found.append({
+            "span_id": span_id, "name": name, "annotator_kind": "CODE", "identifier": ANNOTATOR,
+            "result": {"label": label, "score": score, "explanation": explanation},
+        })  # fmt: skip
+
+    cost = attrs.get("llm.cost.total")
+    if isinstance(cost, int | float):
+        cents = attrs.get("portkey.cost")
+        add(BILLED_COST, score=float(cost), explanation=f"Portkey billed {cents} cents (USD)")
+    cache = attrs.get("portkey.cache_status")
+    if isinstance(cache, str) and cache:
+        add(CACHE, label=cache.lower())
+    mode = attrs.get("portkey.mode")
+    if isinstance(mode, str) and mode:
+        add(ROUTING, label=mode.lower(), explanation=_routing_explanation(attrs))
+    status = attrs.get("portkey.status_code")
+    label = outcome_label(status, attrs.get("portkey.is_success"))
+    if label != "unknown":
+        add(OUTCOME, label=label, explanation=f"HTTP {status}" if status is not None else None)
+    return found
+
+
+def _routing_explanation(attrs: Any) -> str | None:
+    parts = []
+    if (config := attrs.get("portkey.config")) is not None:
+        parts.append(f"config {config}")
+    if (index := attrs.get("portkey.last_used_option_index")) is not None:
+        parts.append(f"served by target {index}")
+    if retries := attrs.get("portkey.retry_success_count"):
+        parts.append(f"{retries} retries")
+    if provider := attrs.get("llm.provider"):
+        parts.append(f"provider {provider}")
+    return ", ".join(parts) or None
+
+
+def _key(annotation: dict[str, Any]) -> tuple[Any, ...]:
+    result = annotation.get("result") or {}
+    score = result.get("score")
+    return (
+        annotation["span_id"],
+        annotation["name"],
+        result.get("label"),
+        None if score is None else round(float(score), 12),
+    )
+
+
+class SpanAnnotator:
+    """Upserts the gateway annotations of verified spans, then reads them back.
+
+    Annotations are posted asynchronously (Phoenix queues them for its bulk inserter: about
+    a quarter of the server time of a synchronous insert) and verified a little later, while
+    the next batches are delivered; what is still missing then is posted again, synchronously.
+    """
+
+    def __init__(
+        self,
+        reader: SpanReader,
+        settle_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.reader = reader
+        self.settle_s = settle_s
+        self.clock = clock
+        self.sleep = sleep
+        self.written = 0
+        self.failed = 0
+        self._pending: deque[tuple[float, list[dict[str, Any]]]] = deque()
+
+    def annotate(self, spans: Sequence[ReadableSpan]) -> None:
+        """Post the annotations of these (verified) spans; verify earlier posts that had
+        time to land."""
+        wanted = [item for span in spans for item in annotations_for(span)]
+        if wanted and self._post(wanted, sync=False):
+            self._pending.append((self.clock(), wanted))
+        self._verify(until=self.clock() - self.settle_s)
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Verify everything posted so far (at the end of a run)."""
+        if not self._pending:
+            return
+        self.sleep(max(0.0, self.settle_s - (self.clock() - self._pending[-1][0])))
+        self._verify(until=self.clock(), timeout_s=timeout_s)
+
+    def _post(self, wanted: list[dict[str, Any]], sync: bool) -> bool:
+        try:
+            self.reader.client.spans.log_span_annotations(span_annotations=wanted, sync=sync)
+        except Exception as exc:  # annotations are extra: never let them lose a span
+            self.failed += len(wanted)
+            log.warning("could not annotate %d spans (%s); the spans are delivered",
+                        len({item["span_id"] for item in wanted}), _reason(exc))  # fmt: skip
+            return False
+        return True
+
+    def _verify(self, until: float, timeout_s: float = 0.0) -> None:
+        while self._pending and self._pending[0][0] <= until:
+            _, wanted = self._pending.popleft()
+            missing = self._missing(wanted)
+            deadline = self.clock() + timeout_s
+            while missing and self.clock() < deadline:  # still queued in Phoenix: wait
+                self.sleep(0.5)
+                missing = self._missing(missing)
+            if missing and self._post(missing, sync=True):  # lost or refused: once more
+                missing = self._missing(missing)
+            self.written += len(wanted) - len(missing)
+            if missing:
+                self.failed += len(missing)
+                log.warning("%d annotations were not stored as sent", len(missing))
+
+    def _missing(self, wanted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        try:
+            stored = {_key(item) for item in self._read_back({i["span_id"] for i in wanted})}
+        except Exception as exc:
+            log.warning("could not read annotations back (%s)", _reason(exc))
+            return wanted
+        return [item for item in wanted if _key(item) not in stored]
+
+    def _read_back(self, span_ids: Iterable[str]) -> list[dict[str, Any]]:
+        ids = sorted(span_ids)
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(ids), 100):
+            found.extend(
+                self.reader.client.spans.get_span_annotations(
+                    span_ids=ids[start : start + 100],
+                    project_identifier=self.reader.project_path,
+                    include_annotation_names=list(NAMES),
+                    limit=1000,
+                    timeout=int(self.reader.settings.request_timeout_s),
+                )
+            )
+        return [dict(item) for item in found if item.get("identifier") == ANNOTATOR]
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, PhoenixError):
+        return str(exc)
+    response = getattr(exc, "response", None)
+    if response is not None:
+        return f"HTTP {response.status_code}"
+    return type(exc).__name__

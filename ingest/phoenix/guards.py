@@ -1,0 +1,126 @@
+"""Checks before a backfill starts: retention would delete it, the UI would hide it, or the
+Phoenix server is older than this tool was tested with.
+
+Phoenix's retention deletes traces by their start time at its next sweep, so backfilling
+history older than the project's retention only to see it deleted is refused without
+`--force`. Phoenix opens projects on the last 7 days, so the link printed carries the range.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+
+from ingest.errors import ConfigError
+from ingest.phoenix.client import PhoenixSettings
+
+log = logging.getLogger(__name__)
+
+TESTED_PHOENIX = (20, 26)  # the Phoenix server version the test suite runs against
+
+_RULE = """rule { __typename
+  ... on TraceRetentionRuleMaxDays { maxDays }
+  ... on TraceRetentionRuleMaxDaysOrCount { maxDays maxCount } }"""
+_PROJECT_POLICY = (
+    "query($name: String!) { projects(filter: {col: name, value: $name}) { edges { node {"
+    f" name traceRetentionPolicy {{ name cronExpression {_RULE} }} }} }} }} }}"
+)
+_DEFAULT_POLICY = (
+    "{ projectTraceRetentionPolicies { edges { node {"
+    f" id name cronExpression {_RULE} }} }} }} }}"
+)
+_DEFAULT_POLICY_ID = "UHJvamVjdFRyYWNlUmV0ZW50aW9uUG9saWN5OjA="  # ProjectTraceRetentionPolicy:0
+
+
+@dataclass(frozen=True)
+class Retention:
+    name: str
+    cron: str
+    max_days: float  # 0: keep forever
+
+
+def _graphql(settings: PhoenixSettings, query: str, variables: dict[str, Any]) -> Any:
+    response = requests.post(
+        f"{settings.base_url}/graphql",
+        json={"query": query, "variables": variables},
+        headers=settings.auth_headers(),
+        timeout=settings.request_timeout_s,
+    )
+    response.raise_for_status()
+    return response.json()["data"]
+
+
+def retention(settings: PhoenixSettings) -> Retention | None:
+    """The retention policy that applies to the project (the default one for a new project);
+    None when Phoenix cannot tell us (old server, no permission)."""
+    try:
+        data = _graphql(settings, _PROJECT_POLICY, {"name": settings.project})
+        for edge in data["projects"]["edges"]:
+            if edge["node"]["name"] == settings.project:  # the filter matches substrings
+                return _retention(edge["node"]["traceRetentionPolicy"])
+        for edge in _graphql(settings, _DEFAULT_POLICY, {})["projectTraceRetentionPolicies"][
+            "edges"
+        ]:
+            if edge["node"]["id"] == _DEFAULT_POLICY_ID:
+                return _retention(edge["node"])
+    except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+        log.warning("could not read Phoenix's retention policy (%s)", type(exc).__name__)
+    return None
+
+
+def _retention(node: dict[str, Any] | None) -> Retention | None:
+    if not node:
+        return None
+    return Retention(node["name"], node["cronExpression"], float(node["rule"].get("maxDays") or 0))
+
+
+def server_version(settings: PhoenixSettings) -> tuple[int, ...] | None:
+    try:
+        response = requests.get(
+            f"{settings.base_url}/arize_phoenix_version",
+            headers=settings.auth_headers(),
+            timeout=settings.request_timeout_s,
+        )
+        response.raise_for_status()
+        return tuple(int(part) for part in response.text.strip().split(".")[:3])
+    except (requests.RequestException, ValueError):
+        return None
+
+
+def check_backfill(
+    settings: PhoenixSettings, since: datetime, until: datetime, force: bool,
+    now: datetime | None = None,
+) -> list[str]:  # fmt: skip
+    """Warnings to show before a backfill; raises ConfigError when retention would delete
+    part of the range and `force` is not set."""
+    warnings: list[str] = []
+    version = server_version(settings)
+    if version is not None and version[:2] < TESTED_PHOENIX:
+        warnings.append(
+            f"Phoenix at {settings.base_url} is version {'.'.join(map(str, version))}; this "
+            f"tool was tested with {'.'.join(map(str, TESTED_PHOENIX))}. Older servers may "
+            "lack span reads by id or annotations: upgrade Phoenix if the run fails."
+        )
+    policy = retention(settings)
+    if policy is not None and policy.max_days > 0:
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=policy.max_days)
+        if since < cutoff:
+            lost_until = min(until, cutoff)
+            message = (
+                f"Phoenix's retention policy '{policy.name}' for project '{settings.project}' "
+                f"deletes traces older than {policy.max_days:g} days (schedule "
+                f"'{policy.cron}'): the logs from {since.isoformat()} to "
+                f"{lost_until.isoformat()} would be deleted at its next run."
+            )
+            if not force:
+                raise ConfigError(
+                    f"{message} Start at --since {cutoff.date().isoformat()} or later, change "
+                    "the project's retention policy in Phoenix (Settings > Data Retention), or "
+                    "pass --force to import them anyway."
+                )
+            warnings.append(f"{message} Going ahead because of --force.")
+    return warnings

@@ -1,0 +1,218 @@
+"""The one place that orders send -> verify -> commit (DESIGN.md, invariant 2).
+
+Batches arrive in source order. For each batch: ask Phoenix which spans it already holds,
+send the others, and keep the batch pending until every span has been read back. Pending
+batches are committed strictly in order, so the caller's cursor only ever moves over a
+verified prefix. The number of unverified spans in flight is bounded: that is the pacing
+that keeps Phoenix's in-memory queue (20,000 by default) from overflowing, while keeping it
+busy. Spans Phoenix acknowledged but lost (a restart empties its queue) are sent again when
+the oldest batch stops making progress for a grace period.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from ingest.convert.ids import span_hex
+from ingest.errors import VerificationError
+
+log = logging.getLogger(__name__)
+
+
+class Sender(Protocol):
+    retries: int
+
+    def send(self, spans: list[ReadableSpan]) -> int: ...
+
+
+class Reader(Protocol):
+    def existing(
+        self, span_ids: Iterable[str], window: tuple[datetime, datetime] | None = None
+    ) -> set[str]: ...
+
+
+class Annotator(Protocol):
+    def annotate(self, spans: list[ReadableSpan]) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Tuning:
+    batch_size: int = 500  # spans per OTLP request
+    max_in_flight: int = 4000  # unverified spans; well under Phoenix's 20,000 queue
+    max_in_flight_bytes: int = 64 << 20  # and their encoded size: large logs bound memory
+    grace_s: float = 30.0  # no progress for this long -> re-send what is missing
+    max_resends: int = 5  # per batch, before giving up with VerificationError
+    min_poll_s: float = 0.2
+    max_poll_s: float = 5.0
+    precheck: bool = True  # ask Phoenix first, so re-runs send nothing it already has
+
+
+@dataclass
+class Batch:
+    """A run of consecutive source records; `position` is what the caller commits."""
+
+    spans: list[ReadableSpan]
+    position: Any
+    counts: dict[str, int] = field(default_factory=dict)  # the caller's per-batch tallies
+    already_present: int = 0
+    delivered: int = 0
+    awaiting: dict[str, ReadableSpan] = field(default_factory=dict)
+    sent_bytes: int = 0
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0
+    delivered: int = 0  # read back after we sent them
+    already_present: int = 0  # found in Phoenix before sending
+    resent: int = 0  # sent again after Phoenix lost them
+    batches: int = 0
+
+
+class Deliverer:
+    def __init__(
+        self,
+        sender: Sender,
+        reader: Reader,
+        tuning: Tuning | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        annotator: Annotator | None = None,
+    ) -> None:
+        self.sender = sender
+        self.reader = reader
+        self.annotator = annotator
+        self.tuning = tuning or Tuning()
+        self.clock = clock
+        self.sleep = sleep
+        self.stats = DeliveryStats()
+        self._rate = 200.0  # spans/s Phoenix stores; refined as we observe it
+        # Stall detection for the oldest pending batch (reset when another becomes oldest).
+        self._resends_of: Batch | None = None
+        self._resends = 0
+        self._last_progress = clock()
+
+    def run(self, batches: Iterable[Batch], commit: Callable[[Batch], None]) -> DeliveryStats:
+        pending: deque[Batch] = deque()
+        for batch in batches:
+            self._submit(batch)
+            pending.append(batch)
+            self._settle(pending, commit, until_within_budget=True)
+        self._settle(pending, commit, until_within_budget=False)
+        if self.annotator is not None:
+            self.annotator.flush()
+        return self.stats
+
+    def _over_budget(self, pending: deque[Batch]) -> bool:
+        unverified = [batch for batch in pending if batch.awaiting]
+        spans = sum(len(batch.awaiting) for batch in unverified)
+        size = sum(batch.sent_bytes for batch in unverified)
+        return spans > self.tuning.max_in_flight or size > self.tuning.max_in_flight_bytes
+
+    def _submit(self, batch: Batch) -> None:
+        self.stats.batches += 1
+        by_id = {span_hex(span.context.span_id): span for span in batch.spans}
+        if self.tuning.precheck and by_id:
+            present = self.reader.existing(by_id, _start_window(by_id.values()))
+            batch.already_present = len(present)
+            self.stats.already_present += len(present)
+            for span_id in present:
+                del by_id[span_id]
+        if by_id:
+            batch.sent_bytes = self.sender.send(list(by_id.values()))
+            self.stats.sent += len(by_id)
+        batch.awaiting = by_id
+
+    def _settle(
+        self, pending: deque[Batch], commit: Callable[[Batch], None], until_within_budget: bool
+    ) -> None:
+        """Commit the verified prefix of `pending`; wait for more while over budget (or, at
+        the end, until everything is verified). Each read covers every pending batch, so
+        the in-flight count tracks what Phoenix has not stored yet and its queue stays full."""
+        while pending:
+            while pending and not pending[0].awaiting:
+                self._commit(pending.popleft(), commit)
+            if not pending or (until_within_budget and not self._over_budget(pending)):
+                return
+            self._wait_for_progress(pending)
+
+    def _wait_for_progress(self, pending: deque[Batch]) -> None:
+        """One read of what is still unverified; re-send the oldest batch's missing spans
+        when it has made no progress for the grace period (Phoenix lost them)."""
+        oldest = pending[0]
+        if self._resends_of is not oldest:
+            self._resends_of, self._resends, self._last_progress = oldest, 0, self.clock()
+        self.sleep(self._poll_interval(len(oldest.awaiting)))
+        asked_at = self.clock()
+        waiting = [batch for batch in pending if batch.awaiting]
+        ids = [span_id for batch in waiting for span_id in batch.awaiting]
+        spans = [span for batch in waiting for span in batch.awaiting.values()]
+        found = self.reader.existing(ids, _start_window(spans))
+        if found:
+            self._observe_rate(len(found), asked_at - self._last_progress)
+            oldest_before = len(oldest.awaiting)
+            for batch in waiting:
+                stored = [span_id for span_id in batch.awaiting if span_id in found]
+                for span_id in stored:
+                    del batch.awaiting[span_id]
+                batch.delivered += len(stored)
+                self.stats.delivered += len(stored)
+            if len(oldest.awaiting) < oldest_before:  # Phoenix stores in arrival order: a
+                self._last_progress = asked_at  # stall of the oldest means its spans were lost
+            return
+        if asked_at - self._last_progress < self.tuning.grace_s:
+            return
+        if self._resends >= self.tuning.max_resends:
+            raise VerificationError(
+                f"Phoenix acknowledged {len(oldest.awaiting)} spans but did not store them, "
+                f"even after {self._resends} re-sends over "
+                f"{self.tuning.grace_s * self._resends:.0f} s. Check the Phoenix server log for "
+                "insert errors; nothing past the last verified record was committed, so "
+                "rerunning is safe."
+            )
+        self._resends += 1
+        log.warning(
+            "%d spans were acknowledged but not stored after %.0f s; sending them again",
+            len(oldest.awaiting),
+            asked_at - self._last_progress,
+        )
+        self.sender.send(list(oldest.awaiting.values()))
+        self.stats.resent += len(oldest.awaiting)
+        self._last_progress = self.clock()
+
+    def _commit(self, batch: Batch, commit: Callable[[Batch], None]) -> None:
+        if self.annotator is not None and batch.spans:
+            # Annotations need stored spans; they are verified as later batches go by, and a
+            # failure is counted, never holding the spans back.
+            self.annotator.annotate(batch.spans)
+        commit(batch)
+
+    def _poll_interval(self, awaiting: int) -> float:
+        expected = awaiting / max(self._rate, 1.0)
+        return min(max(expected, self.tuning.min_poll_s), self.tuning.max_poll_s)
+
+    def _observe_rate(self, stored: int, seconds: float) -> None:
+        if seconds > 0:
+            self._rate = 0.7 * self._rate + 0.3 * (stored / seconds)
+
+
+def _start_window(spans: Iterable[ReadableSpan]) -> tuple[datetime, datetime] | None:
+    """[earliest, latest] start time of these spans, to bound a read by time (Phoenix's
+    read by id alone scans the whole project, so it would slow down as a backfill grows)."""
+    starts = [span.start_time for span in spans if span.start_time is not None]
+    if not starts:
+        return None
+    return (
+        datetime.fromtimestamp(min(starts) / 1e9, tz=UTC),
+        datetime.fromtimestamp(max(starts) / 1e9, tz=UTC),
+    )

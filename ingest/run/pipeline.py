@@ -1,0 +1,337 @@
+"""Import export files: lines -> records -> spans -> batches, delivered and committed per file.
+
+Reading, parsing and conversion happen here; the ordering of send -> verify -> commit lives
+in `delivery.Deliverer`, and this module only says what a commit records: the offset of the
+last verified line of a file, its counts, and whether the file is complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from ingest.convert.ids import span_id_for
+from ingest.convert.records import LogRecord, parse_record
+from ingest.convert.spans import ConversionOptions, make_resource, to_span
+from ingest.convert.trees import ParentIndex
+from ingest.errors import RecordError
+from ingest.phoenix.annotations import SpanAnnotator
+from ingest.phoenix.client import PhoenixSettings, SpanReader, SpanSender
+from ingest.run.delivery import Batch, Deliverer, Tuning
+from ingest.run.logs import event
+from ingest.run.progress import Progress
+from ingest.run.quarantine import Quarantine
+from ingest.run.state import StateStore, utc_now
+from ingest.sources.files import SourceLine, decode_line, fingerprint, read_lines
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    files: int = 0
+    files_already_done: int = 0
+    read: int = 0  # non-blank lines read in this run
+    delivered: int = 0  # spans sent by this run and read back from Phoenix
+    already_present: int = 0  # spans Phoenix had before this run sent them
+    duplicates: int = 0  # log ids already seen earlier in this run
+    quarantined: int = 0
+    retried: int = 0  # HTTP retries towards Phoenix
+    resent: int = 0  # spans sent again because Phoenix lost them after acknowledging
+    annotations: int = 0  # gateway annotations written and read back
+    annotation_failures: int = 0
+    coercions: Counter[str] = field(default_factory=Counter)
+    records_with_warnings: int = 0
+    elapsed_s: float = 0.0
+    quarantine_path: Path | None = None
+    earliest: datetime | None = None  # start times of the logs seen, for the Phoenix link
+    latest: datetime | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.delivered / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def saw(self, record: LogRecord) -> None:
+        self.widen(record.created_at, record.created_at)
+        self.coercions.update(record.coercions)
+        if record.warnings:
+            self.records_with_warnings += 1
+
+    def widen(self, earliest: datetime | str | None, latest: datetime | str | None) -> None:
+        """Extend the time range of the logs this run covered (for the Phoenix link)."""
+        if isinstance(earliest, str):
+            earliest = datetime.fromisoformat(earliest)
+        if isinstance(latest, str):
+            latest = datetime.fromisoformat(latest)
+        if earliest is not None:
+            self.earliest = earliest if self.earliest is None else min(self.earliest, earliest)
+        if latest is not None:
+            self.latest = latest if self.latest is None else max(self.latest, latest)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "files_already_done": self.files_already_done,
+            "read": self.read,
+            "delivered": self.delivered,
+            "already_present": self.already_present,
+            "duplicates": self.duplicates,
+            "quarantined": self.quarantined,
+            "retried": self.retried,
+            "resent": self.resent,
+            "annotations": self.annotations,
+            "annotation_failures": self.annotation_failures,
+            "coerced": dict(sorted(self.coercions.items())),
+            "records_with_warnings": self.records_with_warnings,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "rate_per_s": round(self.rate, 1),
+            "quarantine_file": str(self.quarantine_path) if self.quarantine_path else None,
+            "earliest": _iso(self.earliest),
+            "latest": _iso(self.latest),
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds") if moment else None
+
+
+def _earliest(stored: str | None, start_ns: int) -> str:
+    moment = _iso(datetime.fromtimestamp(start_ns / 1e9, tz=UTC)) or ""
+    return moment if stored is None else min(stored, moment)
+
+
+def _latest(stored: str | None, start_ns: int) -> str:
+    moment = _iso(datetime.fromtimestamp(start_ns / 1e9, tz=UTC)) or ""
+    return moment if stored is None else max(stored, moment)
+
+
+def _describe_file(path: Path, line: int, offset: int) -> tuple[str, float | None]:
+    """`file: line N`, and the fraction of the file done (plain files; gzip has no size)."""
+    if path.name.endswith(".gz"):
+        return f"{path.name}: line {line:,}", None
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return f"{path.name}: line {line:,}", None
+    return f"{path.name}: line {line:,}", offset / size if size else None
+
+
+def _decode(line: SourceLine) -> Any:
+    """The line's JSON value, or the RecordError saying why it has none."""
+    try:
+        return decode_line(line)
+    except RecordError as exc:
+        return exc
+
+
+def _chunks(lines: Iterator[SourceLine], size: int) -> Iterator[list[SourceLine]]:
+    chunk: list[SourceLine] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class Enricher(Protocol):
+    def enrich(self, raws: list[dict[str, Any]]) -> None: ...
+
+
+@dataclass(frozen=True)
+class FilePosition:
+    offset: int
+    line: int
+    final: bool
+
+
+class FileImporter:
+    """Imports files into one Phoenix project, resuming each after its last verified line."""
+
+    def __init__(
+        self,
+        deliverer: Deliverer,
+        store: StateStore,
+        options: ConversionOptions,
+        quarantine: Quarantine,
+        batch_size: int,
+        enricher: Enricher | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.deliverer = deliverer
+        self.store = store
+        self.options = options
+        self.quarantine = quarantine
+        self.batch_size = batch_size
+        self.resource = make_resource(options.project)
+        self.summary = RunSummary(quarantine_path=quarantine.path)
+        self.enricher = enricher
+        # Span ids of the current file: a log id seen twice is sent once. Kept per file so
+        # memory stays flat over a long backfill; across files, the pre-check catches repeats.
+        self._seen: set[int] = set()
+        self.parents = ParentIndex()
+        self.progress = progress or Progress(enabled=False)
+        # Where the run is and what fraction is done, for the progress line; callers that
+        # know more (the backfill's windows) replace it.
+        self.describe: Callable[[Path, int, int], tuple[str, float | None]] = _describe_file
+        self._started = time.monotonic()
+
+    def run(self, files: list[Path]) -> RunSummary:
+        try:
+            for path in files:
+                self.import_file(path)
+        finally:
+            self.finish()
+        return self.summary
+
+    def finish(self) -> RunSummary:
+        """Close the quarantine file and fill in the summary's delivery figures."""
+        self.quarantine.close()
+        self.progress.close()
+        self.summary.elapsed_s = time.monotonic() - self._started
+        self.summary.quarantined = self.quarantine.count
+        self.summary.quarantine_path = self.quarantine.path if self.quarantine.count else None
+        self.summary.retried = self.deliverer.sender.retries
+        self.summary.resent = self.deliverer.stats.resent
+        self.summary.delivered = self.deliverer.stats.delivered
+        self.summary.already_present = self.deliverer.stats.already_present
+        if (annotator := self.deliverer.annotator) is not None:
+            self.summary.annotations = annotator.written  # type: ignore[attr-defined]
+            self.summary.annotation_failures = annotator.failed  # type: ignore[attr-defined]
+        return self.summary
+
+    def import_file(self, path: Path) -> dict[str, Any]:
+        """Deliver one file (resuming after its last verified line); return its progress."""
+        self.summary.files += 1
+        self._seen.clear()
+        progress = self.store.file_progress(self.options.project, fingerprint(path), path)
+        self.summary.widen(progress.get("earliest"), progress.get("latest"))
+        if progress["complete"]:
+            self.summary.files_already_done += 1
+            log.info("%s: already imported into %s, skipped", path, self.options.project)
+            return progress
+        if progress["offset"]:
+            log.info("%s: resuming after line %d", path, progress["line"])
+
+        def commit(batch: Batch) -> None:
+            position: FilePosition = batch.position
+            progress["offset"], progress["line"] = position.offset, position.line
+            progress["complete"] = position.final
+            progress["delivered"] += batch.delivered
+            progress["already_present"] += batch.already_present
+            for name in ("duplicates", "quarantined"):
+                progress[name] += batch.counts.get(name, 0)
+            if batch.spans:
+                starts = [span.start_time or 0 for span in batch.spans]
+                progress["earliest"] = _earliest(progress.get("earliest"), min(starts))
+                progress["latest"] = _latest(progress.get("latest"), max(starts))
+            progress["updated_at"] = utc_now()
+            self.store.save()
+            stats = self.deliverer.stats
+            where, done = self.describe(path, position.line, position.offset)
+            self.progress.update(where, stats.delivered, stats.already_present, done)
+
+        started = time.monotonic()
+        self.deliverer.run(self._batches(path, progress["offset"], progress["line"]), commit)
+        event(
+            "file_done", file=str(path), project=self.options.project, lines=progress["line"],
+            delivered=progress["delivered"], already_present=progress["already_present"],
+            quarantined=progress["quarantined"], duration_s=round(time.monotonic() - started, 3),
+        )  # fmt: skip
+        return progress
+
+    def _batches(self, path: Path, offset: int, line_no: int) -> Iterator[Batch]:
+        batch = Batch(spans=[], position=None, counts=Counter())
+        for chunk in _chunks(read_lines(path, offset, line_no), self.batch_size):
+            self.summary.read += len(chunk)
+            decoded = [_decode(line) for line in chunk]
+            if self.enricher is not None:
+                self.enricher.enrich([raw for raw in decoded if isinstance(raw, dict)])
+            for line, raw in zip(chunk, decoded, strict=True):
+                if isinstance(raw, RecordError):
+                    self._reject(line, batch, str(raw))
+                else:
+                    self._add(line, raw, batch)
+            offset, line_no = chunk[-1].end_offset, chunk[-1].line_no
+            if len(batch.spans) >= self.batch_size:
+                batch.position = FilePosition(offset, line_no, final=False)
+                yield batch
+                batch = Batch(spans=[], position=None, counts=Counter())
+        batch.position = FilePosition(offset, line_no, final=True)
+        yield batch
+
+    def _add(self, line: SourceLine, raw: Any, batch: Batch) -> None:
+        try:
+            record = parse_record(raw)
+        except RecordError as exc:
+            self._reject(line, batch, str(exc))
+            return
+        span_id = span_id_for(self.options.project, record.log_id)
+        if span_id in self._seen:
+            batch.counts["duplicates"] += 1
+            self.summary.duplicates += 1
+            return
+        self.parents.remember(record)
+        try:
+            span = to_span(record, self.options, self.resource, self.parents.parent_of(record))
+        except Exception as exc:  # a converter bug must not stop the run: keep the record
+            log.exception("conversion failed for log %s", record.log_id)
+            self._reject(line, batch, f"conversion failed: {type(exc).__name__}: {exc}")
+            return
+        self._seen.add(span_id)
+        self.summary.saw(record)
+        batch.spans.append(span)
+
+    def _reject(self, line: SourceLine, batch: Batch, reason: str) -> None:
+        self.quarantine.add(line.path, line.line_no, reason, line.data)
+        batch.counts["quarantined"] += 1
+
+
+def import_files(
+    files: list[Path],
+    settings: PhoenixSettings,
+    options: ConversionOptions,
+    state_dir: Path,
+    tuning: Tuning | None = None,
+    quarantine_path: Path | None = None,
+    annotate: bool = True,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Import `files` into Phoenix under the state lock; the entry point of `import`."""
+    store = StateStore(state_dir)
+    with store.locked():
+        quarantine = Quarantine(quarantine_path or default_quarantine_path(state_dir))
+        deliverer = make_deliverer(settings, tuning or Tuning(), annotate)
+        importer = FileImporter(
+            deliverer, store, options, quarantine, deliverer.tuning.batch_size, progress=progress
+        )
+        try:
+            summary = importer.run(files)
+        finally:
+            store.doc["runs"]["import"] = {
+                "finished_at": utc_now(),
+                "project": options.project,
+                "endpoint": settings.base_url,
+                **importer.summary.to_dict(),
+            }
+            store.save()
+    return summary
+
+
+def make_deliverer(settings: PhoenixSettings, tuning: Tuning, annotate: bool) -> Deliverer:
+    reader = SpanReader(settings)
+    annotator = SpanAnnotator(reader) if annotate else None
+    return Deliverer(SpanSender(settings), reader, tuning, annotator=annotator)
+
+
+def default_quarantine_path(state_dir: Path) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return state_dir / "quarantine" / f"{stamp}-{os.getpid()}.jsonl"

@@ -1,0 +1,371 @@
+"""Pull logs from Portkey's export API into Phoenix: `sync` (cron) and `backfill` (a range).
+
+A range is cut into fixed windows (one day by default). Export jobs for the next windows run
+in worker threads while the current window's file is delivered, so Portkey's job latency
+overlaps Phoenix's ingest. Windows are delivered and committed strictly in order: a window
+counts as done only when every span of its export file was read back from Phoenix, and only
+then does the sync watermark (or the backfill's progress) move past it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ingest.convert.spans import ConversionOptions
+from ingest.phoenix.client import PhoenixSettings
+from ingest.run.delivery import Tuning
+from ingest.run.logs import event
+from ingest.run.pipeline import FileImporter, RunSummary, default_quarantine_path, make_deliverer
+from ingest.run.progress import Progress
+from ingest.run.quarantine import Quarantine
+from ingest.run.state import StateStore, utc_now
+from ingest.sources.enrich import Enricher
+from ingest.sources.portkey import PortkeyClient, PortkeySettings, Window, WindowFile
+
+log = logging.getLogger(__name__)
+
+
+def plan_windows(since: datetime, until: datetime, size: timedelta) -> list[Window]:
+    """Consecutive half-open windows of `size` covering [since, until) exactly."""
+    windows: list[Window] = []
+    start = since
+    while start < until:
+        end = min(start + size, until)
+        windows.append(Window(start, end))
+        start = end
+    return windows
+
+
+def window_key(window: Window) -> str:
+    return f"{_iso(window.since)}/{_iso(window.until)}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass
+class PullResult:
+    windows_planned: int = 0
+    windows_done: int = 0
+    windows_skipped: int = 0  # already done in an earlier run
+    export_files: int = 0
+    logs_exported: int = 0
+    stopped_early: bool = False  # --max-duration reached; the next run continues
+    done: list[Window] = field(default_factory=list)
+
+    @property
+    def windows_remaining(self) -> int:
+        return self.windows_planned - self.windows_done - self.windows_skipped
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "windows_planned": self.windows_planned,
+            "windows_done": self.windows_done,
+            "windows_skipped": self.windows_skipped,
+            "windows_remaining": self.windows_remaining,
+            "export_files": self.export_files,
+            "logs_exported": self.logs_exported,
+            "stopped_early": self.stopped_early,
+        }
+
+
+class Puller:
+    """Fetches windows from Portkey (ahead, in threads) and delivers them in order."""
+
+    def __init__(
+        self,
+        portkey: PortkeySettings,
+        importer: FileImporter,
+        downloads: Path,
+        concurrency: int = 2,
+        max_duration_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.portkey = portkey
+        self.importer = importer
+        self.downloads = downloads
+        self.concurrency = max(1, concurrency)
+        self.clock = clock
+        self.deadline = None if max_duration_s is None else clock() + max_duration_s
+        self._local = threading.local()
+
+    def run(
+        self,
+        windows: list[Window],
+        is_done: Callable[[Window], bool],
+        on_done: Callable[[Window], None],
+    ) -> PullResult:
+        """Deliver every window not yet done, in order; `on_done` commits each one."""
+        result = PullResult(windows_planned=len(windows))
+        todo = [window for window in windows if not is_done(window)]
+        result.windows_skipped = len(windows) - len(todo)
+        _empty_dir(self.downloads)  # leftovers of an interrupted run; we hold the lock
+        pending: deque[tuple[Window, Future[list[WindowFile]]]] = deque()
+        queue = iter(todo)
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="export") as pool:
+            try:
+                while True:
+                    while len(pending) < self.concurrency and not self._out_of_time():
+                        window = next(queue, None)
+                        if window is None:
+                            break
+                        pending.append((window, pool.submit(self._fetch, window)))
+                    if not pending:
+                        break
+                    window, future = pending.popleft()
+                    files = future.result()
+                    number = result.windows_skipped + result.windows_done + 1
+                    self.importer.describe = _window_describer(window, number, len(windows))
+                    self._deliver(window, files, result)
+                    on_done(window)
+                    result.windows_done += 1
+                    result.done.append(window)
+                result.stopped_early = result.windows_remaining > 0
+            finally:
+                for _, future in pending:
+                    future.cancel()
+        return result
+
+    def _out_of_time(self) -> bool:
+        return self.deadline is not None and self.clock() >= self.deadline
+
+    def _fetch(self, window: Window) -> list[WindowFile]:
+        """Run in a worker thread, with that thread's own client (sessions and drafts are
+        not shared between threads; a thread reuses its spare drafts)."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = PortkeyClient(self.portkey)
+        target = self.downloads / window_key(window).replace(":", "").replace("/", "_")
+        target.mkdir(parents=True, exist_ok=True)
+        return list(client.windows(window, target))
+
+    def _deliver(self, window: Window, files: list[WindowFile], result: PullResult) -> None:
+        started = self.clock()
+        before = self.importer.deliverer.stats.delivered
+        for export in files:
+            self.importer.import_file(export.path)
+            self.importer.store.forget_file(export.path)
+            export.path.unlink(missing_ok=True)
+            result.export_files += 1
+            result.logs_exported += export.total
+        event(
+            "window_done", window=window_key(window), logs=sum(f.total for f in files),
+            export_files=len(files), delivered=self.importer.deliverer.stats.delivered - before,
+            duration_s=round(self.clock() - started, 3),
+        )  # fmt: skip
+
+
+def _window_describer(
+    window: Window, number: int, total: int
+) -> Callable[[Path, int, int], tuple[str, float | None]]:
+    def describe(path: Path, line: int, offset: int) -> tuple[str, float | None]:
+        return f"window {number}/{total} {window_key(window)}: line {line:,}", (number - 1) / total
+
+    return describe
+
+
+def _empty_dir(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+
+
+DEFAULT_FIRST_SYNC = timedelta(hours=24)
+
+
+def sync_key(project: str, portkey: PortkeySettings) -> str:
+    return f"{project}|{portkey.base_url}|{portkey.workspace or '-'}"
+
+
+@dataclass(frozen=True)
+class PullSettings:
+    phoenix: PhoenixSettings
+    options: ConversionOptions
+    portkey: PortkeySettings
+    state_dir: Path
+    tuning: Tuning = field(default_factory=Tuning)
+    window: timedelta = timedelta(days=1)
+    concurrency: int = 2
+    max_duration_s: float | None = None
+    enrich: bool = False
+    annotate: bool = True
+    quarantine_path: Path | None = None
+
+
+def sync(
+    pull: PullSettings,
+    since: datetime | None,
+    overlap: timedelta,
+    lag: timedelta,
+    now: datetime | None = None,
+) -> tuple[RunSummary, PullResult, dict[str, Any]]:
+    """The cron job: from the watermark (minus overlap) to now (minus lag)."""
+    store = StateStore(pull.state_dir)
+    with store.locked():
+        entry = store.section("sync").setdefault(
+            sync_key(pull.options.project, pull.portkey),
+            {"project": pull.options.project, "watermark": None},
+        )
+        end = (now or datetime.now(UTC)).replace(microsecond=0) - lag
+        if since is not None:
+            start = since
+        elif entry.get("watermark"):
+            start = datetime.fromisoformat(entry["watermark"]) - overlap
+        else:
+            start = end - DEFAULT_FIRST_SYNC
+        windows = plan_windows(start, end, pull.window)
+
+        def on_done(window: Window) -> None:
+            previous = entry.get("watermark")
+            moved = window.until.isoformat()
+            if previous is None or datetime.fromisoformat(previous) < window.until:
+                entry["watermark"] = moved
+            entry["updated_at"] = utc_now()
+            store.save()
+
+        summary, result = _pull(store, "sync", pull, windows, lambda _: False, on_done)
+    info = {"since": start.isoformat(), "until": end.isoformat(), "watermark": entry["watermark"]}
+    return summary, result, info
+
+
+def shard_windows(windows: list[Window], shard: tuple[int, int] | None) -> list[Window]:
+    """Shard I of N takes every N-th window of the plan, starting with the I-th (1-based)."""
+    if shard is None:
+        return windows
+    index, count = shard
+    return windows[index - 1 :: count]
+
+
+def backfill(
+    pull: PullSettings,
+    since: datetime,
+    until: datetime,
+    advance_sync: bool = False,
+    shard: tuple[int, int] | None = None,
+) -> tuple[RunSummary, PullResult, dict[str, Any]]:
+    """An explicit range, resumable by rerunning the same command (per-window progress).
+
+    A shard keeps its own state file and lock (STATE_DIR/shards/I-of-N), so N shards can run
+    at once on one state directory and together cover the range exactly once.
+    """
+    state_dir = pull.state_dir / "shards" / f"{shard[0]}-of-{shard[1]}" if shard else pull.state_dir
+    store = StateStore(state_dir)
+    with store.locked():
+        key = "|".join(
+            [sync_key(pull.options.project, pull.portkey), since.isoformat(), until.isoformat(),
+             str(int(pull.window.total_seconds()))]
+        )  # fmt: skip
+        entry = store.section("backfills").setdefault(
+            key,
+            {"project": pull.options.project, "since": since.isoformat(),
+             "until": until.isoformat(), "window_s": int(pull.window.total_seconds()), "done": []},
+        )  # fmt: skip
+        done = set(entry["done"])
+
+        def on_done(window: Window) -> None:
+            done.add(window_key(window))
+            entry["done"] = sorted(done)
+            entry["updated_at"] = utc_now()
+            store.save()
+
+        windows = shard_windows(plan_windows(since, until, pull.window), shard)
+        summary, result = _pull(
+            store, "backfill", pull, windows, lambda w: window_key(w) in done, on_done
+        )
+        entry["complete"] = len(done) == len(windows)
+        info: dict[str, Any] = {"since": since.isoformat(), "until": until.isoformat()}
+        if shard:
+            info["shard"] = f"{shard[0]}/{shard[1]}"
+        if advance_sync and entry["complete"]:
+            sync_entry = store.section("sync").setdefault(
+                sync_key(pull.options.project, pull.portkey),
+                {"project": pull.options.project, "watermark": None},
+            )
+            current = sync_entry.get("watermark")
+            if current is None or datetime.fromisoformat(current) < until:
+                sync_entry["watermark"] = until.isoformat()
+            info["watermark"] = sync_entry["watermark"]
+        store.save()
+    return summary, result, info
+
+
+def _pull(
+    store: StateStore,
+    kind: str,
+    pull: PullSettings,
+    windows: list[Window],
+    is_done: Callable[[Window], bool],
+    on_done: Callable[[Window], None],
+) -> tuple[RunSummary, PullResult]:
+    quarantine = Quarantine(pull.quarantine_path or default_quarantine_path(store.dir))
+    deliverer = make_deliverer(pull.phoenix, pull.tuning, pull.annotate)
+    enricher = None
+    if pull.enrich:
+        enricher = Enricher(pull.portkey, store.dir / "enrich-cache.sqlite3")
+    importer = FileImporter(
+        deliverer, store, pull.options, quarantine, pull.tuning.batch_size, enricher,
+        progress=Progress(),
+    )  # fmt: skip
+    puller = Puller(
+        pull.portkey, importer, store.dir / "downloads", pull.concurrency,
+        pull.max_duration_s,
+    )  # fmt: skip
+    result = PullResult(windows_planned=len(windows))
+    outcome = "failed"
+    try:
+        result = puller.run(windows, is_done, on_done)
+        outcome = "stopped at --max-duration" if result.stopped_early else "ok"
+    finally:
+        summary = importer.finish()
+        if enricher is not None:
+            enricher.close()
+        store.doc["runs"][kind] = {
+            "finished_at": utc_now(),
+            "project": pull.options.project,
+            "outcome": outcome,
+            **summary.to_dict(),
+            **result.to_dict(),
+        }
+        store.save()
+    return summary, result
+
+
+def dry_run(
+    pull: PullSettings,
+    since: datetime,
+    until: datetime,
+    shard: tuple[int, int] | None = None,
+    as_json: bool = False,
+) -> None:
+    """Print the plan: each window, how Portkey's limit splits it, and its totals."""
+    client = PortkeyClient(pull.portkey)
+    rows = []
+    for window in shard_windows(plan_windows(since, until, pull.window), shard):
+        parts = client.plan(window)
+        rows.append({"window": window_key(window), "jobs": len(parts),
+                     "logs": sum(total for _, _, total in parts)})  # fmt: skip
+    if as_json:
+        click.echo(json.dumps({"windows": rows, "logs": sum(r["logs"] for r in rows),
+                               "jobs": sum(r["jobs"] for r in rows)}))  # fmt: skip
+        return
+    for row in rows:
+        click.echo(f"  {row['window']}  {row['logs']:>9} logs  {row['jobs']:>3} export job(s)")
+    click.echo(
+        f"{len(rows)} windows, {sum(r['logs'] for r in rows)} logs, "
+        f"{sum(r['jobs'] for r in rows)} export jobs (dry run: no job was started)"
+    )
