@@ -19,13 +19,8 @@ from ingest.cli.options import (
     state_option,
     verbosity_options,
 )
-from ingest.cli.runner import run_command
-from ingest.errors import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_QUARANTINED,
-    ConfigError,
-)
+from ingest.cli.runner import Done, run_command
+from ingest.errors import ConfigError
 from ingest.run.delivery import Tuning
 
 
@@ -79,7 +74,7 @@ def import_command(
     """
     start_logging(verbose, quiet)
 
-    def action() -> int:
+    def action() -> Done:
         from ingest.ops.report import print_summary
         from ingest.run.pipeline import import_files
         from ingest.sources.files import expand_paths
@@ -95,7 +90,8 @@ def import_command(
             annotate=not no_annotations,
         )  # fmt: skip
         print_summary(summary, settings, as_json=as_json, quiet=quiet)
-        return EXIT_QUARANTINED if summary.quarantined else EXIT_OK
+        return Done(summary.quarantined, fields={"project": settings.project,
+                                                 **summary.to_dict()})  # fmt: skip
 
     run_command(action)
 
@@ -135,13 +131,15 @@ def convert_command(
     """
     start_logging(verbose, quiet)
 
-    def action() -> int:
+    def action() -> Done:
+        from ingest.ops.report import print_converted
         from ingest.run.convert import convert_files
         from ingest.sources.files import expand_paths
 
         options = conversion_settings(project, session_key, max_messages, max_value_chars)
-        rejected = convert_files(expand_paths(list(files)), options, sys.stdout, quarantine_file)
-        return EXIT_QUARANTINED if rejected else EXIT_OK
+        summary = convert_files(expand_paths(list(files)), options, sys.stdout, quarantine_file)
+        print_converted(summary, quiet=quiet)
+        return Done(summary.quarantined, fields=summary.to_dict())
 
     run_command(action)
 
@@ -157,14 +155,17 @@ def status_command(state_dir: Path | None, as_json: bool) -> None:
       portkey-phoenix-ingest status --state-dir /var/lib/portkey-phoenix-ingest
     """
 
-    def action() -> int:
+    def action() -> Done:
         from ingest.ops.report import print_status
-        from ingest.run.state import StateStore
+        from ingest.run.state import StateStore, shard_dirs
 
         store = StateStore(resolve_state_dir(state_dir))
         store.load()
-        print_status(store, as_json=as_json)
-        return EXIT_OK
+        shards = [StateStore(path) for path in shard_dirs(store.dir)]
+        for shard in shards:
+            shard.load()
+        print_status(store, as_json=as_json, shards=shards)
+        return Done()
 
     run_command(action)
 
@@ -203,14 +204,14 @@ def check_command(
     """
     start_logging(verbose, quiet)
 
-    def action() -> int:
+    def action() -> Done:
         from ingest.run.check import run_check
 
         settings = phoenix_settings(
             endpoint, api_key, project or "check", retry_deadline, client_headers
         )
         ok = run_check(settings, logs_dir, fresh_project=project is None)
-        return EXIT_OK if ok else EXIT_FAILED
+        return Done(failed=not ok)
 
     run_command(action)
 
@@ -239,9 +240,10 @@ def demo_command(
     """
     start_logging(verbose, quiet)
 
-    def action() -> int:
+    def action() -> Done:
         from ingest.ops.demo import run_demo
 
-        return run_demo(resolve_state_dir(state_dir), port or None, serve=not no_serve)
+        summary = run_demo(resolve_state_dir(state_dir), port or None, serve=not no_serve)
+        return Done(summary.quarantined, fields=summary.to_dict())
 
     run_command(action)

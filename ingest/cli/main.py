@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from ingest import __version__
@@ -16,16 +18,18 @@ from ingest.cli.file_cmds import (
 )
 from ingest.cli.pull_cmds import backfill_command, sync_command
 from ingest.cli.reconcile_cmd import reconcile_command
+from ingest.cli.runner import IngestGroup
 from ingest.ops.config import config_option
 
 
 @click.group(
+    cls=IngestGroup,
     context_settings={
         "help_option_names": ["-h", "--help"],
         # Every option also reads INGEST_<COMMAND>_<OPTION> (e.g. INGEST_SYNC_WINDOW=6h);
         # options with a documented variable (PHOENIX_*, PORTKEY_*) keep theirs.
         "auto_envvar_prefix": "INGEST",
-    }
+    },
 )
 @click.version_option(__version__, prog_name="portkey-phoenix-ingest")
 @config_option
@@ -47,4 +51,5 @@ for command in (
 
 
 def main() -> None:
+    os.umask(0o077)  # everything this run creates is its owner's only (state, downloads, ...)
     cli(prog_name="portkey-phoenix-ingest")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,18 @@ from ingest.run.delivery import Tuning
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_PROJECT = "portkey"
+
+
+class EmptyEnvOption(click.Option):
+    """An option whose environment variable, set but empty, counts as '' (click ignores
+    it): `INGEST_SESSION_KEY=` disables sessions as `--session-key ''` does, and
+    `PHOENIX_PROJECT_NAME=` is the same error as an empty --project."""
+
+    def resolve_envvar_value(self, ctx: click.Context) -> str | None:
+        value = super().resolve_envvar_value(ctx)
+        if value is None and isinstance(self.envvar, str) and os.environ.get(self.envvar) == "":
+            return ""
+        return value
 
 
 def option_group(*decorators: Callable[[F], F]) -> Callable[[F], F]:
@@ -61,6 +74,7 @@ phoenix_options = option_group(
 
 project_option = click.option(
     "--project",
+    cls=EmptyEnvOption,
     envvar="PHOENIX_PROJECT_NAME",
     show_envvar=True,
     default=DEFAULT_PROJECT,
@@ -71,6 +85,7 @@ project_option = click.option(
 conversion_options = option_group(
     click.option(
         "--session-key",
+        cls=EmptyEnvOption,
         envvar="INGEST_SESSION_KEY",
         show_envvar=True,
         default="session_id",
@@ -132,12 +147,25 @@ delivery_options = option_group(
     ),
 )
 
-_LOG_FORMAT = ["text"]  # set by --log-format before the command body runs
+_LOG_FORMAT: list[str] = []  # set by --log-format before the command body runs
+LOG_FORMAT_META = "ingest.log_format"  # and left in ctx.meta, for `config show`
 
 
 def _remember_log_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    _LOG_FORMAT[0] = value
+    _LOG_FORMAT[:] = [value]
+    ctx.meta[LOG_FORMAT_META] = value
     return value
+
+
+def log_format() -> str:
+    """--log-format of this run; INGEST_LOG_FORMAT when the run stopped before reading it."""
+    if _LOG_FORMAT:
+        return _LOG_FORMAT[0]
+    return "json" if os.environ.get("INGEST_LOG_FORMAT", "").strip() == "json" else "text"
+
+
+def forget_log_format() -> None:
+    _LOG_FORMAT.clear()
 
 
 verbosity_options = option_group(
@@ -162,7 +190,7 @@ verbosity_options = option_group(
 def start_logging(verbose: int, quiet: bool) -> None:
     from ingest.run.logs import setup_logging
 
-    setup_logging(verbose, quiet, _LOG_FORMAT[0])
+    setup_logging(verbose, quiet, log_format())
 
 
 def resolve_state_dir(value: Path | None) -> Path:

@@ -17,21 +17,18 @@ from ingest.cli.options import (
     pull_settings_from,
     start_logging,
 )
-from ingest.cli.runner import run_command
-from ingest.errors import (
-    EXIT_OK,
-    EXIT_QUARANTINED,
-    ConfigError,
-)
+from ingest.cli.runner import Done, run_command
+from ingest.errors import ConfigError
 from ingest.phoenix.client import PhoenixSettings
 
 
 def report_pull(summary: Any, result: Any, info: dict[str, Any], phoenix: PhoenixSettings,
-                 as_json: bool, quiet: bool) -> int:  # fmt: skip
+                 as_json: bool, quiet: bool) -> Done:  # fmt: skip
     from ingest.ops.report import print_pull
 
     print_pull(summary, result, info, phoenix, as_json=as_json, quiet=quiet)
-    return EXIT_QUARANTINED if summary.quarantined else EXIT_OK
+    fields = {"project": phoenix.project, **summary.to_dict(), **result.to_dict(), **info}
+    return Done(summary.quarantined, fields=fields)
 
 
 @click.command("sync")
@@ -58,6 +55,12 @@ def report_pull(summary: Any, result: Any, info: dict[str, Any], phoenix: Phoeni
     show_default=True,
     help="Stay this far behind now: Portkey's export index lags by minutes.",
 )
+@click.option(
+    "--accept-future-watermark",
+    is_flag=True,
+    help="Start from a stored watermark that is ahead of the clock (refused by default: "
+    "logs before it would never be exported).",
+)
 @pull_delivery_options
 def sync_command(**kw: Any) -> None:
     """The cron job: export new logs from Portkey and deliver them to Phoenix.
@@ -73,11 +76,13 @@ def sync_command(**kw: Any) -> None:
     """  # fmt: skip
     start_logging(kw["verbose"], kw["quiet"])
 
-    def action() -> int:
+    def action() -> Done:
         from ingest.run.pull import sync
 
         phoenix, pull = pull_settings_from(kw)
-        summary, result, info = sync(pull, kw["since"], kw["overlap"], kw["lag"])
+        accept = kw["accept_future_watermark"]
+        summary, result, info = sync(pull, kw["since"], kw["overlap"], kw["lag"],
+                                     accept_future_watermark=accept)  # fmt: skip
         return report_pull(summary, result, info, phoenix, kw["as_json"], kw["quiet"])
 
     run_command(action)
@@ -125,7 +130,7 @@ def backfill_command(**kw: Any) -> None:
     """  # fmt: skip
     start_logging(kw["verbose"], kw["quiet"])
 
-    def action() -> int:
+    def action() -> Done:
         from ingest.run.pull import backfill, dry_run
 
         if kw["since"] >= kw["until"]:
@@ -136,18 +141,20 @@ def backfill_command(**kw: Any) -> None:
                 "Run one unsharded `backfill ... --advance-sync` afterwards (it sends nothing new)."
             )
         phoenix, pull = pull_settings_from(kw)
-        from ingest.ops.report import ensure_project, phoenix_link, project_id
+        from ingest.ops.report import ensure_project, phoenix_link, range_link
         from ingest.phoenix.guards import check_backfill
 
         for warning in check_backfill(phoenix, kw["since"], kw["until"], kw["force"]):
             click.echo(f"Warning: {warning}", err=True)
         if not kw["quiet"] and not kw["as_json"]:
-            lookup = project_id if kw["dry_run"] else ensure_project  # a dry run creates nothing
-            link = phoenix_link(phoenix, lookup(phoenix), kw["since"], kw["until"])
+            if kw["dry_run"]:  # a dry run creates nothing
+                link = range_link(phoenix, kw["since"], kw["until"])
+            else:
+                link = phoenix_link(phoenix, ensure_project(phoenix), kw["since"], kw["until"])
             click.echo(f"The range in Phoenix (once imported): {link}", err=True)
         if kw["dry_run"]:
             dry_run(pull, kw["since"], kw["until"], kw["shard"], as_json=kw["as_json"])
-            return EXIT_OK
+            return Done()
         summary, result, info = backfill(
             pull, kw["since"], kw["until"], kw["advance_sync"], kw["shard"]
         )

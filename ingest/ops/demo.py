@@ -8,19 +8,18 @@ from pathlib import Path
 import click
 
 from ingest.convert.spans import ConversionOptions
-from ingest.errors import EXIT_OK, EXIT_QUARANTINED
 from ingest.ops.report import print_summary
 from ingest.phoenix.client import PhoenixSettings
 from ingest.phoenix.local_server import LocalPhoenix
 from ingest.run.delivery import Tuning
-from ingest.run.pipeline import import_files
+from ingest.run.pipeline import RunSummary, import_files
 from ingest.sources.files import expand_paths
 from ingest.sources.samples import sample_logs_dir
 
 DEMO_PROJECT = "portkey-demo"
 
 
-def run_demo(state_dir: Path, port: int | None, serve: bool) -> int:
+def run_demo(state_dir: Path, port: int | None, serve: bool) -> RunSummary:
     phoenix_dir = state_dir / "demo-phoenix"
     click.echo(f"Starting a local Phoenix (data in {phoenix_dir}) ...")
     phoenix = LocalPhoenix(phoenix_dir, port=port).start()
@@ -34,9 +33,9 @@ def run_demo(state_dir: Path, port: int | None, serve: bool) -> int:
             ConversionOptions(project=DEMO_PROJECT),
             state_dir / "demo-state",
             Tuning(),
+            kind="demo",
         )
         print_summary(summary, settings)
-        code = EXIT_QUARANTINED if summary.quarantined else EXIT_OK
         if serve:
             click.echo("Phoenix keeps running; press Ctrl-C to stop it.")
             try:
@@ -44,6 +43,6 @@ def run_demo(state_dir: Path, port: int | None, serve: bool) -> int:
                     time.sleep(1)
             except KeyboardInterrupt:
                 click.echo("Stopping Phoenix ...")
-        return code
+        return summary
     finally:
         phoenix.stop()

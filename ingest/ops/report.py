@@ -10,7 +10,7 @@ from urllib.parse import quote, urlencode
 import click
 import requests
 
-from ingest.run.logs import event
+from ingest.run.logs import escape
 
 if TYPE_CHECKING:
     from ingest.phoenix.client import PhoenixSettings
@@ -30,8 +30,8 @@ def phoenix_link(
     Phoenix opens projects on the last 7 days, so imported history looks missing unless the
     link carries the range (`timeRangeStart`/`timeRangeEnd`, as the UI itself writes them).
     """
-    if project_id is None:
-        return f"{settings.base_url}/projects"
+    if project_id is None:  # not created yet: Phoenix's UI resolves the name once it is
+        return f"{settings.base_url}/redirects/projects/{quote(settings.project, safe='')}"
     url = f"{settings.base_url}/projects/{quote(project_id, safe='')}"
     if earliest is None or latest is None:
         return url
@@ -76,13 +76,45 @@ def ensure_project(settings: PhoenixSettings) -> str | None:
     return project_id(settings) if response.status_code < 500 else None
 
 
+def range_link(settings: PhoenixSettings, earliest: datetime, latest: datetime) -> str:
+    """A link to the range, also for a project that does not exist yet (a dry run creates
+    nothing): then the link opens the project by name and the range is spelled out."""
+    found = project_id(settings)
+    link = phoenix_link(settings, found, earliest, latest)
+    if found is None:
+        link += (f" (project '{settings.project}' is created by the first span; then choose "
+                 f"{_js_iso(earliest)} .. {_js_iso(latest)} in its time range)")  # fmt: skip
+    return link
+
+
+def print_converted(summary: RunSummary, quiet: bool = False) -> None:
+    """convert's counts, on stderr (stdout holds the spans), as import prints them."""
+    if quiet:
+        return
+    rows = [
+        ("records read", summary.read),
+        ("spans written", summary.delivered),
+        ("duplicates skipped", summary.duplicates),
+        ("quarantined", summary.quarantined),
+    ]
+    if summary.records_with_warnings:
+        rows.append(("records with warnings", summary.records_with_warnings))
+    if summary.coercions:
+        rows.append(
+            (
+                "coerced values",
+                ", ".join(f"{name} {count}" for name, count in sorted(summary.coercions.items())),
+            )
+        )
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        click.echo(f"  {name:<{width}}  {value}", err=True)
+
+
 def print_summary(
     summary: RunSummary, settings: PhoenixSettings, as_json: bool = False, quiet: bool = False
 ) -> None:
     link = phoenix_link(settings, project_id(settings), summary.earliest, summary.latest)
-    outcome = "quarantined" if summary.quarantined else "ok"
-    event("run_done", outcome=outcome, exit_code=3 if summary.quarantined else 0,
-          project=settings.project, **summary.to_dict())  # fmt: skip
     if as_json:
         click.echo(json.dumps({**summary.to_dict(), "project": settings.project, "link": link}))
         return
@@ -126,45 +158,67 @@ def _files_text(summary: RunSummary) -> str:
     return str(summary.files)
 
 
-def print_status(store: StateStore, as_json: bool = False) -> None:
+def print_status(
+    store: StateStore, as_json: bool = False, shards: list[StateStore] | None = None
+) -> None:
+    """The state overview; the shards of a sharded backfill (STATE_DIR/shards/I-of-N) too."""
+    shards = shards or []
     doc = store.doc
     if as_json:
-        click.echo(json.dumps({"state_file": str(store.path), **doc}, indent=2, sort_keys=True))
+        document = {"state_file": str(store.path), **doc}
+        if shards:
+            document["shards"] = {shard.dir.name: shard.doc for shard in shards}
+        click.echo(json.dumps(document, indent=2, sort_keys=True))
         return
     click.echo(f"State file: {store.path}" + ("" if store.path.exists() else " (none yet)"))
-    files = sorted(doc["files"].values(), key=lambda entry: entry.get("updated_at", ""))
-    if not files:
-        click.echo("No files imported yet.")
-    else:
-        click.echo(f"Files ({len(files)}):")
-        for entry in files:
+    _print_state(doc, indent="")
+    for shard in shards:
+        click.echo(f"Shard {shard.dir.name.replace('-of-', '/')} ({shard.path}):")
+        _print_state(shard.doc, indent="  ", files=False)
+
+
+def _print_state(doc: dict[str, Any], indent: str, files: bool = True) -> None:
+    entries = sorted(doc["files"].values(), key=lambda entry: entry.get("updated_at", ""))
+    if files and not entries:
+        click.echo(f"{indent}No files imported yet.")
+    elif entries:
+        click.echo(f"{indent}Files ({len(entries)}):")
+        for entry in entries:
             state = "done" if entry["complete"] else f"in progress, line {entry['line']}"
             click.echo(
-                f"  {entry['path']}  [{entry['project']}]  {state}  "
+                f"{indent}  {escape(str(entry.get('path')))}  [{entry['project']}]  {state}  "
                 f"delivered {entry['delivered']}, already present {entry['already_present']}, "
                 f"quarantined {entry['quarantined']}, duplicates {entry['duplicates']}"
             )
     for entry in doc.get("sync", {}).values():
         click.echo(
-            f"Sync into '{entry.get('project')}': watermark {entry.get('watermark') or 'none yet'}"
-            f" (every log before it is verified in Phoenix)"
+            f"{indent}Sync into '{entry.get('project')}': watermark "
+            f"{entry.get('watermark') or 'none yet'} (every log before it is verified in Phoenix)"
         )
     for entry in doc.get("backfills", {}).values():
-        state = (
-            "complete" if entry.get("complete") else f"{len(entry.get('done', []))} windows done"
-        )
+        done = len(entry.get("done", []))
+        state = "complete" if entry.get("complete") else f"{done} windows done"
         click.echo(
-            f"Backfill {entry.get('since')} .. {entry.get('until')} into "
+            f"{indent}Backfill {entry.get('since')} .. {entry.get('until')} into "
             f"'{entry.get('project')}': {state}"
         )
     for name, run in sorted(doc["runs"].items()):
-        outcome = run.get("outcome", "ok")
         click.echo(
-            f"Last {name}: {run.get('finished_at')} into '{run.get('project')}' ({outcome}): "
-            f"read {run.get('read')}, delivered {run.get('delivered')}, "
+            f"{indent}Last {name}: {run.get('finished_at')} into '{run.get('project')}' "
+            f"({_run_outcome(run)}): read {run.get('read')}, delivered {run.get('delivered')}, "
             f"already present {run.get('already_present')}, "
             f"quarantined {run.get('quarantined')}"
         )
+
+
+def _run_outcome(run: dict[str, Any]) -> str:
+    """`ok`, `quarantined, exit 3`, `failed, exit 1: <error>`, `interrupted, exit 130`."""
+    outcome = str(run.get("outcome", "ok"))
+    code = run.get("exit_code")
+    if code in (None, 0):
+        return outcome
+    text = f"{outcome}, exit {code}"
+    return f"{text}: {escape(str(run['error']))}" if run.get("error") else text
 
 
 def print_pull(

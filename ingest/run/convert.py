@@ -1,19 +1,41 @@
-"""`convert`: the import's conversion without sending, one JSON span per line."""
+"""`convert`: the import's own path with stdout as the sink, one JSON span per line.
+
+The same per-line step as `import` (decode, record, span, the encoder check, dedup by span
+id, quarantine), so `convert` shows exactly what `import` would send; nothing is sent and
+no progress is saved.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-import click
+from ingest.convert.spans import ConversionOptions, span_to_dict
+from ingest.run.delivery import Batch, DeliveryStats
+from ingest.run.pipeline import RunSetup, RunSummary, started_run
 
-from ingest.convert.records import parse_record
-from ingest.convert.spans import ConversionOptions, make_resource, span_to_dict, to_span
-from ingest.convert.trees import ParentIndex
-from ingest.errors import RecordError
-from ingest.run.quarantine import Quarantine
-from ingest.sources.files import decode_line, read_lines
+
+class PrintingSink:
+    """Writes each batch's spans as JSON lines and commits it at once."""
+
+    annotator: Any = None
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.stats = DeliveryStats()
+
+    def run(self, batches: Iterable[Batch], commit: Callable[[Batch], None]) -> DeliveryStats:
+        for batch in batches:
+            for span in batch.spans:
+                self.out.write(json.dumps(span_to_dict(span), ensure_ascii=False) + "\n")
+            batch.delivered = len(batch.spans)
+            self.stats.batches += 1
+            self.stats.delivered += batch.delivered
+            commit(batch)
+        self.out.flush()
+        return self.stats
 
 
 def convert_files(
@@ -21,37 +43,10 @@ def convert_files(
     options: ConversionOptions,
     out: TextIO,
     quarantine_path: Path | None = None,
-) -> int:
-    """Write one span per line to `out`; return how many records were rejected."""
-    resource = make_resource(options.project)
-    quarantine = Quarantine(quarantine_path) if quarantine_path else None
-    seen: set[str] = set()
-    parents = ParentIndex()
-    rejected = 0
-    try:
-        for path in files:
-            seen.clear()  # per file, as `import` does: memory stays flat over many files
-            for line in read_lines(path):
-                try:
-                    record = parse_record(decode_line(line))
-                    if record.log_id in seen:
-                        continue  # a log id seen twice is one span
-                    parents.remember(record)
-                    parent = parents.parent_of(record)
-                    span = span_to_dict(to_span(record, options, resource, parent))
-                except RecordError as exc:
-                    reason = str(exc)
-                except Exception as exc:  # a converter bug must not stop the run
-                    reason = f"conversion failed: {type(exc).__name__}: {exc}"
-                else:
-                    seen.add(record.log_id)
-                    out.write(json.dumps(span, ensure_ascii=False) + "\n")
-                    continue
-                rejected += 1
-                click.echo(f"{path}:{line.line_no}: rejected: {reason}", err=True)
-                if quarantine:
-                    quarantine.add(path, line.line_no, reason, line.data)
-    finally:
-        if quarantine:
-            quarantine.close()
-    return rejected
+) -> RunSummary:
+    """Write one span per line to `out`; rejected records go to the quarantine (a file only
+    when `quarantine_path` is given) and are reported on stderr."""
+    setup = RunSetup("convert", options, quarantine_path=quarantine_path, sink=PrintingSink(out))
+    with started_run(setup, store=None) as importer:
+        importer.quarantine.echo = True
+        return importer.run(files)

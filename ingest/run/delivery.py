@@ -50,6 +50,7 @@ class Tuning:
     batch_size: int = 500  # spans per OTLP request
     max_in_flight: int = 4000  # unverified spans; well under Phoenix's 20,000 queue
     max_in_flight_bytes: int = 64 << 20  # and their encoded size: large logs bound memory
+    max_batch_bytes: int = 8 << 20  # encoded size of one OTLP request
     grace_s: float = 30.0  # no progress for this long -> re-send what is missing
     max_resends: int = 5  # per batch, before giving up with VerificationError
     min_poll_s: float = 0.2
@@ -67,6 +68,7 @@ class Batch:
     already_present: int = 0
     delivered: int = 0
     awaiting: dict[str, ReadableSpan] = field(default_factory=dict)
+    size_bytes: int = 0  # encoded size of its spans, known before sending
     sent_bytes: int = 0
 
 
@@ -105,18 +107,24 @@ class Deliverer:
     def run(self, batches: Iterable[Batch], commit: Callable[[Batch], None]) -> DeliveryStats:
         pending: deque[Batch] = deque()
         for batch in batches:
+            # Make room first: the budget bounds what is in flight once this batch is sent.
+            self._settle(pending, commit, incoming=batch)
             self._submit(batch)
             pending.append(batch)
-            self._settle(pending, commit, until_within_budget=True)
-        self._settle(pending, commit, until_within_budget=False)
+            self._settle(pending, commit, incoming=_NOTHING)
+        self._settle(pending, commit, incoming=None)
         if self.annotator is not None:
             self.annotator.flush()
         return self.stats
 
-    def _over_budget(self, pending: deque[Batch]) -> bool:
+    def _over_budget(self, pending: deque[Batch], incoming: Batch) -> bool:
+        """Would sending `incoming` put more than the budget in flight? Never when nothing
+        is in flight: a batch bigger than the budget still goes, alone."""
         unverified = [batch for batch in pending if batch.awaiting]
-        spans = sum(len(batch.awaiting) for batch in unverified)
-        size = sum(batch.sent_bytes for batch in unverified)
+        if not unverified:
+            return False
+        spans = sum(len(batch.awaiting) for batch in unverified) + len(incoming.spans)
+        size = sum(_bytes(batch) for batch in unverified) + _bytes(incoming)
         return spans > self.tuning.max_in_flight or size > self.tuning.max_in_flight_bytes
 
     def _submit(self, batch: Batch) -> None:
@@ -134,15 +142,16 @@ class Deliverer:
         batch.awaiting = by_id
 
     def _settle(
-        self, pending: deque[Batch], commit: Callable[[Batch], None], until_within_budget: bool
+        self, pending: deque[Batch], commit: Callable[[Batch], None], incoming: Batch | None
     ) -> None:
-        """Commit the verified prefix of `pending`; wait for more while over budget (or, at
-        the end, until everything is verified). Each read covers every pending batch, so
-        the in-flight count tracks what Phoenix has not stored yet and its queue stays full."""
+        """Commit the verified prefix of `pending`; wait for more while sending `incoming`
+        would be over budget (`None`, at the end: until everything is verified). Each read
+        covers every pending batch, so the in-flight count tracks what Phoenix has not
+        stored yet and its queue stays full."""
         while pending:
             while pending and not pending[0].awaiting:
                 self._commit(pending.popleft(), commit)
-            if not pending or (until_within_budget and not self._over_budget(pending)):
+            if not pending or (incoming is not None and not self._over_budget(pending, incoming)):
                 return
             self._wait_for_progress(pending)
 
@@ -204,6 +213,13 @@ class Deliverer:
     def _observe_rate(self, stored: int, seconds: float) -> None:
         if seconds > 0:
             self._rate = 0.7 * self._rate + 0.3 * (stored / seconds)
+
+
+_NOTHING = Batch(spans=[], position=None)
+
+
+def _bytes(batch: Batch) -> int:
+    return batch.size_bytes or batch.sent_bytes
 
 
 def _start_window(spans: Iterable[ReadableSpan]) -> tuple[datetime, datetime] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -23,22 +24,48 @@ def event(name: str, **fields: Any) -> None:
 
 
 class TextFormatter(logging.Formatter):
-    def __init__(self) -> None:
+    def __init__(self, terminal: bool = False) -> None:
         super().__init__("%(asctime)s %(levelname)s %(message)s")
+        self.terminal = terminal
 
     def format(self, record: logging.LogRecord) -> str:
         fields = getattr(record, "fields", None)
         if fields is not None:
+            fields = self.shown_fields(record, fields)
             record.msg = " ".join(
                 [record.getMessage(), *(f"{k}={_text(v)}" for k, v in fields.items())]
             )
-            record.args = ()
+        else:
+            record.msg = escape(record.getMessage())
+        record.args = ()
         return super().format(record)
+
+    def shown_fields(self, record: logging.LogRecord, fields: dict[str, Any]) -> dict[str, Any]:
+        """On a terminal, `run_done` is short (outcome, exit code, counts): the error was
+        just printed as `Error: ...` above it. Off a terminal the full event is kept."""
+        if not self.terminal or getattr(record, "event", None) != "run_done":
+            return fields
+        return {k: v for k, v in fields.items() if k in _SHORT_RUN_DONE}
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape(text: str) -> str:
+    """Control characters (newlines, terminal escapes) as visible escapes: a record's
+    value cannot forge a log line or drive the terminal."""
+    return _CONTROL.sub(lambda m: json.dumps(m.group())[1:-1], text)
+
+
+_SHORT_RUN_DONE = ("command", "outcome", "exit_code", "read", "delivered", "already_present",
+                   "duplicates", "quarantined", "windows_done", "failed", "warned")  # fmt: skip
 
 
 def _text(value: Any) -> str:
     text = str(value)
-    return json.dumps(text) if " " in text or not text else text
+    if " " in text or '"' in text or "=" in text or not text or _CONTROL.search(text):
+        return json.dumps(text)
+    return text
 
 
 class JsonFormatter(logging.Formatter):
@@ -59,6 +86,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+_STARTED: list[logging.Handler] = []
+
+
+def logging_started() -> bool:
+    """Whether this run's logging is set up (and still installed)."""
+    handler = _STARTED[0] if _STARTED else None
+    return (
+        isinstance(handler, logging.StreamHandler)
+        and handler in logging.getLogger().handlers
+        and handler.stream is sys.stderr
+    )
+
+
 def setup_logging(verbose: int, quiet: bool, fmt: str = "text") -> None:
     """Our log lines at the chosen level (events at INFO: shown off a terminal, where there
     is no progress display); other libraries only when they warn."""
@@ -72,8 +112,9 @@ def setup_logging(verbose: int, quiet: bool, fmt: str = "text") -> None:
     else:
         level = logging.WARNING
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(interactive))
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    _STARTED[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("ingest").setLevel(level)

@@ -7,28 +7,34 @@ last verified line of a file, its counts, and whether the file is complete.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import json
 import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
 from ingest.convert.ids import span_id_for
 from ingest.convert.records import LogRecord, parse_record
 from ingest.convert.spans import ConversionOptions, make_resource, to_span
 from ingest.convert.trees import ParentIndex
-from ingest.errors import RecordError
+from ingest.errors import IngestError, RecordError
 from ingest.phoenix.annotations import SpanAnnotator
 from ingest.phoenix.client import PhoenixSettings, SpanReader, SpanSender
-from ingest.run.delivery import Batch, Deliverer, Tuning
+from ingest.run.delivery import Batch, Deliverer, DeliveryStats, Tuning
 from ingest.run.logs import event
+from ingest.run.outcome import outcome_of
 from ingest.run.progress import Progress
 from ingest.run.quarantine import Quarantine
-from ingest.run.state import StateStore, utc_now
+from ingest.run.state import StateStore, advance_file, new_file_entry, record_run
 from ingest.sources.files import SourceLine, decode_line, fingerprint, read_lines
 
 log = logging.getLogger(__name__)
@@ -102,16 +108,6 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat(timespec="microseconds") if moment else None
 
 
-def _earliest(stored: str | None, start_ns: int) -> str:
-    moment = _iso(datetime.fromtimestamp(start_ns / 1e9, tz=UTC)) or ""
-    return moment if stored is None else min(stored, moment)
-
-
-def _latest(stored: str | None, start_ns: int) -> str:
-    moment = _iso(datetime.fromtimestamp(start_ns / 1e9, tz=UTC)) or ""
-    return moment if stored is None else max(stored, moment)
-
-
 def _describe_file(path: Path, line: int, offset: int) -> tuple[str, float | None]:
     """`file: line N`, and the fraction of the file done (plain files; gzip has no size)."""
     if path.name.endswith(".gz"):
@@ -131,17 +127,6 @@ def _decode(line: SourceLine) -> Any:
         return exc
 
 
-def _chunks(lines: Iterator[SourceLine], size: int) -> Iterator[list[SourceLine]]:
-    chunk: list[SourceLine] = []
-    for line in lines:
-        chunk.append(line)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 class Enricher(Protocol):
     def enrich(self, raws: list[dict[str, Any]]) -> None: ...
 
@@ -153,24 +138,34 @@ class FilePosition:
     final: bool
 
 
+class Sink(Protocol):
+    """Where batches go: `Deliverer` (send -> verify -> commit) or convert's stdout."""
+
+    stats: DeliveryStats
+    annotator: Any
+
+    def run(self, batches: Iterable[Batch], commit: Callable[[Batch], None]) -> Any: ...
+
+
 class FileImporter:
-    """Imports files into one Phoenix project, resuming each after its last verified line."""
+    """The one per-line step (decode -> record -> span -> batch) for every command: files
+    go to the sink batch by batch, and each committed batch advances the file's progress."""
 
     def __init__(
         self,
-        deliverer: Deliverer,
-        store: StateStore,
+        sink: Sink,
+        store: StateStore | None,
         options: ConversionOptions,
         quarantine: Quarantine,
-        batch_size: int,
+        tuning: Tuning,
         enricher: Enricher | None = None,
         progress: Progress | None = None,
     ) -> None:
-        self.deliverer = deliverer
-        self.store = store
+        self.deliverer = sink
+        self.store = store  # None: progress is kept for this run only (convert)
         self.options = options
         self.quarantine = quarantine
-        self.batch_size = batch_size
+        self.tuning = tuning
         self.resource = make_resource(options.project)
         self.summary = RunSummary(quarantine_path=quarantine.path)
         self.enricher = enricher
@@ -185,34 +180,39 @@ class FileImporter:
         self._started = time.monotonic()
 
     def run(self, files: list[Path]) -> RunSummary:
-        try:
-            for path in files:
-                self.import_file(path)
-        finally:
-            self.finish()
+        for path in files:
+            self.import_file(path)
         return self.summary
 
     def finish(self) -> RunSummary:
-        """Close the quarantine file and fill in the summary's delivery figures."""
+        """Close the quarantine file and fill in the summary's delivery figures. Delivered
+        and already-present counts come from commits, so they never exceed what is saved."""
         self.quarantine.close()
         self.progress.close()
         self.summary.elapsed_s = time.monotonic() - self._started
         self.summary.quarantined = self.quarantine.count
         self.summary.quarantine_path = self.quarantine.path if self.quarantine.count else None
-        self.summary.retried = self.deliverer.sender.retries
+        self.summary.retried = getattr(getattr(self.deliverer, "sender", None), "retries", 0)
         self.summary.resent = self.deliverer.stats.resent
-        self.summary.delivered = self.deliverer.stats.delivered
-        self.summary.already_present = self.deliverer.stats.already_present
         if (annotator := self.deliverer.annotator) is not None:
-            self.summary.annotations = annotator.written  # type: ignore[attr-defined]
-            self.summary.annotation_failures = annotator.failed  # type: ignore[attr-defined]
+            self.summary.annotations = annotator.written
+            self.summary.annotation_failures = annotator.failed
         return self.summary
 
-    def import_file(self, path: Path) -> dict[str, Any]:
-        """Deliver one file (resuming after its last verified line); return its progress."""
+    def import_file(self, path: Path, remember: bool = True) -> dict[str, Any]:
+        """Deliver one file (resuming after its last verified line); return its progress.
+
+        `remember=False` (Portkey's downloads): progress lives for this run only. A window is
+        committed whole; a re-run exports it again as a new file (another fingerprint), so a
+        saved cursor inside it could never be used, and saving it cost an fsync per batch."""
         self.summary.files += 1
         self._seen.clear()
-        progress = self.store.file_progress(self.options.project, fingerprint(path), path)
+        persist = remember and self.store is not None
+        if persist:
+            assert self.store is not None
+            progress = self.store.file_progress(self.options.project, fingerprint(path), path)
+        else:
+            progress = new_file_entry(self.options.project, "") | {"path": str(path)}
         self.summary.widen(progress.get("earliest"), progress.get("latest"))
         if progress["complete"]:
             self.summary.files_already_done += 1
@@ -223,21 +223,19 @@ class FileImporter:
 
         def commit(batch: Batch) -> None:
             position: FilePosition = batch.position
-            progress["offset"], progress["line"] = position.offset, position.line
-            progress["complete"] = position.final
-            progress["delivered"] += batch.delivered
-            progress["already_present"] += batch.already_present
-            for name in ("duplicates", "quarantined"):
-                progress[name] += batch.counts.get(name, 0)
-            if batch.spans:
-                starts = [span.start_time or 0 for span in batch.spans]
-                progress["earliest"] = _earliest(progress.get("earliest"), min(starts))
-                progress["latest"] = _latest(progress.get("latest"), max(starts))
-            progress["updated_at"] = utc_now()
-            self.store.save()
-            stats = self.deliverer.stats
+            advance_file(
+                progress, offset=position.offset, line=position.line, final=position.final,
+                delivered=batch.delivered, already_present=batch.already_present,
+                counts=batch.counts, starts_ns=(span.start_time or 0 for span in batch.spans),
+            )  # fmt: skip
+            self.summary.delivered += batch.delivered
+            self.summary.already_present += batch.already_present
+            if persist:
+                assert self.store is not None
+                self.store.save()
             where, done = self.describe(path, position.line, position.offset)
-            self.progress.update(where, stats.delivered, stats.already_present, done)
+            self.progress.update(where, self.summary.delivered, self.summary.already_present,
+                                 done)  # fmt: skip
 
         started = time.monotonic()
         self.deliverer.run(self._batches(path, progress["offset"], progress["line"]), commit)
@@ -249,8 +247,10 @@ class FileImporter:
         return progress
 
     def _batches(self, path: Path, offset: int, line_no: int) -> Iterator[Batch]:
+        """Batches bounded in spans and in encoded bytes, each ending after a whole line."""
         batch = Batch(spans=[], position=None, counts=Counter())
-        for chunk in _chunks(read_lines(path, offset, line_no), self.batch_size):
+        lines = read_lines(path, offset, line_no)
+        while chunk := list(itertools.islice(lines, self.tuning.batch_size)):
             self.summary.read += len(chunk)
             decoded = [_decode(line) for line in chunk]
             if self.enricher is not None:
@@ -260,17 +260,18 @@ class FileImporter:
                     self._reject(line, batch, str(raw))
                 else:
                     self._add(line, raw, batch)
-            offset, line_no = chunk[-1].end_offset, chunk[-1].line_no
-            if len(batch.spans) >= self.batch_size:
-                batch.position = FilePosition(offset, line_no, final=False)
-                yield batch
-                batch = Batch(spans=[], position=None, counts=Counter())
+                offset, line_no = line.end_offset, line.line_no
+                if (len(batch.spans) >= self.tuning.batch_size
+                        or batch.size_bytes >= self.tuning.max_batch_bytes):  # fmt: skip
+                    batch.position = FilePosition(offset, line_no, final=False)
+                    yield batch
+                    batch = Batch(spans=[], position=None, counts=Counter())
         batch.position = FilePosition(offset, line_no, final=True)
         yield batch
 
     def _add(self, line: SourceLine, raw: Any, batch: Batch) -> None:
         try:
-            record = parse_record(raw)
+            record = parse_record(unwrap_quarantined(raw))
         except RecordError as exc:
             self._reject(line, batch, str(exc))
             return
@@ -286,13 +287,89 @@ class FileImporter:
             log.exception("conversion failed for log %s", record.log_id)
             self._reject(line, batch, f"conversion failed: {type(exc).__name__}: {exc}")
             return
+        try:  # alone, so a span OTLP cannot carry never fails the batch it would be in
+            size = len(encode_spans([span]).SerializeToString())
+        except Exception as exc:
+            self._reject(line, batch, f"the OTLP encoder refused the span: {type(exc).__name__}: "
+                                      f"{exc}")  # fmt: skip
+            return
         self._seen.add(span_id)
         self.summary.saw(record)
         batch.spans.append(span)
+        batch.size_bytes += size
 
     def _reject(self, line: SourceLine, batch: Batch, reason: str) -> None:
         self.quarantine.add(line.path, line.line_no, reason, line.data)
         batch.counts["quarantined"] += 1
+
+
+_QUARANTINE_KEYS = frozenset({"time", "source", "line", "reason", "raw"})
+
+
+def unwrap_quarantined(raw: Any) -> Any:
+    """A quarantine entry ({time, source, line, reason, raw}) stands for its original line,
+    so a fixed quarantine file can be imported as it is."""
+    if isinstance(raw, dict) and set(raw) == _QUARANTINE_KEYS and isinstance(raw["raw"], str):
+        try:
+            return json.loads(raw["raw"])
+        except ValueError as exc:
+            raise RecordError(f"quarantined line is still not valid JSON: {exc}") from None
+    return raw
+
+
+@dataclass
+class RunSetup:
+    """What every command's run is made of; a `sink` replaces Phoenix (convert's stdout)."""
+
+    kind: str  # import, sync, backfill, check, demo, convert: the key of its state record
+    options: ConversionOptions
+    phoenix: PhoenixSettings | None = None
+    tuning: Tuning = field(default_factory=Tuning)
+    quarantine_path: Path | None = None
+    annotate: bool = True
+    progress: Progress | None = None
+    sink: Sink | None = None
+
+
+@contextlib.contextmanager
+def started_run(
+    setup: RunSetup,
+    store: StateStore | None,
+    enricher: Enricher | None = None,
+    extra: Callable[[], dict[str, Any]] = dict,
+) -> Iterator[FileImporter]:
+    """The one set-up: quarantine, sink (sender, reader, annotator) and the per-line step;
+    on the way out, the run's outcome and counts go to the state file (held locked by the
+    caller), whatever ended it."""
+    if store is not None:
+        quarantine = Quarantine(setup.quarantine_path or default_quarantine_path(store.dir))
+    else:
+        quarantine = Quarantine(setup.quarantine_path)
+    if setup.sink is not None:
+        sink = setup.sink
+    else:
+        assert setup.phoenix is not None
+        sink = make_deliverer(setup.phoenix, setup.tuning, setup.annotate)
+    importer = FileImporter(sink, store, setup.options, quarantine, setup.tuning, enricher,
+                            setup.progress)  # fmt: skip
+    error: BaseException | None = None
+    try:
+        yield importer
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        summary = importer.finish()
+        if store is not None:
+            outcome, code = outcome_of(error, summary.quarantined)
+            fields = {"project": setup.options.project, **summary.to_dict(), **extra()}
+            if setup.phoenix is not None:
+                fields["endpoint"] = setup.phoenix.base_url
+            if error is not None and not isinstance(error, KeyboardInterrupt):
+                fields["error"] = str(error) if isinstance(error, IngestError) else type(
+                    error).__name__  # fmt: skip
+            record_run(store.doc, setup.kind, outcome, code, fields)
+            store.save()
 
 
 def import_files(
@@ -304,26 +381,14 @@ def import_files(
     quarantine_path: Path | None = None,
     annotate: bool = True,
     progress: Progress | None = None,
+    kind: str = "import",
 ) -> RunSummary:
     """Import `files` into Phoenix under the state lock; the entry point of `import`."""
+    setup = RunSetup(kind, options, settings, tuning or Tuning(), quarantine_path, annotate,
+                     progress or Progress())  # fmt: skip
     store = StateStore(state_dir)
-    with store.locked():
-        quarantine = Quarantine(quarantine_path or default_quarantine_path(state_dir))
-        deliverer = make_deliverer(settings, tuning or Tuning(), annotate)
-        importer = FileImporter(
-            deliverer, store, options, quarantine, deliverer.tuning.batch_size, progress=progress
-        )
-        try:
-            summary = importer.run(files)
-        finally:
-            store.doc["runs"]["import"] = {
-                "finished_at": utc_now(),
-                "project": options.project,
-                "endpoint": settings.base_url,
-                **importer.summary.to_dict(),
-            }
-            store.save()
-    return summary
+    with store.locked(), started_run(setup, store) as importer:
+        return importer.run(files)
 
 
 def make_deliverer(settings: PhoenixSettings, tuning: Tuning, annotate: bool) -> Deliverer:

@@ -29,10 +29,20 @@ from ingest.convert.spans import ConversionOptions
 from ingest.phoenix.client import PhoenixSettings
 from ingest.run.delivery import Tuning
 from ingest.run.logs import event
-from ingest.run.pipeline import FileImporter, RunSummary, default_quarantine_path, make_deliverer
+from ingest.run.pipeline import FileImporter, RunSetup, RunSummary, started_run
 from ingest.run.progress import Progress
-from ingest.run.quarantine import Quarantine
-from ingest.run.state import StateStore, utc_now
+from ingest.run.state import (
+    FutureWatermarkError,
+    StateStore,
+    advance_watermark,
+    backfill_entry,
+    finish_backfill,
+    make_private_dir,
+    mark_window_done,
+    shard_dir,
+    sync_entry,
+    sync_start,
+)
 from ingest.sources.enrich import Enricher
 from ingest.sources.portkey import PortkeyClient, PortkeySettings, Window, WindowFile
 
@@ -103,6 +113,9 @@ class Puller:
         self.clock = clock
         self.deadline = None if max_duration_s is None else clock() + max_duration_s
         self._local = threading.local()
+        # Set when the run ends early (a delivery error, Ctrl-C): export jobs still being
+        # polled stop at their next wait instead of holding the lock until they finish.
+        self.stopping = threading.Event()
 
     def run(
         self,
@@ -137,6 +150,7 @@ class Puller:
                     result.done.append(window)
                 result.stopped_early = result.windows_remaining > 0
             finally:
+                self.stopping.set()
                 for _, future in pending:
                     future.cancel()
         return result
@@ -149,17 +163,21 @@ class Puller:
         not shared between threads; a thread reuses its spare drafts)."""
         client = getattr(self._local, "client", None)
         if client is None:
-            client = self._local.client = PortkeyClient(self.portkey)
+            client = self._local.client = PortkeyClient(self.portkey, sleep=self._wait)
         target = self.downloads / window_key(window).replace(":", "").replace("/", "_")
-        target.mkdir(parents=True, exist_ok=True)
+        make_private_dir(target)
         return list(client.windows(window, target))
+
+    def _wait(self, seconds: float) -> None:
+        """The Portkey client's sleep (polls, retries): cut short when the run stops."""
+        if self.stopping.wait(seconds):
+            raise RunStopped("the run is stopping: export job no longer polled")
 
     def _deliver(self, window: Window, files: list[WindowFile], result: PullResult) -> None:
         started = self.clock()
         before = self.importer.deliverer.stats.delivered
         for export in files:
-            self.importer.import_file(export.path)
-            self.importer.store.forget_file(export.path)
+            self.importer.import_file(export.path, remember=False)
             export.path.unlink(missing_ok=True)
             result.export_files += 1
             result.logs_exported += export.total
@@ -182,7 +200,11 @@ def _window_describer(
 def _empty_dir(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path)
+
+
+class RunStopped(Exception):
+    """Raised in an export worker's wait once the run is stopping; nobody reads its result."""
 
 
 DEFAULT_FIRST_SYNC = timedelta(hours=24)
@@ -213,29 +235,23 @@ def sync(
     overlap: timedelta,
     lag: timedelta,
     now: datetime | None = None,
+    accept_future_watermark: bool = False,
 ) -> tuple[RunSummary, PullResult, dict[str, Any]]:
     """The cron job: from the watermark (minus overlap) to now (minus lag)."""
     store = StateStore(pull.state_dir)
     with store.locked():
-        entry = store.section("sync").setdefault(
-            sync_key(pull.options.project, pull.portkey),
-            {"project": pull.options.project, "watermark": None},
-        )
+        entry = sync_entry(store.doc, sync_key(pull.options.project, pull.portkey),
+                           pull.options.project)  # fmt: skip
         end = (now or datetime.now(UTC)).replace(microsecond=0) - lag
-        if since is not None:
-            start = since
-        elif entry.get("watermark"):
-            start = datetime.fromisoformat(entry["watermark"]) - overlap
-        else:
-            start = end - DEFAULT_FIRST_SYNC
+        try:
+            start = sync_start(entry, since, overlap, end, DEFAULT_FIRST_SYNC,
+                               accept_future_watermark)  # fmt: skip
+        except FutureWatermarkError as exc:
+            raise FutureWatermarkError(f"{store.path}: {exc}") from None
         windows = plan_windows(start, end, pull.window)
 
         def on_done(window: Window) -> None:
-            previous = entry.get("watermark")
-            moved = window.until.isoformat()
-            if previous is None or datetime.fromisoformat(previous) < window.until:
-                entry["watermark"] = moved
-            entry["updated_at"] = utc_now()
+            advance_watermark(entry, window.until)
             store.save()
 
         summary, result = _pull(store, "sync", pull, windows, lambda _: False, on_done)
@@ -263,43 +279,31 @@ def backfill(
     A shard keeps its own state file and lock (STATE_DIR/shards/I-of-N), so N shards can run
     at once on one state directory and together cover the range exactly once.
     """
-    state_dir = pull.state_dir / "shards" / f"{shard[0]}-of-{shard[1]}" if shard else pull.state_dir
-    store = StateStore(state_dir)
+    store = StateStore(shard_dir(pull.state_dir, shard))
     with store.locked():
-        key = "|".join(
-            [sync_key(pull.options.project, pull.portkey), since.isoformat(), until.isoformat(),
-             str(int(pull.window.total_seconds()))]
-        )  # fmt: skip
-        entry = store.section("backfills").setdefault(
-            key,
-            {"project": pull.options.project, "since": since.isoformat(),
-             "until": until.isoformat(), "window_s": int(pull.window.total_seconds()), "done": []},
-        )  # fmt: skip
-        done = set(entry["done"])
+        window_s = int(pull.window.total_seconds())
+        key = "|".join([sync_key(pull.options.project, pull.portkey), since.isoformat(),
+                        until.isoformat(), str(window_s)])  # fmt: skip
+        entry = backfill_entry(store.doc, key, pull.options.project, since, until, window_s)
 
         def on_done(window: Window) -> None:
-            done.add(window_key(window))
-            entry["done"] = sorted(done)
-            entry["updated_at"] = utc_now()
+            mark_window_done(entry, window_key(window))
             store.save()
 
         windows = shard_windows(plan_windows(since, until, pull.window), shard)
+        done_before = set(entry["done"])
         summary, result = _pull(
-            store, "backfill", pull, windows, lambda w: window_key(w) in done, on_done
+            store, "backfill", pull, windows, lambda w: window_key(w) in done_before, on_done
         )
-        entry["complete"] = len(done) == len(windows)
+        complete = finish_backfill(entry, (window_key(w) for w in windows))
         info: dict[str, Any] = {"since": since.isoformat(), "until": until.isoformat()}
         if shard:
             info["shard"] = f"{shard[0]}/{shard[1]}"
-        if advance_sync and entry["complete"]:
-            sync_entry = store.section("sync").setdefault(
-                sync_key(pull.options.project, pull.portkey),
-                {"project": pull.options.project, "watermark": None},
-            )
-            current = sync_entry.get("watermark")
-            if current is None or datetime.fromisoformat(current) < until:
-                sync_entry["watermark"] = until.isoformat()
-            info["watermark"] = sync_entry["watermark"]
+        if advance_sync and complete:
+            sync = sync_entry(store.doc, sync_key(pull.options.project, pull.portkey),
+                              pull.options.project)  # fmt: skip
+            advance_watermark(sync, until)
+            info["watermark"] = sync["watermark"]
         store.save()
     return summary, result, info
 
@@ -312,37 +316,19 @@ def _pull(
     is_done: Callable[[Window], bool],
     on_done: Callable[[Window], None],
 ) -> tuple[RunSummary, PullResult]:
-    quarantine = Quarantine(pull.quarantine_path or default_quarantine_path(store.dir))
-    deliverer = make_deliverer(pull.phoenix, pull.tuning, pull.annotate)
-    enricher = None
-    if pull.enrich:
-        enricher = Enricher(pull.portkey, store.dir / "enrich-cache.sqlite3")
-    importer = FileImporter(
-        deliverer, store, pull.options, quarantine, pull.tuning.batch_size, enricher,
-        progress=Progress(),
-    )  # fmt: skip
-    puller = Puller(
-        pull.portkey, importer, store.dir / "downloads", pull.concurrency,
-        pull.max_duration_s,
-    )  # fmt: skip
+    setup = RunSetup(kind, pull.options, pull.phoenix, pull.tuning, pull.quarantine_path,
+                     pull.annotate, Progress())  # fmt: skip
+    enricher = Enricher(pull.portkey, store.dir / "enrich-cache.sqlite3") if pull.enrich else None
     result = PullResult(windows_planned=len(windows))
-    outcome = "failed"
     try:
-        result = puller.run(windows, is_done, on_done)
-        outcome = "stopped at --max-duration" if result.stopped_early else "ok"
+        with started_run(setup, store, enricher, extra=lambda: result.to_dict()) as importer:
+            puller = Puller(pull.portkey, importer, store.dir / "downloads", pull.concurrency,
+                            pull.max_duration_s)  # fmt: skip
+            result = puller.run(windows, is_done, on_done)
     finally:
-        summary = importer.finish()
         if enricher is not None:
             enricher.close()
-        store.doc["runs"][kind] = {
-            "finished_at": utc_now(),
-            "project": pull.options.project,
-            "outcome": outcome,
-            **summary.to_dict(),
-            **result.to_dict(),
-        }
-        store.save()
-    return summary, result
+    return importer.summary, result
 
 
 def dry_run(

@@ -12,18 +12,24 @@ import os
 from pathlib import Path
 from typing import IO
 
+import click
+
 from ingest.convert.redact import redact_text
-from ingest.run.state import utc_now
+from ingest.run.logs import escape
+from ingest.run.state import make_private_dir, open_private, utc_now
 
 MAX_RAW_CHARS = 20_000
 
 
 class Quarantine:
-    """Appends one JSON object per rejected line; the file is created on first use."""
+    """Appends one JSON object per rejected line; the file is created on first use (owner
+    only: it holds request bodies). Without a path, rejections are only counted; `echo`
+    also reports each on stderr (convert)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None) -> None:
         self.path = path
         self.count = 0
+        self.echo = False
         self._handle: IO[str] | None = None
 
     def add(self, source: Path | str, line: int, reason: str, raw: bytes | str) -> None:
@@ -33,15 +39,20 @@ class Quarantine:
             text = f"{text[:MAX_RAW_CHARS]}…[truncated: {len(text)} chars]"
         entry = {"time": utc_now(), "source": str(source), "line": line, "reason": reason}
         entry["raw"] = text
+        self.count += 1
+        if self.echo:
+            click.echo(f"{source}:{line}: rejected: {escape(reason)}", err=True)
+        if self.path is None:
+            return
         handle = self._open()
         handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
         handle.flush()
-        self.count += 1
 
     def _open(self) -> IO[str]:
         if self._handle is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("a", encoding="utf-8")
+            assert self.path is not None
+            make_private_dir(self.path.parent)
+            self._handle = open_private(self.path, "a")
         return self._handle
 
     def close(self) -> None:

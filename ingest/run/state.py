@@ -12,8 +12,9 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ class StateStore:
     def locked(self) -> Iterator[StateStore]:
         """Hold the exclusive lock for a run; raise StateLockedError at once if taken."""
         self._mkdir()
-        handle = (self.dir / LOCK_FILE).open("a+")
+        handle = open_private(self.dir / LOCK_FILE, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -85,7 +86,9 @@ class StateStore:
 
     def load(self) -> dict[str, Any]:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = self.path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self._corrupt(f"it is not UTF-8 text (byte {exc.start})") from None
         except FileNotFoundError:
             self.doc = empty_state()
             return self.doc
@@ -103,9 +106,11 @@ class StateStore:
                 f"portkey-phoenix-ingest (state version {doc['version']}, this one reads "
                 f"{STATE_VERSION}). Upgrade portkey-phoenix-ingest, or use another --state-dir."
             )
-        for section in ("files", "runs"):
+        for section in ("files", "runs", "sync", "backfills"):
             if not isinstance(doc.setdefault(section, {}), dict):
                 raise self._corrupt(f"its '{section}' section is not an object")
+        if problem := shape_problem(doc):
+            raise self._corrupt(problem)
         self.doc = doc
         return doc
 
@@ -139,42 +144,17 @@ class StateStore:
 
     def _mkdir(self) -> None:
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.dir)
         except OSError as exc:
             raise StateError(
                 f"cannot create the state directory {self.dir}: {exc.strerror}. "
                 "Set --state-dir (or INGEST_STATE_DIR) to a writable directory."
             ) from exc
 
-    # ---- file progress -------------------------------------------------------------------
-
-    @staticmethod
-    def file_key(project: str, fingerprint: str) -> str:
-        return f"{project}:{fingerprint}"
+    # ---- sections -------------------------------------------------------------------------
 
     def file_progress(self, project: str, fingerprint: str, path: Path) -> dict[str, Any]:
-        entry = self.doc["files"].setdefault(
-            self.file_key(project, fingerprint),
-            {
-                "project": project,
-                "sha256": fingerprint,
-                "offset": 0,
-                "line": 0,
-                "complete": False,
-                "delivered": 0,
-                "already_present": 0,
-                "duplicates": 0,
-                "quarantined": 0,
-            },
-        )
-        entry["path"] = str(path)
-        return entry
-
-    def forget_file(self, path: Path) -> None:
-        """Drop the progress of a downloaded export file once its window is committed."""
-        files = self.doc["files"]
-        for key in [key for key, entry in files.items() if entry.get("path") == str(path)]:
-            del files[key]
+        return file_progress(self.doc, project, fingerprint, path)
 
     def section(self, name: str) -> dict[str, Any]:
         """A top-level section of the document ("sync", "backfills", ...), created empty."""
@@ -182,3 +162,234 @@ class StateStore:
         if not isinstance(value, dict):
             raise self._corrupt(f"its '{name}' section is not an object")
         return value
+
+
+# ---- owner-only files ------------------------------------------------------------------
+# The state directory holds raw export downloads and quarantined request bodies: whatever
+# the umask, what the tool creates is readable by its owner only.
+
+_OPEN_FLAGS = {
+    "a": os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+    "a+": os.O_RDWR | os.O_CREAT | os.O_APPEND,
+    "w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+    "wb": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+}
+
+
+def make_private_dir(path: Path) -> None:
+    """mkdir -p with mode 0700 for every directory this call creates (existing ones are
+    left as they are; `doctor` warns when the state directory is readable by others)."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for created in missing:
+        with contextlib.suppress(OSError):
+            os.chmod(created, 0o700)
+
+
+def open_private(path: Path, mode: str = "a", encoding: str | None = None) -> Any:
+    """Open (creating with mode 0600) a file only its owner may read."""
+    fd = os.open(path, _OPEN_FLAGS[mode], 0o600)
+    return os.fdopen(fd, mode, encoding=None if "b" in mode else encoding or "utf-8")
+
+
+def exposed_state_dir(path: Path) -> str | None:
+    """Why an existing state directory is readable by other users, or None when it is not
+    (or does not exist yet). Pure: `doctor` prints it as a warning."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if not stat.S_ISDIR(mode) or not mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return None
+    return (
+        f"the state directory {path} can be read by other users (mode {stat.filemode(mode)}); "
+        "it holds export downloads and quarantined request bodies. Run `chmod 700 "
+        f"{path}`."
+    )
+
+
+# ---- shape of a loaded document ----------------------------------------------------------
+
+_FILE_INTS = ("offset", "line", "delivered", "already_present", "duplicates", "quarantined")
+
+
+def shape_problem(doc: dict[str, Any]) -> str | None:
+    """What is wrong with a (hand-edited or damaged) state document, or None."""
+    for key, entry in doc["files"].items():
+        if not isinstance(entry, dict):
+            return f"its file entry {key!r} is not an object"
+        for name in _FILE_INTS:
+            value = entry.get(name, 0)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                return f"its file entry {key!r} has {name}={value!r}, not a count"
+        if not isinstance(entry.get("complete", False), bool):
+            return f"its file entry {key!r} has complete={entry['complete']!r}, not true/false"
+    for key, entry in doc["sync"].items():
+        if not isinstance(entry, dict):
+            return f"its sync entry {key!r} is not an object"
+        try:
+            parse_watermark(entry.get("watermark"))
+        except ValueError as exc:
+            return f"its sync entry {key!r} has {exc}"
+    for key, entry in doc["backfills"].items():
+        if not isinstance(entry, dict):
+            return f"its backfill entry {key!r} is not an object"
+        done = entry.get("done", [])
+        if not isinstance(done, list) or not all(isinstance(item, str) for item in done):
+            return f"its backfill entry {key!r} has a 'done' that is not a list of windows"
+    for key, entry in doc["runs"].items():
+        if not isinstance(entry, dict):
+            return f"its run entry {key!r} is not an object"
+    return None
+
+
+def parse_watermark(value: Any) -> datetime | None:
+    """A stored watermark: None, or an ISO-8601 time with a time zone."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"watermark {value!r}, not an ISO-8601 time in quotes")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"watermark {value!r}, not an ISO-8601 time") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"watermark {value!r} without a time zone (add +00:00)")
+    return moment
+
+
+# ---- transitions: plain functions of the document, each saved by the caller ---------------
+
+
+def new_file_entry(project: str, fingerprint: str) -> dict[str, Any]:
+    return {"project": project, "sha256": fingerprint, "offset": 0, "line": 0,
+            "complete": False, "delivered": 0, "already_present": 0, "duplicates": 0,
+            "quarantined": 0}  # fmt: skip
+
+
+def file_progress(
+    doc: dict[str, Any], project: str, fingerprint: str, path: Path
+) -> dict[str, Any]:
+    """The progress entry of a file's content in a project, created at line 0."""
+    key = f"{project}:{fingerprint}"
+    entry = doc["files"].setdefault(key, new_file_entry(project, fingerprint))
+    entry["path"] = str(path)
+    return entry
+
+
+def advance_file(
+    entry: dict[str, Any],
+    *,
+    offset: int,
+    line: int,
+    final: bool,
+    delivered: int = 0,
+    already_present: int = 0,
+    counts: dict[str, int] | None = None,
+    starts_ns: Iterable[int] = (),
+) -> None:
+    """A verified batch: the file's cursor moves past its last line, its counts grow."""
+    entry["offset"], entry["line"], entry["complete"] = offset, line, final
+    entry["delivered"] += delivered
+    entry["already_present"] += already_present
+    for name in ("duplicates", "quarantined"):
+        entry[name] += (counts or {}).get(name, 0)
+    starts = list(starts_ns)
+    if starts:
+        earliest, latest = _ns_iso(min(starts)), _ns_iso(max(starts))
+        entry["earliest"] = min(filter(None, [entry.get("earliest"), earliest]))
+        entry["latest"] = max(filter(None, [entry.get("latest"), latest]))
+    entry["updated_at"] = utc_now()
+
+
+def _ns_iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat(timespec="microseconds")
+
+
+def sync_entry(doc: dict[str, Any], key: str, project: str) -> dict[str, Any]:
+    return doc.setdefault("sync", {}).setdefault(key, {"project": project, "watermark": None})
+
+
+class FutureWatermarkError(StateError):
+    """The stored watermark is ahead of the clock (accept it with --accept-future-watermark)."""
+
+
+def sync_start(
+    entry: dict[str, Any],
+    since: datetime | None,
+    overlap: Any,
+    end: datetime,
+    first_sync: Any,
+    accept_future: bool = False,
+) -> datetime:
+    """Where a sync starts: --since, else the watermark minus the overlap, else a first-run
+    default before `end`. A watermark past `end` (a clock that was wrong) would skip every
+    log before it, so it is refused unless accepted explicitly."""
+    if since is not None:
+        return since
+    watermark = parse_watermark(entry.get("watermark"))
+    if watermark is None:
+        return end - first_sync
+    if watermark > end and not accept_future:
+        raise FutureWatermarkError(
+            f"the sync watermark {entry['watermark']} is in the future (sync reads up to "
+            f"{end.isoformat()}): the clock of the run that wrote it was probably wrong, and "
+            "logs before it would never be exported. Rerun with --since to choose the start, "
+            "or with --accept-future-watermark to keep it."
+        )
+    return watermark - overlap
+
+
+def advance_watermark(entry: dict[str, Any], until: datetime) -> bool:
+    """Move the watermark forward to `until` (never back); True when it moved."""
+    current = parse_watermark(entry.get("watermark"))
+    entry["updated_at"] = utc_now()
+    if current is not None and current >= until:
+        return False
+    entry["watermark"] = until.isoformat()
+    return True
+
+
+def backfill_entry(
+    doc: dict[str, Any], key: str, project: str, since: datetime, until: datetime, window_s: int
+) -> dict[str, Any]:
+    entry = {"project": project, "since": since.isoformat(), "until": until.isoformat(),
+             "window_s": window_s, "done": []}  # fmt: skip
+    return doc.setdefault("backfills", {}).setdefault(key, entry)
+
+
+def mark_window_done(entry: dict[str, Any], window: str) -> None:
+    entry["done"] = sorted({*entry.get("done", []), window})
+    entry["updated_at"] = utc_now()
+
+
+def finish_backfill(entry: dict[str, Any], planned: Iterable[str]) -> bool:
+    """Record whether every planned window is done; return it."""
+    entry["complete"] = set(planned) <= set(entry.get("done", []))
+    return bool(entry["complete"])
+
+
+def shard_dir(state_dir: Path, shard: tuple[int, int] | None) -> Path:
+    """A shard keeps its own state and lock under STATE_DIR/shards/I-of-N."""
+    return state_dir / "shards" / f"{shard[0]}-of-{shard[1]}" if shard else state_dir
+
+
+def shard_dirs(state_dir: Path) -> list[Path]:
+    """The shard state directories under a state directory, in shard order."""
+    root = state_dir / "shards"
+    if not root.is_dir():
+        return []
+
+    def order(path: Path) -> tuple[int, int]:
+        index, _, count = path.name.partition("-of-")
+        return (int(count), int(index)) if index.isdigit() and count.isdigit() else (0, 0)
+
+    return sorted((p for p in root.iterdir() if (p / STATE_FILE).is_file()), key=order)
+
+
+def record_run(
+    doc: dict[str, Any], kind: str, outcome: str, exit_code: int, fields: dict[str, Any]
+) -> None:
+    """The last run of a command: when, how it ended, and its counts (`status` shows it)."""
+    doc["runs"][kind] = {"finished_at": utc_now(), "outcome": outcome, "exit_code": exit_code,
+                         **fields}  # fmt: skip
