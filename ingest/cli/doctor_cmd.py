@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
 
 from ingest.cli.options import phoenix_options, portkey_options, project_option, state_option
-from ingest.errors import EXIT_FAILED, EXIT_OK
+from ingest.cli.runner import Done, run_command
 from ingest.ops.config import config_info, origin
 from ingest.ops.doctor import (
     FAIL,
@@ -90,4 +89,4 @@ def doctor_command(ctx: click.Context, **kw: Any) -> None:
             click.echo(f"\n{failed} problem(s) to fix, {warned} warning(s).")
         else:
             click.echo(f"\nAll checks passed ({warned} warning(s)).")
-    sys.exit(EXIT_FAILED if failed else EXIT_OK)
+    run_command(lambda: Done(failed=bool(failed), fields={"failed": failed, "warned": warned}))

@@ -30,10 +30,12 @@ class Done:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-def run_command(action: Callable[[], Done | None]) -> NoReturn:
-    """Run a command body; its outcome -> the exit code, a `run_done` line, and the exit."""
+def run_command(action: Callable[[], Done | int | None]) -> NoReturn:
+    """Run a command body; its outcome -> the exit code, a `run_done` line, and the exit.
+    A body may also return a bare exit code (0 ok, 1 failed)."""
     try:
-        done = action() or Done()
+        result = action()
+        done = Done(failed=result == EXIT_FAILED) if isinstance(result, int) else result or Done()
     except KeyboardInterrupt as exc:
         click.echo("Interrupted: progress up to the last verified batch is saved.", err=True)
         finish(*outcome_of(exc))

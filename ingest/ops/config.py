@@ -26,7 +26,7 @@ from urllib.parse import unquote
 import click
 from click.core import ParameterSource
 
-from ingest.errors import EXIT_USAGE, ConfigError
+from ingest.errors import ConfigError
 
 APP_NAME = "portkey-phoenix-ingest"
 CONFIG_ENV = "INGEST_CONFIG"
@@ -47,12 +47,6 @@ class ConfigInfo:
     explicit: bool
     exists: bool
     raw: Mapping[str, Any] = field(default_factory=dict)
-
-
-class ConfigFileError(click.ClickException):
-    """A broken config file: "Error: <message>" on stderr, exit code 2 (usage/configuration)."""
-
-    exit_code = EXIT_USAGE
 
 
 # --------------------------------------------------------------------------- the file
@@ -233,11 +227,9 @@ def _load_into_context(ctx: click.Context, param: click.Parameter, value: Path |
     path = Path(value).expanduser() if value is not None else default_config_path()
     group = ctx.command
     assert isinstance(group, click.Group)
-    try:
-        raw = load_config(path, explicit, warn=lambda message: click.echo(message, err=True))
-        loaded = default_map_for(group, raw, path)
-    except ConfigError as exc:
-        raise ConfigFileError(str(exc)) from None
+    # A ConfigError here ends the run like any other (exit 2, in the CLI runner).
+    raw = load_config(path, explicit, warn=lambda message: click.echo(message, err=True))
+    loaded = default_map_for(group, raw, path)
     ctx.default_map = merge_default_maps(loaded, ctx.default_map)
     ctx.meta[META_KEY] = ConfigInfo(path=path, explicit=explicit, exists=path.is_file(), raw=raw)
 
@@ -363,11 +355,15 @@ def source_name(source: ParameterSource | None) -> str:
     }.get(source, "default")  # type: ignore[arg-type]
 
 
-def envvar_used(option: click.Parameter) -> str | None:
-    """The environment variable the option read, else the first one it would read."""
+def envvar_used(option: click.Parameter, ctx: click.Context | None = None) -> str | None:
+    """The environment variable the option read, else the first one it would read; for an
+    option without its own, the INGEST_<COMMAND>_<OPTION> name click derives."""
     names = option.envvar if isinstance(option.envvar, list | tuple) else [option.envvar]
     names = [name for name in names if name]
-    return next((name for name in names if os.environ.get(name)), names[0] if names else None)
+    prefix = ctx.auto_envvar_prefix if ctx is not None else None
+    if not names and prefix and option.name and getattr(option, "allow_from_autoenv", True):
+        names = [f"{prefix}_{option.name.upper()}"]
+    return next((name for name in names if name in os.environ), names[0] if names else None)
 
 
 def origin(ctx: click.Context, name: str) -> str:
@@ -381,7 +377,7 @@ def origin(ctx: click.Context, name: str) -> str:
     if source == ParameterSource.COMMANDLINE:
         return next((o for o in option.opts if o.startswith("--")), option.opts[0])
     if source == ParameterSource.ENVIRONMENT:
-        return envvar_used(option) or "the environment"
+        return envvar_used(option, ctx) or "the environment"
     if source == ParameterSource.DEFAULT_MAP:
         info = config_info(ctx)
         return f"{key} in {info.path}" if info else f"{key} in the config file"
@@ -423,7 +419,9 @@ def effective_settings(
     for key, option in option_keys(command).items():
         name = str(option.name)
         source = sub.get_parameter_source(name)
-        value = sub.params.get(name)
+        # An option that is not passed to the command body (--log-format) leaves its value
+        # in ctx.meta under "ingest.<name>".
+        value = sub.params.get(name, sub.meta.get(f"ingest.{name}"))
         if name == "state_dir" and value is None:
             from ingest.run.state import default_state_dir
 
@@ -432,7 +430,7 @@ def effective_settings(
             "setting": key,
             "value": display_value(key, value),
             "source": source_name(source),
-            "envvar": envvar_used(option),
+            "envvar": envvar_used(option, sub),
         }
         if source == ParameterSource.DEFAULT_MAP:
             row["table"] = file_table(info, command_name, key)

@@ -424,7 +424,7 @@ def _log_scope(
 
 def check_state_dir(state_dir: Path, origin: str = "the default") -> list[Check]:
     """Writable (create, write, fsync, delete), lock free, state file readable and known."""
-    from ingest.run.state import LOCK_FILE, STATE_VERSION, StateStore
+    from ingest.run.state import LOCK_FILE, STATE_VERSION, StateStore, exposed_state_dir
 
     where = _where(origin, "INGEST_STATE_DIR")
     fix = "set --state-dir (or INGEST_STATE_DIR) to a directory this user can write"
@@ -447,6 +447,8 @@ def check_state_dir(state_dir: Path, origin: str = "the default") -> list[Check]
             )
         ]
     checks = [Check("State directory", OK, f"{state_dir} is writable")]
+    if exposed := exposed_state_dir(state_dir):
+        checks.append(Check("State directory", WARN, exposed, f"chmod 700 {state_dir}"))
 
     lock_path = state_dir / LOCK_FILE
     with contextlib.suppress(OSError), lock_path.open("a+") as handle:
