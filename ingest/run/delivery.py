@@ -79,6 +79,7 @@ class DeliveryStats:
     already_present: int = 0  # found in Phoenix before sending
     resent: int = 0  # sent again after Phoenix lost them
     batches: int = 0
+    annotation_errors: int = 0  # spans whose annotations raised (counted, never fatal)
 
 
 class Deliverer:
@@ -114,7 +115,10 @@ class Deliverer:
             self._settle(pending, commit, incoming=_NOTHING)
         self._settle(pending, commit, incoming=None)
         if self.annotator is not None:
-            self.annotator.flush()
+            try:
+                self.annotator.flush()
+            except Exception as exc:
+                log.warning("annotations could not be confirmed (%s)", type(exc).__name__)
         return self.stats
 
     def _over_budget(self, pending: deque[Batch], incoming: Batch) -> bool:
@@ -203,7 +207,12 @@ class Deliverer:
         if self.annotator is not None and batch.spans:
             # Annotations need stored spans; they are verified as later batches go by, and a
             # failure is counted, never holding the spans back.
-            self.annotator.annotate(batch.spans)
+            try:
+                self.annotator.annotate(batch.spans)
+            except Exception as exc:
+                log.warning("annotations for %d spans failed (%s); rerun to retry them",
+                            len(batch.spans), type(exc).__name__)  # fmt: skip
+                self.stats.annotation_errors += len(batch.spans)
         commit(batch)
 
     def _poll_interval(self, awaiting: int) -> float:

@@ -197,6 +197,7 @@ class FileImporter:
         if (annotator := self.deliverer.annotator) is not None:
             self.summary.annotations = annotator.written
             self.summary.annotation_failures = annotator.failed
+        self.summary.annotation_failures += self.deliverer.stats.annotation_errors
         return self.summary
 
     def import_file(self, path: Path, remember: bool = True) -> dict[str, Any]:

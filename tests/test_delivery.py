@@ -1,0 +1,223 @@
+"""The delivery state machine (send -> verify -> commit) against a fake Phoenix and clock.
+
+No server, no real time: the fake clock advances only when the deliverer sleeps, so each
+test runs in milliseconds and every interleaving is chosen by the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanContext
+
+from ingest.convert.ids import span_hex
+from ingest.errors import VerificationError
+from ingest.run.delivery import Batch, Deliverer, Tuning
+
+START_NS = 1_780_000_000 * 10**9
+
+
+def span(number: int) -> ReadableSpan:
+    context = SpanContext(trace_id=number + 1, span_id=number + 1, is_remote=False)
+    return ReadableSpan(name=f"s{number}", context=context, start_time=START_NS + number,
+                        end_time=START_NS + number + 1)  # fmt: skip
+
+
+def hex_id(number: int) -> str:
+    return span_hex(number + 1)
+
+
+def batches(sizes: Iterable[int], size_bytes: int = 0) -> list[Batch]:
+    out, first = [], 0
+    for index, size in enumerate(sizes):
+        spans = [span(n) for n in range(first, first + size)]
+        out.append(Batch(spans=spans, position=index, size_bytes=size_bytes))
+        first += size
+    return out
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakePhoenix:
+    """Sender and reader in one. Sent spans wait in a queue; `store` (a policy called on
+    every read) decides which of them are stored by then."""
+
+    def __init__(self, store: Callable[[FakePhoenix], None] | None = None) -> None:
+        self.queue: list[str] = []
+        self.stored: set[str] = set()
+        self.sends: list[list[str]] = []
+        self.in_flight_at_send: list[int] = []  # sent but not stored, right after each send
+        self.retries = 0
+        self.store = store or FakePhoenix.store_all
+
+    # Sender
+    def send(self, spans: list[ReadableSpan]) -> int:
+        ids = [span_hex(s.context.span_id) for s in spans]
+        self.sends.append(ids)
+        self.queue.extend(i for i in ids if i not in self.queue)
+        self.in_flight_at_send.append(len(set(self.queue) - self.stored))
+        return 100 * len(ids)
+
+    # Reader
+    def existing(
+        self, span_ids: Iterable[str], window: tuple[datetime, datetime] | None = None
+    ) -> set[str]:
+        ids = list(span_ids)
+        self.store(self)
+        return {i for i in ids if i in self.stored}
+
+    def store_all(self) -> None:
+        self.stored.update(self.queue)
+        self.queue.clear()
+
+    def lose_all(self) -> None:
+        self.queue.clear()
+
+
+def deliver(
+    phoenix: FakePhoenix,
+    work: list[Batch],
+    tuning: Tuning | None = None,
+    annotator: Any = None,
+    precheck: bool = False,
+) -> tuple[Deliverer, list[Any]]:
+    clock = Clock()
+    tuning = tuning or Tuning(grace_s=1.0, max_resends=2, min_poll_s=0.1, max_poll_s=0.1,
+                              precheck=precheck)  # fmt: skip
+    deliverer = Deliverer(phoenix, phoenix, tuning, clock=clock, sleep=clock.sleep,
+                          annotator=annotator)  # fmt: skip
+    committed: list[Any] = []
+    deliverer.run(work, lambda batch: committed.append(batch.position))
+    return deliverer, committed
+
+
+def test_batches_commit_in_source_order_even_when_stored_out_of_order() -> None:
+    def later_first(phoenix: FakePhoenix) -> None:  # stores the newest batch before the oldest
+        if phoenix.queue:
+            newest = phoenix.sends[-1]
+            phoenix.stored.update(newest)
+            phoenix.queue = [i for i in phoenix.queue if i not in newest]
+            return
+
+    phoenix = FakePhoenix(later_first)
+    deliverer, committed = deliver(phoenix, batches([3, 3, 3]))
+    assert committed == [0, 1, 2]
+    assert deliverer.stats.delivered == 9
+
+
+def test_a_batch_is_committed_only_once_every_span_is_read_back() -> None:
+    seen_at_commit: list[set[str]] = []
+    phoenix = FakePhoenix()
+    clock = Clock()
+    deliverer = Deliverer(phoenix, phoenix, Tuning(precheck=False, max_poll_s=0.1), clock=clock,
+                          sleep=clock.sleep)  # fmt: skip
+    deliverer.run(batches([4]), lambda batch: seen_at_commit.append(set(phoenix.stored)))
+    assert seen_at_commit == [{hex_id(n) for n in range(4)}]
+
+
+def test_in_flight_budget_in_spans_holds_the_next_batch_back() -> None:
+    phoenix = FakePhoenix(lambda p: p.stored.update(p.queue[:2]) or p.queue.__delitem__(slice(2)))
+    tuning = Tuning(max_in_flight=10, precheck=False, min_poll_s=0.1, max_poll_s=0.1)
+    _, committed = deliver(phoenix, batches([5] * 6), tuning)
+    assert committed == list(range(6))
+    assert max(phoenix.in_flight_at_send) <= 10, "never more than the budget unverified"
+    assert len(phoenix.sends) == 6, "each batch sent once"
+
+
+def test_in_flight_budget_in_bytes_is_checked_before_sending() -> None:
+    phoenix = FakePhoenix(lambda p: p.stored.update(p.queue[:1]) or p.queue.__delitem__(slice(1)))
+    tuning = Tuning(max_in_flight=10_000, max_in_flight_bytes=1000, precheck=False,
+                    min_poll_s=0.1, max_poll_s=0.1)  # fmt: skip
+    _, committed = deliver(phoenix, batches([2] * 5, size_bytes=400), tuning)
+    assert committed == list(range(5))
+    # 400 bytes a batch, 1000 allowed: at most two batches (4 spans) unverified at any send.
+    assert max(phoenix.in_flight_at_send) <= 4
+
+
+def test_a_batch_larger_than_the_byte_budget_still_goes_alone() -> None:
+    phoenix = FakePhoenix()
+    tuning = Tuning(max_in_flight_bytes=10, precheck=False, max_poll_s=0.1)
+    _, committed = deliver(phoenix, batches([3, 3], size_bytes=500), tuning)
+    assert committed == [0, 1]
+    assert phoenix.in_flight_at_send == [3, 3], "the second waited for the first"
+
+
+def test_lost_spans_are_sent_again_after_the_grace_period() -> None:
+    losses = [True]
+
+    def lose_once(phoenix: FakePhoenix) -> None:
+        if losses and phoenix.queue:
+            losses.clear()
+            phoenix.lose_all()  # acknowledged, then gone (a Phoenix restart)
+        else:
+            phoenix.store_all()
+
+    phoenix = FakePhoenix(lose_once)
+    deliverer, committed = deliver(phoenix, batches([3]))
+    assert committed == [0]
+    assert len(phoenix.sends) == 2 and phoenix.sends[0] == phoenix.sends[1]
+    assert deliverer.stats.resent == 3
+    assert deliverer.stats.delivered == 3
+
+
+def test_a_stall_gives_up_after_the_resends_without_committing() -> None:
+    phoenix = FakePhoenix(FakePhoenix.lose_all)
+    committed: list[Any] = []
+    clock = Clock()
+    tuning = Tuning(grace_s=1.0, max_resends=2, precheck=False, min_poll_s=0.1, max_poll_s=0.1)
+    deliverer = Deliverer(phoenix, phoenix, tuning, clock=clock, sleep=clock.sleep)
+    with pytest.raises(VerificationError, match="did not store them, even after 2 re-sends"):
+        deliverer.run(batches([2, 2]), lambda batch: committed.append(batch.position))
+    assert committed == [], "nothing unverified is committed"
+    assert len(phoenix.sends) == 2 + 2, "two batches, then two re-sends of the oldest"
+    assert clock.now < 10, "gave up after about grace x resends, in fake time"
+
+
+def test_a_batch_whose_spans_are_all_present_is_committed_without_sending() -> None:
+    phoenix = FakePhoenix()
+    phoenix.stored = {hex_id(n) for n in range(5)}
+    deliverer, committed = deliver(phoenix, batches([5, 2]), precheck=True)
+    assert committed == [0, 1]
+    assert phoenix.sends == [[hex_id(5), hex_id(6)]], "only what Phoenix lacked was sent"
+    assert deliverer.stats.already_present == 5
+    assert deliverer.stats.delivered == 2
+
+
+def test_failing_annotations_do_not_hold_spans_back() -> None:
+    class BrokenAnnotator:
+        def annotate(self, spans: list[ReadableSpan]) -> None:
+            raise RuntimeError("annotations endpoint down")
+
+        def flush(self) -> None:
+            raise RuntimeError("still down")
+
+    deliverer, committed = deliver(FakePhoenix(), batches([2, 2]), annotator=BrokenAnnotator())
+    assert committed == [0, 1]
+    assert deliverer.stats.annotation_errors == 4
+
+
+def test_annotations_follow_commits_in_order() -> None:
+    annotated: list[list[str]] = []
+
+    class Recorder:
+        def annotate(self, spans: list[ReadableSpan]) -> None:
+            annotated.append([span_hex(s.context.span_id) for s in spans])
+
+        def flush(self) -> None:
+            pass
+
+    deliver(FakePhoenix(), batches([1, 1]), annotator=Recorder())
+    assert annotated == [[hex_id(0)], [hex_id(1)]]
