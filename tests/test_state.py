@@ -4,13 +4,36 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import stat
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from ingest.cli import cli
 from ingest.errors import StateError, StateLockedError
-from ingest.run.state import STATE_VERSION, StateStore
+from ingest.run.quarantine import Quarantine
+from ingest.run.state import (
+    STATE_VERSION,
+    FutureWatermarkError,
+    StateStore,
+    advance_file,
+    advance_watermark,
+    backfill_entry,
+    empty_state,
+    exposed_state_dir,
+    file_progress,
+    finish_backfill,
+    mark_window_done,
+    record_run,
+    shard_dir,
+    shard_dirs,
+    sync_entry,
+    sync_start,
+)
 
 
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
@@ -83,3 +106,156 @@ def test_unwritable_state_dir_names_the_setting(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(StateError, match="Set --state-dir"), StateStore(blocker / "sub").locked():
         pass
+
+
+# --------------------------------------------------------------------------- damaged state
+
+
+@pytest.mark.parametrize(
+    ("content", "complaint"),
+    [
+        (b'{"version": 1, "files": {}}\xff', "it is not UTF-8 text (byte 27)"),
+        (json.dumps({"version": 1, "files": {"p:x": {"offset": "12"}}}).encode(),
+         "its file entry 'p:x' has offset='12', not a count"),
+        (json.dumps({"version": 1, "files": {"p:x": []}}).encode(),
+         "its file entry 'p:x' is not an object"),
+        (json.dumps({"version": 1, "files": {"p:x": {"complete": "yes"}}}).encode(),
+         "has complete='yes', not true/false"),
+        (json.dumps({"version": 1, "sync": {"k": {"watermark": "soon"}}}).encode(),
+         "its sync entry 'k' has watermark 'soon', not an ISO-8601 time"),
+        (json.dumps({"version": 1, "sync": {"k": {"watermark": "2026-07-01T00:00:00"}}}).encode(),
+         "without a time zone (add +00:00)"),
+        (json.dumps({"version": 1, "sync": {"k": {"watermark": 1780000000}}}).encode(),
+         "watermark 1780000000, not an ISO-8601 time in quotes"),
+        (json.dumps({"version": 1, "backfills": {"k": {"done": "all"}}}).encode(),
+         "'done' that is not a list of windows"),
+    ],
+)  # fmt: skip
+def test_every_malformed_shape_is_a_clear_error_naming_the_file(
+    tmp_path: Path, content: bytes, complaint: str
+) -> None:
+    (tmp_path / "state.json").write_bytes(content)
+    with pytest.raises(StateError) as caught:
+        StateStore(tmp_path).load()
+    message = str(caught.value)
+    assert f"the state file {tmp_path / 'state.json'} is corrupt: " in message
+    assert complaint in message
+    assert "Move it aside and rerun" in message
+    assert caught.value.exit_code == 1
+
+
+def test_status_on_a_damaged_state_file_exits_1_with_the_advice(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text('{"version": 1, "sync": {"k": {"watermark": 5}}}')
+    result = CliRunner().invoke(cli, ["status", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "Error: the state file" in result.output and "Move it aside" in result.output
+    assert "Traceback" not in result.output
+
+
+# --------------------------------------------------------------------------- transitions
+
+NOW = datetime(2026, 7, 1, 12, tzinfo=UTC)
+
+
+def test_file_progress_advances_over_committed_batches_only() -> None:
+    doc = empty_state()
+    entry = file_progress(doc, "p", "abc", Path("/x.jsonl"))
+    assert (entry["offset"], entry["line"], entry["complete"]) == (0, 0, False)
+    counts = {"duplicates": 1, "quarantined": 2}
+    advance_file(entry, offset=100, line=4, final=False, delivered=3, already_present=1,
+                 counts=counts, starts_ns=[2 * 10**18, 10**18])  # fmt: skip
+    advance_file(entry, offset=180, line=7, final=True, delivered=2, starts_ns=[3 * 10**18])
+    assert doc["files"]["p:abc"] is entry
+    assert (entry["offset"], entry["line"], entry["complete"]) == (180, 7, True)
+    assert (entry["delivered"], entry["already_present"]) == (5, 1)
+    assert (entry["duplicates"], entry["quarantined"]) == (1, 2)
+    assert entry["earliest"].startswith("2001-09-09T01:46:40")
+    assert entry["latest"].startswith("2065-01-24T05:20:00")
+
+
+def test_the_watermark_only_moves_forward() -> None:
+    entry = sync_entry(empty_state(), "k", "p")
+    assert advance_watermark(entry, NOW)
+    assert not advance_watermark(entry, NOW - timedelta(hours=1))
+    assert entry["watermark"] == NOW.isoformat()
+    assert advance_watermark(entry, NOW + timedelta(minutes=5))
+
+
+def test_sync_start_from_since_watermark_or_first_run() -> None:
+    entry = sync_entry(empty_state(), "k", "p")
+    overlap, first = timedelta(minutes=15), timedelta(hours=24)
+    assert sync_start(entry, None, overlap, NOW, first) == NOW - first
+    entry["watermark"] = (NOW - timedelta(hours=2)).isoformat()
+    assert sync_start(entry, None, overlap, NOW, first) == NOW - timedelta(hours=2, minutes=15)
+    assert sync_start(entry, NOW - timedelta(days=3), overlap, NOW, first) == NOW - timedelta(3)
+
+
+def test_a_watermark_in_the_future_is_refused_unless_accepted() -> None:
+    entry = sync_entry(empty_state(), "k", "p")
+    entry["watermark"] = "2030-01-01T00:00:00+00:00"
+    with pytest.raises(FutureWatermarkError) as caught:
+        sync_start(entry, None, timedelta(0), NOW, timedelta(hours=24))
+    assert "the sync watermark 2030-01-01T00:00:00+00:00 is in the future" in str(caught.value)
+    assert "--accept-future-watermark" in str(caught.value)
+    assert caught.value.exit_code == 1
+    accepted = sync_start(entry, None, timedelta(0), NOW, timedelta(hours=24), True)
+    assert accepted == datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def test_backfill_windows_done_and_complete() -> None:
+    doc = empty_state()
+    entry = backfill_entry(doc, "k", "p", NOW, NOW + timedelta(days=2), 86400)
+    mark_window_done(entry, "b")
+    mark_window_done(entry, "a")
+    mark_window_done(entry, "a")
+    assert entry["done"] == ["a", "b"]
+    assert not finish_backfill(entry, ["a", "b", "c"])
+    mark_window_done(entry, "c")
+    assert finish_backfill(entry, ["a", "b", "c"]) and entry["complete"]
+
+
+def test_shard_directories(tmp_path: Path) -> None:
+    assert shard_dir(tmp_path, None) == tmp_path
+    assert shard_dir(tmp_path, (2, 3)) == tmp_path / "shards" / "2-of-3"
+    for shard in [(2, 3), (1, 3)]:
+        with StateStore(shard_dir(tmp_path, shard)).locked() as store:
+            store.save()
+    assert [p.name for p in shard_dirs(tmp_path)] == ["1-of-3", "2-of-3"]
+
+
+def test_record_run_keeps_outcome_and_exit_code() -> None:
+    doc = empty_state()
+    record_run(doc, "sync", "interrupted", 130, {"delivered": 4})
+    run = doc["runs"]["sync"]
+    assert (run["outcome"], run["exit_code"], run["delivered"]) == ("interrupted", 130, 4)
+    assert "finished_at" in run
+
+
+# --------------------------------------------------------------------------- owner-only files
+
+
+def test_everything_the_state_store_and_quarantine_create_is_owner_only(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        state_dir = tmp_path / "a" / "state"
+        with StateStore(state_dir).locked() as store:
+            store.save()
+        quarantine = Quarantine(state_dir / "quarantine" / "q.jsonl")
+        quarantine.add("f.jsonl", 1, "bad", b"{}")
+        quarantine.close()
+    finally:
+        os.umask(previous)
+    for path in [tmp_path / "a", state_dir, state_dir / "quarantine"]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
+    for path in [state_dir / "state.json", state_dir / "state.lock", quarantine.path]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert exposed_state_dir(state_dir) is None
+
+
+def test_a_state_dir_others_can_read_is_reported(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    warning = exposed_state_dir(tmp_path)
+    assert warning is not None
+    assert f"the state directory {tmp_path} can be read by other users" in warning
+    assert f"chmod 700 {tmp_path}" in warning
+    assert exposed_state_dir(tmp_path / "missing") is None
