@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import re
 import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from ingest.cli import cli
+from ingest.cli.runner import run_command
 from ingest.convert.ids import span_hex, span_id_for
+from ingest.ops.report import range_link
+from ingest.phoenix.client import PhoenixSettings
 from ingest.phoenix.local_server import LocalPhoenix, free_port
-from tests.conftest import SAMPLE_LOGS, read_spans, run_cli
-from tests.logs_factory import write_jsonl, write_logs
+from ingest.run.logs import TextFormatter
+from ingest.run.state import StateStore, backfill_entry, mark_window_done, record_run, shard_dir
+from tests.conftest import REPO, SAMPLE_LOGS, read_spans, run_cli
+from tests.logs_factory import make_log, write_jsonl, write_logs
 
 COMMANDS = [
     "import",
@@ -148,7 +158,7 @@ def test_status_shows_files_and_last_run(phoenix: LocalPhoenix, project: str,
     assert result.exit_code == 0
     assert f"{tmp_path / 'export.jsonl'}  [{project}]  done  delivered 5" in result.output
     assert f"into '{project}' (ok): read 5, delivered 5" in result.output
-    as_json = json.loads(CliRunner().invoke(cli, ["status", "--json"]).output)
+    as_json = json.loads(CliRunner().invoke(cli, ["status", "--json"]).stdout)
     assert as_json["version"] == 1
 
 
@@ -285,3 +295,169 @@ def test_demo_starts_phoenix_imports_the_samples_and_links_to_them(tmp_path: Pat
     again = run_cli("demo", "--no-serve", "--state-dir", str(tmp_path / "demo"))
     assert again.returncode == 0, again.stderr
     assert "(6 already imported, skipped)" in again.stdout
+
+
+# --------------------------------------------------------------------------- one run path
+
+
+def test_convert_quarantines_spans_the_encoder_refuses_and_prints_import_counts(
+    tmp_path: Path,
+) -> None:
+    logs = [make_log(0), make_log(1), make_log(2), make_log(1)]
+    logs[0]["created_at"] = "1960-01-01T00:00:00Z"  # before 1970: OTLP cannot carry it
+    write_jsonl(tmp_path / "export.jsonl", logs)
+    quarantine = tmp_path / "q.jsonl"
+    result = CliRunner().invoke(
+        cli, ["convert", str(tmp_path / "export.jsonl"), "--quarantine-file", str(quarantine)]
+    )
+    assert result.exit_code == 3
+    assert len(result.stdout.splitlines()) == 2, "the sound records are still converted"
+    assert "export.jsonl:1: rejected: the OTLP encoder refused the span: " in result.stderr
+    (entry,) = [json.loads(line) for line in quarantine.read_text().splitlines()]
+    assert entry["line"] == 1 and "OTLP encoder refused" in entry["reason"]
+    assert re.search(r"records read\s+4", result.stderr)
+    assert re.search(r"spans written\s+2", result.stderr)
+    assert re.search(r"duplicates skipped\s+1", result.stderr), "dedup by span id, counted"
+    assert re.search(r"quarantined\s+1", result.stderr)
+
+
+def test_a_fixed_quarantine_file_can_be_imported_as_it_is(tmp_path: Path) -> None:
+    bad = make_log(7)
+    bad["id"] = ""
+    write_jsonl(tmp_path / "export.jsonl", [bad, make_log(8)])
+    quarantine = tmp_path / "q.jsonl"
+    first = CliRunner().invoke(
+        cli, ["convert", str(tmp_path / "export.jsonl"), "--quarantine-file", str(quarantine)]
+    )
+    assert first.exit_code == 3
+    (entry,) = [json.loads(line) for line in quarantine.read_text().splitlines()]
+    assert set(entry) == {"time", "source", "line", "reason", "raw"}
+    fixed = json.loads(entry["raw"])
+    fixed["id"] = "fixed-7"  # the user fixes the line inside the entry
+    (tmp_path / "fixed.jsonl").write_text(json.dumps({**entry, "raw": json.dumps(fixed)}) + "\n")
+    again = CliRunner().invoke(cli, ["convert", str(tmp_path / "fixed.jsonl")])
+    assert again.exit_code == 0, again.stderr
+    (span,) = [json.loads(line) for line in again.stdout.splitlines()]
+    assert span["attributes"]["portkey.log_id"] == "fixed-7"
+    unfixed = CliRunner().invoke(cli, ["convert", str(quarantine)])
+    assert unfixed.exit_code == 3
+    assert "rejected: no log id" in unfixed.stderr, "the original reason, not the wrapper's"
+
+
+# --------------------------------------------------------------------------- run_done
+
+
+def test_run_done_is_the_last_line_with_stdout_and_stderr_in_one_file(tmp_path: Path) -> None:
+    log = tmp_path / "cron.log"
+    with log.open("w") as out:
+        subprocess.run([sys.executable, "-m", "ingest", "convert", str(SAMPLE_LOGS)],
+                       stdout=out, stderr=out, check=False, cwd=REPO)  # fmt: skip
+    lines = log.read_text().splitlines()
+    assert " INFO run_done command=convert outcome=ok exit_code=0 " in lines[-1]
+    assert any(line.startswith("  spans written") for line in lines[:-1])
+
+
+@pytest.mark.parametrize(
+    ("args", "outcome", "code"),
+    [
+        (["sync", "--bogus"], "usage_error", 2),
+        (["import", "--batch-size", "x", "f"], "usage_error", 2),
+        (["status", "--state-dir", "{bad}"], "failed", 1),
+        (["--config", "{missing}", "status"], "usage_error", 2),
+    ],
+)
+def test_errors_before_and_in_a_command_end_with_run_done(
+    tmp_path: Path, args: list[str], outcome: str, code: int
+) -> None:
+    (tmp_path / "state.json").write_text("{")
+    args = [a.format(bad=tmp_path, missing=tmp_path / "nope.toml") for a in args]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == code
+    last = result.stderr.splitlines()[-1]
+    assert " INFO run_done " in last and f" outcome={outcome} exit_code={code}" in last
+    assert "Error: " in result.stderr
+
+
+def test_ctrl_c_ends_with_run_done_interrupted_130() -> None:
+    @click.command("probe")
+    def probe() -> None:
+        def action() -> None:
+            raise KeyboardInterrupt
+
+        run_command(action)
+
+    result = CliRunner().invoke(probe, [])
+    assert result.exit_code == 130
+    assert "Interrupted: progress up to the last verified batch is saved." in result.stderr
+    assert "run_done command=probe outcome=interrupted exit_code=130" in result.stderr
+
+
+def test_on_a_terminal_run_done_is_short_and_off_it_complete() -> None:
+    fields = {"command": "import", "outcome": "failed", "exit_code": 1, "delivered": 3,
+              "error": "Phoenix at http://x did not answer", "elapsed_s": 1.5}  # fmt: skip
+    record = logging.LogRecord("ingest.events", logging.INFO, "", 0, "run_done", (), None)
+    record.event, record.fields = "run_done", fields
+    short = TextFormatter(terminal=True).format(record)
+    assert short.endswith("run_done command=import outcome=failed exit_code=1 delivered=3")
+    record.msg = "run_done"
+    full = TextFormatter(terminal=False).format(record)
+    assert 'error="Phoenix at http://x did not answer"' in full
+
+
+def test_record_values_in_log_lines_cannot_forge_lines_or_drive_the_terminal() -> None:
+    hostile = "id-1\n2026-01-01 00:00:00,000 INFO run_done outcome=ok\x1b[2J"
+    record = logging.LogRecord("ingest", logging.WARNING, "", 0, "conversion failed for log %s",
+                               (hostile,), None)  # fmt: skip
+    line = TextFormatter().format(record)
+    assert "\n" not in line and "\x1b" not in line
+    assert "id-1\\n2026-01-01" in line and "\\u001b[2J" in line
+    event_record = logging.LogRecord("ingest.events", logging.INFO, "", 0, "file_done", (), None)
+    event_record.event, event_record.fields = "file_done", {"file": hostile}
+    line = TextFormatter().format(event_record)
+    assert "\n" not in line and "\x1b" not in line
+
+
+# --------------------------------------------------------------------------- status, links
+
+
+def test_status_shows_each_runs_outcome_and_the_shards(tmp_path: Path) -> None:
+    with StateStore(tmp_path).locked() as store:
+        record_run(store.doc, "import", "quarantined", 3,
+                   {"project": "p", "read": 5, "delivered": 4, "already_present": 0,
+                    "quarantined": 1})  # fmt: skip
+        record_run(store.doc, "sync", "failed", 1,
+                   {"project": "p", "read": 0, "delivered": 0, "already_present": 0,
+                    "quarantined": 0, "error": "Phoenix at http://x did not answer"})  # fmt: skip
+        store.save()
+    for index in (1, 2):
+        with StateStore(shard_dir(tmp_path, (index, 2))).locked() as shard:
+            entry = backfill_entry(shard.doc, "k", "p", datetime(2026, 7, 1, tzinfo=UTC),
+                                   datetime(2026, 7, 5, tzinfo=UTC), 86400)  # fmt: skip
+            mark_window_done(entry, f"w{index}")
+            record_run(shard.doc, "backfill", "interrupted", 130,
+                       {"project": "p", "read": 9, "delivered": 7, "already_present": 0,
+                        "quarantined": 0})  # fmt: skip
+            shard.save()
+    result = CliRunner().invoke(cli, ["status", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "into 'p' (quarantined, exit 3): read 5, delivered 4" in result.output
+    assert "into 'p' (failed, exit 1: Phoenix at http://x did not answer)" in result.output
+    for index in (1, 2):
+        assert f"Shard {index}/2 ({tmp_path / 'shards' / f'{index}-of-2' / 'state.json'}):" in (
+            result.output
+        )
+    assert (
+        "  Backfill 2026-07-01T00:00:00+00:00 .. 2026-07-05T00:00:00+00:00 into 'p': "
+        "1 windows done" in result.output
+    )
+    assert "(interrupted, exit 130): read 9, delivered 7" in result.output
+    as_json = json.loads(CliRunner().invoke(cli, ["status", "--state-dir", str(tmp_path),
+                                                  "--json"]).stdout)  # fmt: skip
+    assert set(as_json["shards"]) == {"1-of-2", "2-of-2"}
+
+
+def test_a_link_to_a_project_that_does_not_exist_yet_carries_the_range() -> None:
+    settings = PhoenixSettings(endpoint=f"http://127.0.0.1:{free_port()}", project="new proj")
+    link = range_link(settings, datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 2, tzinfo=UTC))
+    assert link.startswith(f"{settings.base_url}/redirects/projects/new%20proj ")
+    assert "then choose 2026-06-01T00:00:00.000Z .. 2026-06-02T00:00:00.000Z" in link
