@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +155,11 @@ window = "1h"
     assert imported["state_dir"]["value"] == str(Path.home() / "ingest-state")
     # `check` imports the sample logs into a fresh project: never into the one of the file.
     check = show(app, "--config", str(config), "config", "show", "check")
-    assert check["project"] == {"value": None, "source": "default", "envvar": None}
+    assert check["project"] == {
+        "value": None,
+        "source": "default",
+        "envvar": "INGEST_CHECK_PROJECT",
+    }
 
 
 def test_default_location_and_ingest_config(
@@ -301,3 +306,45 @@ def test_secrets_in_a_file_others_can_read_draw_a_warning(app: click.Group, tmp_
     assert FILE_KEY not in result.output
     os.chmod(config, 0o600)
     assert "warning" not in invoke(app, "--config", str(config), "config", "show").stderr
+
+
+# --------------------------------------------------------------------------- README's promises
+
+
+def test_config_show_log_format_and_automatic_env_variables(app: click.Group) -> None:
+    shown = show(app, "config", "show", "sync", env={"INGEST_SYNC_WINDOW": "6h",
+                                                     "INGEST_LOG_FORMAT": "json"})  # fmt: skip
+    assert shown["log_format"] == {"value": "json", "source": "env", "envvar": "INGEST_LOG_FORMAT"}
+    assert shown["window"] == {"value": "6h", "source": "env", "envvar": "INGEST_SYNC_WINDOW"}
+    assert show(app, "config", "show", "sync")["log_format"]["value"] == "text"
+    flagged = show(app, "config", "show", "sync", "--log-format", "json")["log_format"]
+    assert (flagged["value"], flagged["source"]) == ("json", "flag")
+    text = CliRunner().invoke(app, ["config", "show", "sync"], env={"INGEST_SYNC_WINDOW": "6h"})
+    assert re.search(r"window\s+6h\s+env INGEST_SYNC_WINDOW", text.stdout)
+    assert "env None" not in text.stdout
+
+
+def test_empty_environment_variables_mean_what_an_empty_flag_means(
+    app: click.Group, tmp_path: Path
+) -> None:
+    export = tmp_path / "export.jsonl"
+    write_logs(export, 1)
+    log = json.loads(export.read_text())
+    log["metadata"] = {"session_id": "s-1"}
+    export.write_text(json.dumps(log) + "\n")
+
+    def attributes(env: dict[str, str], *args: str) -> dict[str, Any]:
+        result = CliRunner().invoke(app, ["convert", str(export), *args], env=env)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["attributes"]
+
+    assert attributes({})["session.id"] == "s-1"
+    assert "session.id" not in attributes({}, "--session-key", "")
+    assert "session.id" not in attributes({"INGEST_SESSION_KEY": ""}), "'' disables sessions"
+    by_flag = CliRunner().invoke(app, ["import", str(export), "--project", ""])
+    by_env = CliRunner().invoke(app, ["import", str(export)], env={"PHOENIX_PROJECT_NAME": ""})
+    for result in (by_flag, by_env):
+        assert result.exit_code == 2
+        assert "the Phoenix project name (--project / PHOENIX_PROJECT_NAME) is empty" in (
+            result.stderr
+        )
