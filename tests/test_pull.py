@@ -445,3 +445,37 @@ def test_status_shows_the_watermark_and_backfill_progress(
         "complete" in status.stdout
     )
     assert "Last backfill:" in status.stdout
+
+
+def test_a_delivery_error_stops_export_jobs_in_flight_at_once(project: str) -> None:
+    """Phoenix is down: the first window fails to deliver while the next windows' export
+    jobs are still running. The run reports at once (not when those jobs end) and frees
+    the lock."""
+    with PortkeyDouble(export_cap=50, job_polls=10_000) as slow_jobs:
+        slow_jobs.add_logs(spread(DAY0, 30, timedelta(hours=2, minutes=24)))  # 10 a day
+        slow_jobs.faults.queue("POST /logs/exports/{id}/start", Fault.job_stuck(1))  # window 1
+        started = time.monotonic()
+        result = run_cli(
+            "backfill", "--since", "2026-07-01", "--until", "2026-07-04", "--concurrency", "3",
+            "--endpoint", f"http://127.0.0.1:{free_port()}", "--project", project,
+            "--retry-deadline", "1", "--poll-interval", "1", "--log-format", "json",
+            env=portkey_env(slow_jobs),
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+    assert result.returncode == 1, result.stderr
+    assert "Error: Phoenix at" in result.stderr
+    assert elapsed < 20, f"took {elapsed:.1f} s: jobs in flight were still polled"
+    done = json.loads(result.stderr.splitlines()[-1])
+    assert (done["event"], done["outcome"], done["exit_code"]) == ("run_done", "failed", 1)
+
+
+def test_sync_and_backfill_json_end_with_run_done(
+    double: PortkeyDouble, phoenix: LocalPhoenix, project: str
+) -> None:
+    double.add_logs(spread(DAY0, 4, timedelta(hours=1)))
+    result, summary = pull("backfill", double, phoenix, project, "--since", "2026-07-01",
+                           "--until", "2026-07-02", "--log-format", "json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert summary["delivered"] == 4
+    done = json.loads(result.stderr.splitlines()[-1])
+    assert (done["event"], done["outcome"], done["delivered"]) == ("run_done", "ok", 4)
