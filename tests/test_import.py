@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -156,3 +157,70 @@ def test_gzip_files_import_like_plain_ones(
     )
     assert code == 0 and summary["delivered"] == 30
     assert set(stored_ids(phoenix.url, project)) == expected_ids(project, logs)
+
+
+def _run_on_a_terminal(args: list[str]) -> tuple[int, str]:
+    """Run the CLI with stderr on a pseudo-terminal; its exit code and what it drew there."""
+    master, slave = os.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "ingest", *args], cwd=REPO,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)  # fmt: skip
+    os.close(slave)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(master)
+    process.communicate(timeout=120)
+    return process.returncode, drawn.decode(errors="replace")
+
+
+def test_import_draws_a_progress_line_on_a_terminal(
+    phoenix: LocalPhoenix, project: str, tmp_path: Path
+) -> None:
+    write_logs(tmp_path / "export.jsonl", 30)
+    code, drawn = _run_on_a_terminal(["import", str(tmp_path / "export.jsonl"), "--endpoint",
+                                      phoenix.url, "--project", project, "--batch-size", "10"])  # fmt: skip
+    assert code == 0, drawn
+    assert "\rexport.jsonl: line 10 | verified " in drawn
+    assert "export.jsonl: line 30 | verified 30 | already there 0" in drawn
+
+
+def test_runs_record_failed_and_interrupted_outcomes_and_status_shows_them(
+    phoenix: LocalPhoenix, project: str, tmp_path: Path, isolated_env: Path
+) -> None:
+    write_logs(tmp_path / "export.jsonl", 400)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ingest", "import", str(tmp_path / "export.jsonl"), "--endpoint",
+         phoenix.url, "--project", project, "--batch-size", "20", "--max-in-flight", "40",
+         "--log-format", "json"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(stored_ids(phoenix.url, project)) < 60:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    done = json.loads(stderr.splitlines()[-1])
+    assert (done["event"], done["outcome"], done["exit_code"]) == ("run_done", "interrupted", 130)
+    state = json.loads((isolated_env / "state.json").read_text())
+    run = state["runs"]["import"]
+    (entry,) = state["files"].values()
+    assert (run["outcome"], run["exit_code"]) == ("interrupted", 130)
+    assert run["delivered"] == entry["delivered"], "delivered counts only committed spans"
+    assert entry["delivered"] < 400
+    status = run_cli("status")
+    assert f"into '{project}' (interrupted, exit 130): read " in status.stdout
+
+    result = run_cli("import", str(tmp_path / "export.jsonl"), "--endpoint", "http://127.0.0.1:9",
+                     "--project", project, "--retry-deadline", "0.5")  # fmt: skip
+    assert result.returncode == 1
+    status = run_cli("status")
+    assert f"into '{project}' (failed, exit 1: Phoenix at http://127.0.0.1:9 did not" in (
+        status.stdout
+    )
