@@ -162,8 +162,10 @@ def test_gzip_files_import_like_plain_ones(
 def _run_on_a_terminal(args: list[str]) -> tuple[int, str]:
     """Run the CLI with stderr on a pseudo-terminal; its exit code and what it drew there."""
     master, slave = os.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "ingest", *args], cwd=REPO,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)  # fmt: skip
+    command = [sys.executable, "-m", "ingest", *args]
+    process = subprocess.Popen(
+        command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave
+    )
     os.close(slave)
     drawn = b""
     while True:
@@ -183,8 +185,9 @@ def test_import_draws_a_progress_line_on_a_terminal(
     phoenix: LocalPhoenix, project: str, tmp_path: Path
 ) -> None:
     write_logs(tmp_path / "export.jsonl", 30)
-    code, drawn = _run_on_a_terminal(["import", str(tmp_path / "export.jsonl"), "--endpoint",
-                                      phoenix.url, "--project", project, "--batch-size", "10"])  # fmt: skip
+    args = ["import", str(tmp_path / "export.jsonl"), "--endpoint", phoenix.url,
+            "--project", project, "--batch-size", "10"]  # fmt: skip
+    code, drawn = _run_on_a_terminal(args)
     assert code == 0, drawn
     assert "\rexport.jsonl: line 10 | verified " in drawn
     assert "export.jsonl: line 30 | verified 30 | already there 0" in drawn
