@@ -6,6 +6,7 @@ import json
 
 import click
 
+from ingest.cli.runner import run_command
 from ingest.ops.config import config_info, effective_settings
 
 
@@ -43,6 +44,10 @@ def show_command(
       portkey-phoenix-ingest --config ./prod.toml config show backfill --json
       PHOENIX_PROJECT_NAME=staging portkey-phoenix-ingest config show import --project test
     """
+    run_command(lambda: _show(ctx, command_name, args, as_json))
+
+
+def _show(ctx: click.Context, command_name: str, args: tuple[str, ...], as_json: bool) -> None:
     if command_name.startswith("-"):  # `config show --project x`: the command was left out
         args, command_name = (command_name, *args), "sync"
     root = ctx.find_root()

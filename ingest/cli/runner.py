@@ -42,6 +42,8 @@ def run_command(action: Callable[[], Done | int | None]) -> NoReturn:
     except IngestError as exc:
         click.echo(f"Error: {exc}", err=True)
         finish(*outcome_of(exc), error=str(exc))
+    except click.ClickException:
+        raise  # a usage error found by the body: IngestGroup.main reports it (exit 2)
     except Exception as exc:  # a bug of ours: say so, keep secrets and tracebacks out
         logging.getLogger("ingest").debug("unexpected failure", exc_info=True)
         click.echo(
