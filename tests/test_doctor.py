@@ -99,7 +99,7 @@ def test_a_good_setup_is_all_ok(
 ) -> None:
     result = doctor(app, "--require-portkey", "--enrich", env=good_env(auth_phoenix, portkey))
     assert result.exit_code == 0, result.output
-    statuses = [text.split()[0] for text in result.output.splitlines() if text.strip()][:-1]
+    statuses = [text.split()[0] for text in result.stdout.splitlines() if text.strip()][:-1]
     assert set(statuses) == {"OK"}, result.output
     for name in ("Phoenix reachable", "Phoenix version", "Phoenix API key", "Phoenix OTLP",
                  "Portkey API key", "Portkey logs.view scope", "State directory", "State lock",

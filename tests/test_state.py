@@ -259,3 +259,16 @@ def test_a_state_dir_others_can_read_is_reported(tmp_path: Path) -> None:
     assert f"the state directory {tmp_path} can be read by other users" in warning
     assert f"chmod 700 {tmp_path}" in warning
     assert exposed_state_dir(tmp_path / "missing") is None
+
+
+def test_doctor_warns_about_a_state_dir_others_can_read(tmp_path: Path) -> None:
+    from ingest.ops.doctor import WARN, check_state_dir
+
+    exposed = tmp_path / "state"
+    exposed.mkdir(mode=0o755)
+    exposed.chmod(0o755)
+    warnings = [c for c in check_state_dir(exposed) if c.status == WARN]
+    assert any("can be read by other users" in c.detail for c in warnings)
+    private = tmp_path / "new"
+    assert all(c.status != WARN for c in check_state_dir(private)), "what doctor creates is 0700"
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700

@@ -424,12 +424,18 @@ def _log_scope(
 
 def check_state_dir(state_dir: Path, origin: str = "the default") -> list[Check]:
     """Writable (create, write, fsync, delete), lock free, state file readable and known."""
-    from ingest.run.state import LOCK_FILE, STATE_VERSION, StateStore, exposed_state_dir
+    from ingest.run.state import (
+        LOCK_FILE,
+        STATE_VERSION,
+        StateStore,
+        exposed_state_dir,
+        make_private_dir,
+    )
 
     where = _where(origin, "INGEST_STATE_DIR")
     fix = "set --state-dir (or INGEST_STATE_DIR) to a directory this user can write"
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(state_dir)
         fd, tmp = tempfile.mkstemp(prefix=".doctor-", dir=state_dir)
         try:
             os.write(fd, b"doctor")
