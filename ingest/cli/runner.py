@@ -98,6 +98,9 @@ class IngestGroup(click.Group):
         except click.exceptions.Abort:  # Ctrl-C before the command body ran
             click.echo("Interrupted.", err=True)
             finish(*outcome_of(KeyboardInterrupt()))
+        except click.exceptions.NoArgsIsHelpError as exc:  # no command: help, not a run
+            exc.show()
+            sys.exit(exc.exit_code)
         except click.ClickException as exc:  # a bad option or argument: exit 2
             exc.show()
             name = exc.ctx.info_name if getattr(exc, "ctx", None) is not None else None
