@@ -117,9 +117,15 @@ def test_backfill_dry_run_plans_without_starting_a_job(
     double.add_logs(spread(DAY0 + timedelta(days=1), 60, timedelta(minutes=1)))  # day 2: 108
     result = run_cli(
         "backfill", "--since", "2026-07-01", "--until", "2026-07-03", "--dry-run",
-        "--export-limit", "50", "--endpoint", phoenix.url, env=portkey_env(double),
+        "--export-limit", "50", "--endpoint", phoenix.url, "--project", project,
+        env=portkey_env(double),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    assert (  # the project does not exist yet, and a dry run does not create it
+        f"The range in Phoenix (once imported): {phoenix.url}/redirects/projects/{project} "
+        f"(project '{project}' is created by the first span; then choose "
+        "2026-07-01T00:00:00.000Z .. 2026-07-03T00:00:00.000Z in its time range)"
+    ) in result.stderr
     assert "2026-07-01T00:00:00Z/2026-07-02T00:00:00Z         48 logs    1 export job(s)" in (
         result.stdout
     )
