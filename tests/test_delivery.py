@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from opentelemetry.trace import SpanContext
 
 from ingest.convert.ids import span_hex
 from ingest.errors import VerificationError
-from ingest.run.delivery import Batch, Deliverer, Tuning
+from ingest.run.delivery import Batch, Deliverer, DeliveryStats, Tuning
 
 START_NS = 1_780_000_000 * 10**9
 
@@ -221,3 +222,35 @@ def test_annotations_follow_commits_in_order() -> None:
 
     deliver(FakePhoenix(), batches([1, 1]), annotator=Recorder())
     assert annotated == [[hex_id(0)], [hex_id(1)]]
+
+
+def test_the_per_line_step_closes_batches_by_encoded_bytes_before_sending(tmp_path: Path) -> None:
+    from ingest.convert.spans import ConversionOptions
+    from ingest.run.pipeline import RunSetup, started_run
+    from tests.logs_factory import write_logs
+
+    write_logs(tmp_path / "export.jsonl", 12)
+    seen: list[Batch] = []
+
+    class RecordingSink:
+        annotator = None
+
+        def __init__(self) -> None:
+            self.stats = DeliveryStats()
+
+        def run(self, work: Iterable[Batch], commit: Callable[[Batch], None]) -> None:
+            for batch in work:
+                seen.append(batch)
+                commit(batch)
+
+    one_span = 2_000  # a generated log encodes to well under this, and over half of it
+    tuning = Tuning(batch_size=500, max_batch_bytes=one_span)
+    setup = RunSetup("convert", ConversionOptions(project="p"), tuning=tuning, sink=RecordingSink())
+    with started_run(setup, store=None) as importer:
+        importer.run([tmp_path / "export.jsonl"])
+    full = [batch for batch in seen if batch.spans]
+    assert sum(len(batch.spans) for batch in full) == 12
+    assert all(batch.size_bytes >= len(batch.spans) * 500 for batch in full), "sizes known"
+    assert all(batch.size_bytes - one_span < 2_000 for batch in full), "closed at the bound"
+    lines = [batch.position.line for batch in full]
+    assert len(full) > 1 and lines == sorted(lines), "each batch ends after a whole line"
