@@ -85,12 +85,11 @@ def describe_connection_error(exc: BaseException, timeout_s: float | None = None
 
 
 def valid_header_value(value: str) -> bool:
-    """Whether requests would send this as a header value (no line breaks, no control chars)."""
-    try:
-        requests.utils.check_header_validity(("X-Check", value))
-    except requests.exceptions.InvalidHeader:
+    """Whether this can be sent as a header value: printable Latin-1 (tabs allowed), no line
+    breaks or other control characters, no surrounding whitespace."""
+    if value != value.strip():
         return False
-    return True
+    return all(c == "\t" or 32 <= ord(c) < 127 or 160 <= ord(c) < 256 for c in value)
 
 
 class Transient(Exception):
@@ -249,6 +248,29 @@ class Transport:
             reraise=True,
         )
         return retrying(fn)
+
+
+def httpx_client(service: Service) -> Any:
+    """An `httpx.Client` for arize-phoenix-client with the service's headers and timeout that
+    follows redirects on the same host and raises RedirectRefused for any other host (checked
+    on each answer, before a redirect is followed)."""
+    import httpx
+
+    def refuse_cross_host(response: httpx.Response) -> None:
+        if response.is_redirect:
+            here = str(response.request.url)
+            target = urljoin(here, response.headers.get("location", ""))
+            if origin(target) != origin(here):
+                raise RedirectRefused(response.status_code, origin(target)[1] or "?")
+
+    return httpx.Client(
+        base_url=service.base_url,
+        headers=dict(service.headers),
+        timeout=service.request_timeout_s,
+        follow_redirects=service.follow_same_host_redirects,
+        max_redirects=MAX_REDIRECTS,
+        event_hooks={"response": [refuse_cross_host]},
+    )
 
 
 def status_error(exc: BaseException) -> tuple[int, Mapping[str, str], str] | None:

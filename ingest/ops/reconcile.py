@@ -78,7 +78,7 @@ class PortkeyFigures:
     cache_hits: int | None = None  # None: the cache summary was not available
 
 
-@dataclass
+@dataclass(frozen=True)
 class BucketRow:
     label: str
     window: Window

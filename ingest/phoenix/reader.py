@@ -1,8 +1,8 @@
 """Read spans back from a Phoenix project by id, through `arize-phoenix-client`.
 
 `phoenix.client` is imported lazily, since importing it costs seconds when the server package
-is installed beside it. Its httpx client follows no redirects; a 3xx is reported naming the
-host it pointed to.
+is installed beside it. It talks through our httpx client (`http.httpx_client`): the same
+headers, redirects followed on the same host only; one to another host is an error naming it.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from urllib.parse import quote, urljoin, urlsplit
 from ingest.errors import PhoenixError
 from ingest.http import (
     Outcome,
+    RedirectRefused,
     Transient,
     classify,
     describe_connection_error,
+    httpx_client,
     is_transport_error,
     retry_after_seconds,
     status_error,
@@ -68,11 +70,8 @@ class SpanReader:
     def client(self) -> Client:
         if self._client is None:
             Client = import_phoenix_client()
-            self._client = Client(
-                base_url=self.settings.base_url,
-                api_key=self.settings.api_key,
-                headers=dict(self.settings.headers) or None,
-            )
+            # Our own httpx client: same headers (key as Bearer), no hop to another host.
+            self._client = Client(http_client=httpx_client(self.settings.service()))
         return self._client
 
     @property
@@ -125,6 +124,8 @@ class SpanReader:
         return [dict(span) for span in spans]
 
     def _error(self, exc: Exception) -> Exception:
+        if isinstance(exc, RedirectRefused):
+            return redirect_error(self.settings, exc.host, exc.status)
         answered = status_error(exc)
         if answered is not None:
             status, headers, text = answered

@@ -85,7 +85,6 @@ class PhoenixFigures:
         return max(0, self.spans - self.portkey_spans)
 
 
-@dataclass(frozen=True)
 class PhoenixTotals:
     """Aggregates of one Phoenix project: GraphQL counts and sums, and the span query DSL."""
 
