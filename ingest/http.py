@@ -21,6 +21,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_random_exponential
 
+from ingest.errors import ConfigError
+
 T = TypeVar("T")
 Response = requests.Response  # for type hints in modules that use the transport
 
@@ -185,6 +187,11 @@ class Transport:
                 response = self.session.request(
                     method, url, headers=merged, allow_redirects=False, **kw
                 )
+            except requests.exceptions.InvalidHeader:  # its text quotes the value: never shown
+                raise ConfigError(
+                    f"a header for {self.service.name} is not a valid header value: check its "
+                    "API key and PHOENIX_CLIENT_HEADERS for line breaks."
+                ) from None
             except requests.RequestException as exc:
                 raise Transient(describe_connection_error(exc, kw["timeout"])) from None
             if not response.is_redirect or not self.service.follow_same_host_redirects:

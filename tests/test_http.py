@@ -77,6 +77,13 @@ def test_a_connection_error_description_never_quotes_the_header_value() -> None:
     assert describe_connection_error(requests.ReadTimeout(SECRET), 5) == "no answer within 5 s"
 
 
+def test_an_invalid_header_is_a_config_error_at_once_never_quoting_it() -> None:
+    service = Service("Test", "http://127.0.0.1:9", headers={"X-Proxy": f"{SECRET}\n"})
+    with pytest.raises(ConfigError) as caught:
+        Transport(service).send("GET", "/")
+    assert SECRET not in str(caught.value)
+
+
 class FakeTime:
     def __init__(self) -> None:
         self.now = 0.0
