@@ -76,7 +76,7 @@ def test_flag_beats_env_beats_file_beats_default(
     secret = setting == "api_key"
 
     def shown(value: str | None) -> str | None:
-        return mask(value) if secret and value else value
+        return "(set)" if secret and value else value
 
     config = write_config(tmp_path / "c.toml", f'{setting} = "{file_value}"\n')
     cases = [
@@ -197,14 +197,14 @@ def test_config_show_masks_every_secret_and_names_sources(app: click.Group, tmp_
         assert ENV_KEY not in result.output and PORTKEY_KEY not in result.output
         if not as_json:
             lines = {line.split()[0]: line.split()[1:] for line in result.output.splitlines()[1:]}
-            assert lines["api_key"] == ["phx…jkl", "env", "PHOENIX_API_KEY"]
-            assert lines["portkey_api_key"] == ["pk-…lmn", "file", "top", "level"]
+            assert lines["api_key"] == ["(set)", "env", "PHOENIX_API_KEY"]
+            assert lines["portkey_api_key"] == ["(set)", "file", "top", "level"]
             assert lines["project"] == ["p", "flag"]
             assert lines["endpoint"] == ["http://localhost:6006", "default"]
             assert lines["workspace"] == ["(not", "set)", "default"]
         else:
             settings = json.loads(result.stdout)["settings"]
-            assert settings["api_key"]["value"] == "phx…jkl"
+            assert settings["api_key"]["value"] == "(set)"
             assert settings["portkey_api_key"]["source"] == "file"
 
 
@@ -240,7 +240,7 @@ def test_client_header_values_are_parsed_and_masked(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["config", "show", "probe"], env=env)
     assert result.exit_code == 0, result.output
     assert "tok-0123456789abcdef" not in result.output
-    assert "authorization=Bea…def,x-org=****  env PHOENIX_CLIENT_HEADERS" in result.output
+    assert "authorization=(set),x-org=(set)   env PHOENIX_CLIENT_HEADERS" in result.output
 
     config = write_config(tmp_path / "c.toml", '[probe]\nclient_headers = {"X-Proxy" = "p"}\n')
     result = CliRunner().invoke(app, ["--config", str(config), "probe"])

@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from tenacity import RetryCallState, Retrying
 
-from ingest.phoenix.client import PhoenixSettings, _retry_after_seconds, _Transient, _WaitRetryAfter
+from ingest.http import Transient, Transport
+from ingest.http import retry_after_seconds as _retry_after_seconds
+from ingest.phoenix.settings import PhoenixSettings
 
 
 @pytest.mark.parametrize(
@@ -32,18 +33,28 @@ def test_retry_after_as_seconds_or_http_date() -> None:
     assert _retry_after_seconds(None) is None
 
 
-def _state_after(exc: Exception) -> RetryCallState:
-    state = RetryCallState(Retrying(), fn=None, args=(), kwargs={})
-    state.set_exception((type(exc), exc, None))
-    return state
-
-
 def test_the_wait_honours_retry_after_and_caps_it() -> None:
-    wait = _WaitRetryAfter()
-    assert wait(_state_after(_Transient("HTTP 503", retry_after=3))) == 3
-    assert wait(_state_after(_Transient("HTTP 429", retry_after=3600))) == 60.0
-    backoff = wait(_state_after(_Transient("connection refused")))
-    assert 0 <= backoff <= 10
+    sleeps: list[float] = []
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    settings = PhoenixSettings(retry_deadline_s=1000)
+    transport = Transport(settings.service(), sleep=sleep, clock=lambda: now[0])
+    answers = iter([Transient("HTTP 503", retry_after=3), Transient("HTTP 429", retry_after=3600),
+                    Transient("connection refused")])  # fmt: skip
+
+    def attempt() -> str:
+        exc = next(answers, None)
+        if exc is not None:
+            raise exc
+        return "ok"
+
+    assert transport.retrying(attempt) == "ok"
+    assert sleeps[:2] == [3, 60.0]
+    assert 0 <= sleeps[2] <= 10
 
 
 def test_the_api_key_wins_over_an_authorization_client_header() -> None:

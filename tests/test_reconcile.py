@@ -18,20 +18,16 @@ from ingest.convert.ids import span_hex, span_id_for
 from ingest.errors import ConfigError, PortkeyError
 from ingest.ops.reconcile import (
     BucketRow,
-    PhoenixFigures,
     PortkeyFigures,
     Report,
     bucket_label,
-    frame_rows,
     make_buckets,
-    name_pattern,
-    parse_multipart_json,
     portkey_figures,
-    render,
     tally_rows,
-    to_dict,
 )
+from ingest.ops.reconcile_render import name_pattern, render, to_dict
 from ingest.phoenix.local_server import LocalPhoenix
+from ingest.phoenix.totals import PhoenixFigures, frame_rows, parse_multipart_json
 from ingest.sources.windows import Window
 from tests.conftest import REPO, run_cli
 from tests.portkey_double import PortkeyDouble, make_log

@@ -80,7 +80,9 @@ def reconcile_command(
     start_logging(verbose, quiet)
 
     def action() -> int:
-        from ingest.ops.reconcile import PhoenixTotals, reconcile, render, to_dict
+        from ingest.ops.reconcile import reconcile
+        from ingest.ops.reconcile_render import render, to_dict
+        from ingest.phoenix.totals import PhoenixTotals
         from ingest.sources.portkey import PortkeyClient, PortkeySettings
 
         if since >= until:

@@ -310,6 +310,9 @@ client_headers_option = click.option(
 # --------------------------------------------------------------------------- showing values
 
 
+SECRET_SET = "(set)"
+
+
 def mask(secret: str) -> str:
     """Enough of a secret to tell two apart, never the whole: `pk-…f42`, or `****` if short."""
     if len(secret) < 16:
@@ -321,10 +324,11 @@ def display_value(key: str, value: Any) -> Any:
     """A JSON-ready, secret-free rendering of an effective option value."""
     if value is None:
         return None
+    # Secrets: only whether they are set (the source column says where from), not a character.
     if key == "client_headers" and isinstance(value, Mapping):
-        return {name: mask(str(v)) for name, v in value.items()}
+        return {name: SECRET_SET for name in value}
     if key in SECRET_KEYS:
-        return mask(str(value))
+        return SECRET_SET
     if isinstance(value, timedelta):
         return _duration(value)
     if isinstance(value, datetime):

@@ -1,4 +1,5 @@
-"""`doctor`: check the set-up end to end and say what to fix.
+"""`doctor`: check Phoenix and Portkey end to end and say what to fix (the checks of this
+machine are in `doctor_local`).
 
 Each check is a small function returning `Check`s; none of them retries or waits long, since a
 health check must answer quickly and the commands themselves retry. Nothing here ever puts a
@@ -7,54 +8,23 @@ secret in a message: keys are shown masked (`config.mask`) and response bodies a
 
 from __future__ import annotations
 
-import contextlib
-import email.utils
-import fcntl
-import os
-import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import requests
+from ingest.errors import ConfigError
+from ingest.http import RedirectRefused, Response, Transient, Transport
+from ingest.ops.config import mask
+from ingest.ops.doctor_local import FAIL, OK, WARN, Check, ServerTime, where_from
+from ingest.phoenix.settings import PhoenixSettings
 
-from ingest.errors import ConfigError, StateError
-from ingest.ops.config import ConfigInfo, mask, readable_secrets_warning
-from ingest.phoenix.client import PhoenixSettings
-
-OK, WARN, FAIL = "OK", "WARN", "FAIL"
 MIN_PHOENIX_MAJOR = 20
-MAX_CLOCK_SKEW_S = 60.0
 TIMEOUT_S = 10.0
 _PROBE_LOG_ID = "portkey-phoenix-ingest-doctor-probe"
 
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: str  # OK, WARN or FAIL
-    detail: str
-    fix: str = ""
-
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class ServerTime:
-    """A server's `Date` header and our clock when its answer arrived."""
-
-    server: str
-    date_header: str | None
-    local: datetime
-
-
-def _where(origin: str, env: str) -> str:
-    """` (from --api-key)` when a setting did not come from its usual variable."""
-    return "" if origin in (env, "the default") else f" (from {origin})"
+__all__ = ["FAIL", "OK", "WARN", "Check", "ServerTime", "check_phoenix", "check_portkey"]
 
 
 def _set_by(origins: Mapping[str, str], name: str) -> str:
@@ -62,15 +32,9 @@ def _set_by(origins: Mapping[str, str], name: str) -> str:
     return "the default" if where == "the default" else f"set by {where}"
 
 
-def _reason(exc: requests.RequestException) -> str:
-    text = str(exc)
-    if "Connection refused" in text:
-        return "connection refused"
-    if isinstance(exc, requests.Timeout):
-        return f"no answer within {TIMEOUT_S:g} s"
-    if "Name or service not known" in text or "nodename nor servname" in text:
-        return "unknown host name"
-    return type(exc).__name__
+def _reason(exc: Transient | RedirectRefused) -> str:
+    """What went wrong, without any header value (the transport's own words)."""
+    return str(exc)
 
 
 # --------------------------------------------------------------------------- Phoenix
@@ -82,13 +46,12 @@ def check_phoenix(
     project: str,
     headers: Mapping[str, str] | None = None,
     origins: Mapping[str, str] | None = None,
-    session: requests.Session | None = None,
+    session: Any = None,
 ) -> tuple[list[Check], ServerTime | None]:
     """Reachable, version, API key, OTLP protobuf accepted, project."""
     origins = origins or {}
-    session = session or requests.Session()
-    ep_from = _where(origins.get("endpoint", ""), "PHOENIX_COLLECTOR_ENDPOINT")
-    key_from = _where(origins.get("api_key", ""), "PHOENIX_API_KEY")
+    ep_from = where_from(origins.get("endpoint", ""), "PHOENIX_COLLECTOR_ENDPOINT")
+    key_from = where_from(origins.get("api_key", ""), "PHOENIX_API_KEY")
     if (
         not endpoint.strip().startswith(("http://", "https://"))
         or not urlsplit(endpoint.strip()).hostname
@@ -102,15 +65,28 @@ def check_phoenix(
                 "e.g. http://localhost:6006",
             )
         ], None
-    settings = PhoenixSettings(
-        endpoint=endpoint, project=project, api_key=api_key or None, headers=dict(headers or {})
-    )
-    base, auth = settings.base_url, settings.auth_headers()
+    try:
+        settings = PhoenixSettings(
+            endpoint=endpoint, project=project, api_key=api_key or None, headers=dict(headers or {})
+        )
+    except ConfigError as exc:  # the message names the variable, never the value
+        return [Check("Phoenix settings", FAIL, str(exc))], None
+    base = settings.base_url
+    http = Transport(settings.service(TIMEOUT_S), session)
     checks: list[Check] = []
 
     try:
-        health = session.get(f"{base}/healthz", headers=auth, timeout=TIMEOUT_S)
-    except requests.RequestException as exc:
+        health = http.send("GET", "/healthz")
+    except RedirectRefused as exc:
+        return [
+            Check(
+                "Phoenix reachable",
+                FAIL,
+                f"{base}/healthz redirects to another host, {exc.host}; nothing was sent there.",
+                "set PHOENIX_COLLECTOR_ENDPOINT (or --endpoint) to the final URL",
+            )
+        ], None
+    except Transient as exc:
         return [
             Check(
                 "Phoenix reachable",
@@ -138,28 +114,23 @@ def check_phoenix(
         )
         return checks, when
     checks.append(Check("Phoenix reachable", OK, f"{base} answers"))
-    checks.append(_phoenix_version(session, base, auth))
+    checks.append(_phoenix_version(http))
 
-    checks.append(_phoenix_key(session, settings, key_from))
+    checks.append(_phoenix_key(http, settings, key_from))
     if checks[-1].status != OK:
         return checks, when
-    checks.append(_phoenix_otlp(session, settings))
-    checks.append(_phoenix_project(session, settings))
+    checks.append(_phoenix_otlp(http, settings))
+    checks.append(_phoenix_project(http, settings))
     return checks, when
 
 
-def _phoenix_key(session: requests.Session, settings: PhoenixSettings, key_from: str) -> Check:
+def _phoenix_key(http: Transport, settings: PhoenixSettings, key_from: str) -> Check:
     """A cheap authenticated read: with auth on, /v1 answers 401 to a missing or wrong key."""
     name, base, key = "Phoenix API key", settings.base_url, settings.api_key
     fix = "set PHOENIX_API_KEY (or --api-key) to a valid system or user key"
     try:
-        read = session.get(
-            f"{base}/v1/projects",
-            params={"limit": 1},
-            headers=settings.auth_headers(),
-            timeout=TIMEOUT_S,
-        )
-    except requests.RequestException as exc:
+        read = http.send("GET", "/v1/projects", params={"limit": 1})
+    except (Transient, RedirectRefused) as exc:
         return Check(name, FAIL, f"GET /v1/projects failed ({_reason(exc)}).",
                      "check that Phoenix is healthy (its server log)")  # fmt: skip
     status = read.status_code
@@ -181,10 +152,10 @@ def _phoenix_key(session: requests.Session, settings: PhoenixSettings, key_from:
     return Check(name, OK, f"key {mask(key)} accepted" if key else "no key needed (auth is off)")
 
 
-def _phoenix_version(session: requests.Session, base: str, auth: Mapping[str, str]) -> Check:
+def _phoenix_version(http: Transport) -> Check:
     try:
-        answer = session.get(f"{base}/arize_phoenix_version", headers=auth, timeout=TIMEOUT_S)
-    except requests.RequestException as exc:
+        answer = http.send("GET", "/arize_phoenix_version")
+    except (Transient, RedirectRefused) as exc:
         return Check("Phoenix version", WARN, f"unknown ({_reason(exc)})")
     version = answer.text.strip()[:40] if answer.status_code == 200 else ""
     try:
@@ -206,12 +177,12 @@ def _phoenix_version(session: requests.Session, base: str, auth: Mapping[str, st
     return Check("Phoenix version", OK, version)
 
 
-def _phoenix_otlp(session: requests.Session, settings: PhoenixSettings) -> Check:
+def _phoenix_otlp(http: Transport, settings: PhoenixSettings) -> Check:
     """An empty ExportTraceServiceRequest (zero bytes): Phoenix answers 200 and stores nothing."""
-    headers = {**settings.auth_headers(), "Content-Type": "application/x-protobuf"}
+    headers = {"Content-Type": "application/x-protobuf"}
     try:
-        answer = session.post(settings.traces_url, data=b"", headers=headers, timeout=TIMEOUT_S)
-    except requests.RequestException as exc:
+        answer = http.send("POST", "/v1/traces", data=b"", headers=headers)
+    except (Transient, RedirectRefused) as exc:
         return Check(
             "Phoenix OTLP",
             FAIL,
@@ -236,11 +207,11 @@ def _phoenix_otlp(session: requests.Session, settings: PhoenixSettings) -> Check
     )
 
 
-def _phoenix_project(session: requests.Session, settings: PhoenixSettings) -> Check:
-    url = f"{settings.base_url}/v1/projects/{quote(settings.project, safe='')}"
+def _phoenix_project(http: Transport, settings: PhoenixSettings) -> Check:
+    path = f"/v1/projects/{quote(settings.project, safe='')}"
     try:
-        answer = session.get(url, headers=settings.auth_headers(), timeout=TIMEOUT_S)
-    except requests.RequestException as exc:
+        answer = http.send("GET", path)
+    except (Transient, RedirectRefused) as exc:
         return Check("Phoenix project", WARN, f"could not look it up ({_reason(exc)})")
     if answer.status_code == 404:
         return Check("Phoenix project", OK, f"'{settings.project}' will be created on first use")
@@ -260,7 +231,7 @@ def check_portkey(
     enrich: bool = False,
     required: bool = False,
     origins: Mapping[str, str] | None = None,
-    session: requests.Session | None = None,
+    session: Any = None,
 ) -> tuple[list[Check], ServerTime | None]:
     """Key present, key accepted with the logs.export scope (and logs.view for --enrich)."""
     from ingest.sources.portkey import PortkeySettings
@@ -295,16 +266,12 @@ def check_portkey(
     except ConfigError as exc:
         return [Check("Portkey settings", FAIL, str(exc))], None  # the message says what to set
 
-    key_from = _where(origins.get("portkey_api_key", ""), "PORTKEY_API_KEY")
-    session = session or requests.Session()
-    headers = {"x-portkey-api-key": settings.api_key, "Accept": "application/json"}
+    key_from = where_from(origins.get("portkey_api_key", ""), "PORTKEY_API_KEY")
+    http = Transport(replace(settings.service(), request_timeout_s=TIMEOUT_S), session)
     params = {"workspace_id": settings.workspace} if settings.workspace else {}
-    url = f"{settings.base_url}/logs/exports"
     try:
-        answer = session.get(
-            url, params=params, headers=headers, timeout=TIMEOUT_S, allow_redirects=False
-        )
-    except requests.RequestException as exc:
+        answer = http.send("GET", "/logs/exports", params=params)
+    except (Transient, RedirectRefused) as exc:
         return [
             Check(
                 "Portkey reachable",
@@ -317,11 +284,11 @@ def check_portkey(
     checks = [Check("Portkey reachable", OK, f"{settings.base_url} answers")]
     checks.append(_export_scope(answer, settings, key_from))
     if enrich and checks[-1].status == OK:
-        checks.append(_log_scope(session, settings, headers, key_from))
+        checks.append(_log_scope(http, settings, key_from))
     return checks, when
 
 
-def _code(answer: requests.Response) -> str:
+def _code(answer: Response) -> str:
     """Portkey's errorCode, e.g. ', AB03' (bodies are not echoed: they may quote the request)."""
     try:
         payload: Any = answer.json()
@@ -334,7 +301,7 @@ def _code(answer: requests.Response) -> str:
     return ""
 
 
-def _export_scope(answer: requests.Response, settings: Any, key_from: str) -> Check:
+def _export_scope(answer: Response, settings: Any, key_from: str) -> Check:
     status, code, key = answer.status_code, _code(answer), mask(settings.api_key)
     name = "Portkey API key"
     if status == 200:
@@ -386,20 +353,13 @@ def _export_scope(answer: requests.Response, settings: Any, key_from: str) -> Ch
     )
 
 
-def _log_scope(
-    session: requests.Session, settings: Any, headers: Mapping[str, str], key_from: str
-) -> Check:
+def _log_scope(http: Transport, settings: Any, key_from: str) -> Check:
     """--enrich reads single logs: a made-up id gives 404 with the scope, 403 without it."""
     base = settings.gateway_url or settings.base_url
     name = "Portkey logs.view scope"
     try:
-        answer = session.get(
-            f"{base}/logs/{_PROBE_LOG_ID}",
-            headers=headers,
-            timeout=TIMEOUT_S,
-            allow_redirects=False,
-        )
-    except requests.RequestException as exc:
+        answer = http.send("GET", f"{base}/logs/{_PROBE_LOG_ID}")
+    except (Transient, RedirectRefused) as exc:
         return Check(
             name,
             FAIL,
@@ -417,121 +377,3 @@ def _log_scope(
             "give the key the logs.view scope, or drop --enrich",
         )
     return Check(name, WARN, f"GET /logs/{{id}} answered HTTP {answer.status_code}")
-
-
-# --------------------------------------------------------------------------- state directory
-
-
-def check_state_dir(state_dir: Path, origin: str = "the default") -> list[Check]:
-    """Writable (create, write, fsync, delete), lock free, state file readable and known."""
-    from ingest.run.state import (
-        LOCK_FILE,
-        STATE_VERSION,
-        StateStore,
-        exposed_state_dir,
-        make_private_dir,
-    )
-
-    where = _where(origin, "INGEST_STATE_DIR")
-    fix = "set --state-dir (or INGEST_STATE_DIR) to a directory this user can write"
-    try:
-        make_private_dir(state_dir)
-        fd, tmp = tempfile.mkstemp(prefix=".doctor-", dir=state_dir)
-        try:
-            os.write(fd, b"doctor")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-            os.unlink(tmp)
-    except OSError as exc:
-        return [
-            Check(
-                "State directory",
-                FAIL,
-                f"{state_dir}{where} is not writable ({exc.strerror or exc}).",
-                fix,
-            )
-        ]
-    checks = [Check("State directory", OK, f"{state_dir} is writable")]
-    if exposed := exposed_state_dir(state_dir):
-        checks.append(Check("State directory", WARN, exposed, f"chmod 700 {state_dir}"))
-
-    lock_path = state_dir / LOCK_FILE
-    with contextlib.suppress(OSError), lock_path.open("a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            checks.append(
-                Check(
-                    "State lock",
-                    WARN,
-                    f"another run holds {lock_path} ({holder}); a run started now exits with 75.",
-                    "wait for it to finish (or stop it); if that process is gone, the lock is "
-                    "released automatically",
-                )
-            )
-        else:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            checks.append(Check("State lock", OK, "free"))
-
-    store = StateStore(state_dir)
-    try:
-        doc = store.load()
-    except StateError as exc:
-        checks.append(Check("State file", FAIL, str(exc), "move the state file aside and rerun"))
-        return checks
-    if not store.path.exists():
-        checks.append(Check("State file", OK, "none yet (the first run creates it)"))
-    else:
-        detail = f"version {doc['version']} (this tool reads {STATE_VERSION}), "
-        detail += f"{len(doc.get('files', {}))} file(s) recorded"
-        watermark = (
-            doc.get("sync", {}).get("watermark") if isinstance(doc.get("sync"), dict) else None
-        )
-        if watermark:
-            detail += f", sync watermark {watermark}"
-        checks.append(Check("State file", OK, detail))
-    return checks
-
-
-# --------------------------------------------------------------------------- clock, config file
-
-
-def check_clock(observed: ServerTime) -> Check:
-    """WARN when our clock and the server's `Date` differ by more than a minute: watermarks,
-    the sync lag and the Phoenix time-range link all assume a correct clock."""
-    name = f"Clock vs {observed.server}"
-    if not observed.date_header:
-        return Check(name, WARN, f"{observed.server} sent no Date header; skew not checked")
-    try:
-        server = email.utils.parsedate_to_datetime(observed.date_header)
-    except (TypeError, ValueError):
-        return Check(name, WARN, f"unreadable Date header {observed.date_header[:40]!r}")
-    if server.tzinfo is None:
-        server = server.replace(tzinfo=UTC)
-    skew = (observed.local - server).total_seconds()
-    if abs(skew) > MAX_CLOCK_SKEW_S:
-        direction = "ahead of" if skew > 0 else "behind"
-        return Check(
-            name,
-            WARN,
-            f"this machine's clock is {abs(skew):.0f} s {direction} {observed.server}'s; "
-            "watermarks and --lag assume a correct clock.",
-            "synchronise the clock (NTP: `timedatectl set-ntp true`, chrony or ntpd)",
-        )
-    return Check(name, OK, f"within {MAX_CLOCK_SKEW_S:.0f} s ({skew:+.0f} s)")
-
-
-def check_config_file(info: ConfigInfo | None) -> Check:
-    if info is None:
-        return Check("Config file", OK, "none (the --config option is not in use)")
-    if not info.exists:
-        return Check("Config file", OK, f"{info.path} not present; flags, env and defaults apply")
-    warning = readable_secrets_warning(info.path, info.raw)
-    if warning:
-        return Check(
-            "Config file", WARN, warning.removeprefix("warning: "), f"chmod 600 {info.path}"
-        )
-    return Check("Config file", OK, f"{info.path} loaded")

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import click
-import requests
 
+from ingest.phoenix.projects import ensure_project as ensure_project  # re-exported
+from ingest.phoenix.projects import project_id
 from ingest.run.logs import escape
 
 if TYPE_CHECKING:
-    from ingest.phoenix.client import PhoenixSettings
+    from ingest.phoenix.settings import PhoenixSettings
     from ingest.run.pipeline import RunSummary
     from ingest.run.pull import PullResult
     from ingest.run.state import StateStore
@@ -43,37 +44,6 @@ def phoenix_link(
 
 def _js_iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def project_id(settings: PhoenixSettings) -> str | None:
-    """The Phoenix id of the project (for UI links); None when it cannot be looked up.
-
-    A plain REST call: importing phoenix.client costs seconds, too much for a link.
-    """
-    url = f"{settings.base_url}/v1/projects/{quote(settings.project, safe='')}"
-    try:
-        response = requests.get(url, headers=settings.auth_headers(), timeout=10)
-        response.raise_for_status()
-        return str(response.json()["data"]["id"])
-    except (requests.RequestException, ValueError, KeyError, TypeError):
-        return None  # a link is a convenience: never fail a finished import over it
-
-
-def ensure_project(settings: PhoenixSettings) -> str | None:
-    """The project's id, creating the project first if needed (so a link can be printed
-    before any span arrives); None when Phoenix does not allow it."""
-    if found := project_id(settings):
-        return found
-    try:
-        response = requests.post(
-            f"{settings.base_url}/v1/projects",
-            json={"name": settings.project, "description": "Portkey logs (portkey-phoenix-ingest)"},
-            headers=settings.auth_headers(),
-            timeout=10,
-        )
-    except requests.RequestException:
-        return None
-    return project_id(settings) if response.status_code < 500 else None
 
 
 def range_link(settings: PhoenixSettings, earliest: datetime, latest: datetime) -> str:

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import requests
-
 from ingest.errors import ConfigError
-from ingest.phoenix.client import PhoenixSettings
+from ingest.http import RedirectRefused, Transient, Transport
+from ingest.phoenix.settings import PhoenixSettings
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +43,8 @@ class Retention:
 
 
 def _graphql(settings: PhoenixSettings, query: str, variables: dict[str, Any]) -> Any:
-    response = requests.post(
-        f"{settings.base_url}/graphql",
-        json={"query": query, "variables": variables},
-        headers=settings.auth_headers(),
-        timeout=settings.request_timeout_s,
+    response = Transport(settings.service()).send(
+        "POST", "/graphql", json={"query": query, "variables": variables}
     )
     response.raise_for_status()
     return response.json()["data"]
@@ -67,7 +63,7 @@ def retention(settings: PhoenixSettings) -> Retention | None:
         ]:
             if edge["node"]["id"] == _DEFAULT_POLICY_ID:
                 return _retention(edge["node"])
-    except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+    except (Transient, RedirectRefused, OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("could not read Phoenix's retention policy (%s)", type(exc).__name__)
     return None
 
@@ -80,14 +76,10 @@ def _retention(node: dict[str, Any] | None) -> Retention | None:
 
 def server_version(settings: PhoenixSettings) -> tuple[int, ...] | None:
     try:
-        response = requests.get(
-            f"{settings.base_url}/arize_phoenix_version",
-            headers=settings.auth_headers(),
-            timeout=settings.request_timeout_s,
-        )
+        response = Transport(settings.service()).send("GET", "/arize_phoenix_version")
         response.raise_for_status()
         return tuple(int(part) for part in response.text.strip().split(".")[:3])
-    except (requests.RequestException, ValueError):
+    except (Transient, RedirectRefused, OSError, ValueError):
         return None
 
 

@@ -1,0 +1,250 @@
+"""Portkey export jobs: count, split, start, poll and verify (reference/portkey-api.md 2).
+
+`POST /logs/exports` creates a draft and tells how many logs it holds (`total`), so a window over
+the export limit is bisected before anything is started; the draft of a window that was too big
+is reused for the next count (`PUT` new filters) instead of piling up drafts. Then
+`POST .../start`, poll `GET .../{id}`, and download (`portkey_download`). The file must hold
+exactly `total` records; a short file is never returned: the window is split and fetched again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from ingest.convert.records import EXPORT_FIELDS
+from ingest.errors import PortkeyExportError
+from ingest.sources.portkey_api import PortkeyApi
+from ingest.sources.portkey_download import ExportDownloader
+from ingest.sources.portkey_settings import PortkeySettings, PortkeyStats, WindowFile
+from ingest.sources.windows import Window, concatenate, iso
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION_PREFIX = "portkey-phoenix-ingest"
+STATUSES = ("draft", "in_progress", "success", "failed", "stopped")
+
+
+class ExportJobs:
+    """Export jobs for one thread: planning, job lifecycle, download of whole windows."""
+
+    def __init__(
+        self,
+        settings: PortkeySettings,
+        api: PortkeyApi,
+        stats: PortkeyStats,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings, self._api, self.stats = settings, api, stats
+        self._downloader = ExportDownloader(settings, api, sleep)
+        self._sleep, self._clock = sleep, clock
+        self._spare: str | None = None  # a draft whose filters may be overwritten (PUT)
+
+    # ---- export jobs: counting and planning
+
+    def count(self, window: Window, draft_id: str | None = None) -> tuple[str, int]:
+        """Create a draft for `window` (or PUT its filters into `draft_id`): (export id, total)."""
+        body: dict[str, Any] = {"filters": window.filters(), "requested_data": list(EXPORT_FIELDS)}
+        if self.settings.workspace:
+            body["workspace_id"] = self.settings.workspace
+        if draft_id is not None:
+            path = f"/logs/exports/{draft_id}"
+            try:
+                answer = self._api.call("PUT", path, body=body, export_id=draft_id)
+            except PortkeyExportError as exc:
+                if exc.status not in (400, 404, 409):
+                    raise
+                log.info(
+                    "draft export %s cannot be reused (HTTP %s); creating a new one",
+                    draft_id,
+                    exc.status,
+                )
+            else:
+                self.stats.drafts_reused += 1
+                return draft_id, self._total(answer, f"PUT {path}", draft_id)
+        body["description"] = f"{DESCRIPTION_PREFIX} {iso(window.since)}..{iso(window.until)}"
+        answer = self._api.call("POST", "/logs/exports", body=body)
+        export_id = answer.get("id")
+        if not isinstance(export_id, str) or not export_id.strip():
+            raise PortkeyExportError(
+                "Portkey's answer to POST /logs/exports has no export id "
+                f"(got keys {sorted(answer)})."
+            )
+        self.stats.drafts_created += 1
+        return export_id, self._total(answer, "POST /logs/exports", export_id)
+
+    def plan(self, window: Window) -> list[tuple[Window, str, int]]:
+        """Sub-windows of `window` in time order, each with a draft and a total within the
+        export limit; no job is started. A window with total 0 needs no job: its draft is kept
+        for the next count, so its id may appear again on a later entry."""
+        return list(self._plan(window))
+
+    def _plan(self, window: Window) -> Iterator[tuple[Window, str, int]]:
+        todo = [window]
+        while todo:
+            current = todo.pop()
+            export_id, total = self.count(current, self._take_spare())
+            if total > self.settings.export_limit:
+                self._spare = export_id
+                why = (
+                    f"it holds {total} logs, more than the export limit of "
+                    f"{self.settings.export_limit}"
+                )
+                todo.extend(reversed(self._split(current, why, export_id)))
+                continue
+            if total == 0:
+                self._spare = export_id  # nothing to run: the draft can count the next window
+            yield current, export_id, total
+
+    def _take_spare(self) -> str | None:
+        spare, self._spare = self._spare, None
+        return spare
+
+    def _split(self, window: Window, why: str, export_id: str) -> tuple[Window, Window]:
+        if not window.can_split():
+            raise PortkeyExportError(
+                f"window {window} cannot be split further: {why} (export {export_id}, "
+                "POST /logs/exports), and it is shorter than 1 second. Portkey's time filter "
+                "cannot narrow it; export this second some other way or raise the export limit."
+            )
+        log.info("splitting window %s: %s", window, why)
+        self.stats.splits += 1
+        return window.halves()
+
+    # ---- export jobs: running and downloading
+
+    def fetch_window(self, window: Window, dest_dir: Path) -> WindowFile:
+        """The whole window in ONE complete file (sub-window files concatenated in time order
+        when it had to be split; the parts are deleted)."""
+        dest_dir = Path(dest_dir)
+        parts: list[WindowFile] = []
+        whole = False
+        try:
+            parts.extend(self.windows(window, dest_dir))
+            whole = len(parts) == 1
+            if whole:
+                return parts[0]
+            path = dest_dir / window.file_name()
+            concatenate([part.path for part in parts], path)
+        finally:
+            if not whole:  # the parts are concatenated now, or useless after an error
+                for part in parts:
+                    part.path.unlink(missing_ok=True)
+        return WindowFile(window, path, sum(part.total for part in parts))
+
+    def windows(self, window: Window, dest_dir: Path) -> Iterator[WindowFile]:
+        """Complete files covering `window`, in time order (several when it had to be split)."""
+        dest_dir = Path(dest_dir)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        for current, export_id, total in self._plan(window):
+            result = self._fetch_planned(current, export_id, total, dest_dir)
+            if isinstance(result, WindowFile):
+                yield result
+                continue
+            for half in self._split(current, result, export_id):
+                yield from self.windows(half, dest_dir)
+
+    def _fetch_planned(
+        self, window: Window, export_id: str, total: int, dest_dir: Path
+    ) -> WindowFile | str:
+        """The window's file, or why the window must be split and fetched again."""
+        path = dest_dir / window.file_name()
+        if total == 0:
+            path.write_bytes(b"")
+            return WindowFile(window, path, 0)
+        ran = self._run_job(window, export_id, total)
+        if isinstance(ran, str):
+            return ran
+        export_id, total = ran
+        lines = self._downloader.download(export_id, path)
+        self.stats.downloads += 1
+        if lines == total:
+            self.stats.logs_fetched += total
+            return WindowFile(window, path, total)
+        path.unlink(missing_ok=True)  # never hand out a short (or overfull) window
+        why = f"export {export_id} delivered {lines} records but Portkey counted {total}"
+        log.warning("window %s: %s; splitting it and fetching again", window, why)
+        return why
+
+    def _run_job(self, window: Window, export_id: str, total: int) -> tuple[str, int] | str:
+        """Start the job and wait for success, restarting failed/stopped runs a few times."""
+        restarts = 0
+        while True:
+            self._start(export_id)
+            status = self._await(export_id)
+            if status == "success":
+                return export_id, total
+            if restarts >= self.settings.max_job_restarts:
+                raise PortkeyExportError(
+                    f"export {export_id} for window {window} ended {status} after "
+                    f"{restarts} restart(s) (POST /logs/exports/{export_id}/start, then GET "
+                    f"/logs/exports/{export_id}). Look at it in Portkey (Logs > Exports) and "
+                    "rerun; nothing of this window was committed."
+                )
+            restarts += 1
+            self.stats.job_restarts += 1
+            log.warning(
+                "export %s for window %s ended %s; restarting (%d of %d)",
+                export_id,
+                window,
+                status,
+                restarts,
+                self.settings.max_job_restarts,
+            )
+            if status == "stopped":  # a stopped export cannot be started again: a fresh draft
+                export_id, total = self.count(window, self._take_spare())
+                if total > self.settings.export_limit:
+                    return f"it now holds {total} logs, more than the export limit"
+
+    def _start(self, export_id: str) -> None:
+        path = f"/logs/exports/{export_id}/start"
+        try:
+            self._api.call("POST", path, export_id=export_id)
+        except PortkeyExportError as exc:
+            # A retried start whose first attempt took effect is refused (400): fine if it runs.
+            if exc.status != 400:
+                raise
+            status = self._api.call("GET", f"/logs/exports/{export_id}", export_id=export_id)
+            if status.get("status") not in ("in_progress", "success"):
+                raise
+        self.stats.jobs_started += 1
+
+    def _await(self, export_id: str) -> str:
+        """Poll until the job ends; its final status (success, failed or stopped)."""
+        path = f"/logs/exports/{export_id}"
+        started = self._clock()
+        while True:
+            status = self._api.call("GET", path, export_id=export_id).get("status")
+            if status in ("success", "failed", "stopped"):
+                return status
+            if status not in ("draft", "in_progress"):
+                shown = repr(status)[:60]
+                raise PortkeyExportError(
+                    f"Portkey reported status {shown} for export {export_id} (GET {path}); "
+                    f"known values are {', '.join(STATUSES)}. Portkey's API may have changed: "
+                    "nothing of this window was committed; rerun later or report it.",
+                    code=str(status)[:60],
+                )
+            waited = self._clock() - started
+            if waited >= self.settings.job_timeout_s:
+                raise PortkeyExportError(
+                    f"export {export_id} is still {status} after {waited:.0f} s (GET {path}); "
+                    f"gave up after job_timeout_s={self.settings.job_timeout_s:g}. Portkey may "
+                    "be busy: rerun later."
+                )
+            self._sleep(self.settings.poll_interval_s)
+
+    def _total(self, answer: Mapping[str, Any], endpoint: str, export_id: str) -> int:
+        total = answer.get("total")
+        if isinstance(total, float) and total.is_integer():
+            total = int(total)
+        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+            raise PortkeyExportError(
+                f"Portkey's answer to {endpoint} for export {export_id} "
+                f"has no usable total (got {str(total)[:40]!r})."
+            )
+        return total
