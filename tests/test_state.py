@@ -262,7 +262,7 @@ def test_a_state_dir_others_can_read_is_reported(tmp_path: Path) -> None:
 
 
 def test_doctor_warns_about_a_state_dir_others_can_read(tmp_path: Path) -> None:
-    from ingest.ops.doctor import WARN, check_state_dir
+    from ingest.ops.doctor_local import WARN, check_state_dir
 
     exposed = tmp_path / "state"
     exposed.mkdir(mode=0o755)
