@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ingest.convert.common import MAPPING_VERSION
 from ingest.convert.records import parse_record
 from ingest.convert.redact import REDACTED, redact, redact_text
 from ingest.convert.spans import ConversionOptions, make_resource, span_to_dict, to_span
@@ -221,7 +222,11 @@ def test_cost_in_cents_becomes_usd_only_for_usd(
         ("anthropic", "claude-sonnet-4", "anthropic", "anthropic"),
         ("bedrock", "anthropic.claude-3-haiku", "aws", "anthropic"),
         ("aws-bedrock", "us.claude-sonnet-4", "aws", "anthropic"),
-        ("bedrock", "meta.llama3-70b", "aws", None),
+        ("bedrock", "meta.llama3-70b", "aws", "meta"),
+        ("bedrock", "us.amazon.nova-pro-v1:0", "aws", "amazon"),
+        ("bedrock", "mistral.mistral-large", "aws", "mistralai"),
+        ("bedrock", "cohere.command-r", "aws", "cohere"),
+        ("vertex-ai", "claude-sonnet-4@2025", "google", "anthropic"),
         ("vertex-ai", "gemini-2.5-pro", "google", "vertexai"),
         ("google", "gemini-2.5-pro", "google", "vertexai"),
         ("gemini", "gemini-2.5-pro", "google", "vertexai"),
@@ -229,23 +234,23 @@ def test_cost_in_cents_becomes_usd_only_for_usd(
         ("cohere", "command-r", "cohere", "cohere"),
         ("mistral-ai", "mistral-large", "mistralai", "mistralai"),
         ("mistralai", "mistral-large", "mistralai", "mistralai"),
-        ("x-ai", "grok-4", "xai", None),
-        ("xai", "grok-4", "xai", None),
-        ("deepseek", "deepseek-chat", "deepseek", None),
-        ("groq", "llama-3.3", "groq", None),
-        ("cerebras", "llama-3.3", "cerebras", None),
-        ("ollama", "llama3", "ollama", None),
-        ("moonshot", "kimi", "moonshot", None),
-        ("perplexity-ai", "sonar", "perplexity", None),
-        ("fireworks-ai", "llama", "fireworks", None),
-        ("together-ai", "llama", "together", None),
-        ("  My-Private-LLM ", "m", "My-Private-LLM", None),
+        ("x-ai", "grok-4", "xai", "xai"),
+        ("xai", "grok-4", "xai", "xai"),
+        ("deepseek", "deepseek-chat", "deepseek", "deepseek"),
+        ("groq", "llama-3.3", "groq", "groq"),
+        ("cerebras", "llama-3.3", "cerebras", "cerebras"),
+        ("ollama", "llama3", "ollama", "ollama"),
+        ("moonshot", "kimi", "moonshot", "moonshot"),
+        ("perplexity-ai", "sonar", "perplexity", "perplexity"),
+        ("fireworks-ai", "llama", "fireworks", "fireworks"),
+        ("together-ai", "llama", "together", "together"),
+        ("  My-Private-LLM ", "m", "My-Private-LLM", "My-Private-LLM"),
     ],
 )
-def test_provider_normalisation(ai_org: str, model: str, provider: str, system: Any) -> None:
+def test_provider_normalisation(ai_org: str, model: str, provider: str, system: str) -> None:
     got = attrs(ai_org=ai_org, ai_model=model)
     assert got["llm.provider"] == provider
-    assert got.get("llm.system") == system
+    assert got["llm.system"] == system
     assert got["portkey.ai_org"] == ai_org.strip()
 
 
@@ -441,25 +446,33 @@ def test_openai_messages_with_tool_calls_and_tool_results() -> None:
     assert got["llm.finish_reason"] == "tool_calls"
 
 
-def test_openai_multimodal_parts_with_base64_image_elided() -> None:
-    data = "iVBORw0KGgo" * 100
+@pytest.mark.parametrize(
+    ("data", "kept"),
+    [("iVBORw0KGgo" * 100, True), ("A" * (256 * 1024 + 1), False)],
+    ids=["small-kept", "over-256KB-elided"],
+)
+def test_openai_multimodal_parts_with_inline_image_kept_up_to_a_bound(
+    data: str, kept: bool
+) -> None:
     content = [
         {"type": "text", "text": "What is this?"},
         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}},
         {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
     ]
     got = attrs(request={"messages": [{"role": "user", "content": content}]})
+    shown = (
+        f"data:image/png;base64,{data}"
+        if kept
+        else (f"data:image/png;base64,…[{len(data)} bytes omitted]")
+    )
     assert subset(got, "llm.input_messages.0.message.contents.") == {
         "0.message_content.type": "text",
         "0.message_content.text": "What is this?",
         "1.message_content.type": "image",
-        "1.message_content.image.image.url": f"data:image/png;base64,…[{len(data)} bytes omitted]",
+        "1.message_content.image.image.url": shown,
         "2.message_content.type": "image",
         "2.message_content.image.image.url": "https://example.com/cat.jpg",
     }
-    assert (
-        data not in got["llm.input_messages.0.message.contents.1.message_content.image.image.url"]
-    )
 
 
 def test_anthropic_system_tool_use_tool_result_and_image_blocks() -> None:
@@ -509,9 +522,7 @@ def test_anthropic_system_tool_use_tool_result_and_image_blocks() -> None:
         "1.message.contents.0.message_content.type": "text",
         "1.message.contents.0.message_content.text": "Look",
         "1.message.contents.1.message_content.type": "image",
-        "1.message.contents.1.message_content.image.image.url": (
-            "data:image/jpeg;base64,…[4 bytes omitted]"
-        ),
+        "1.message.contents.1.message_content.image.image.url": "data:image/jpeg;base64,QUJD",
         "2.message.role": "assistant",
         "2.message.tool_calls.0.tool_call.id": "toolu_1",
         "2.message.tool_calls.0.tool_call.function.name": "zoom",
@@ -584,9 +595,7 @@ def test_responses_api_items_in_and_out() -> None:
         "0.message.contents.0.message_content.type": "text",
         "0.message.contents.0.message_content.text": "Describe",
         "0.message.contents.1.message_content.type": "image",
-        "0.message.contents.1.message_content.image.image.url": (
-            "data:image/webp;base64,…[4 bytes omitted]"
-        ),
+        "0.message.contents.1.message_content.image.image.url": "data:image/webp;base64,AAAA",
         "1.message.role": "assistant",
         "1.message.tool_calls.0.tool_call.id": "c1",
         "1.message.tool_calls.0.tool_call.function.name": "f",
@@ -641,9 +650,7 @@ def test_gemini_contents_parts_and_candidates() -> None:
         "1.message.contents.0.message_content.type": "text",
         "1.message.contents.0.message_content.text": "What is in the photo?",
         "1.message.contents.1.message_content.type": "image",
-        "1.message.contents.1.message_content.image.image.url": (
-            "data:image/png;base64,…[8 bytes omitted]"
-        ),
+        "1.message.contents.1.message_content.image.image.url": "data:image/png;base64,AAAAAAAA",
         "2.message.role": "assistant",
         "2.message.tool_calls.0.tool_call.function.name": "lookup",
         "2.message.tool_calls.0.tool_call.function.arguments": '{"q": 1}',
@@ -698,9 +705,7 @@ def test_bedrock_converse_system_blocks_tools_and_output_message() -> None:
         "1.message.contents.0.message_content.type": "text",
         "1.message.contents.0.message_content.text": "Hi",
         "1.message.contents.1.message_content.type": "image",
-        "1.message.contents.1.message_content.image.image.url": (
-            "data:image/png;base64,…[4 bytes omitted]"
-        ),
+        "1.message.contents.1.message_content.image.image.url": "data:image/png;base64,AAAA",
         "2.message.role": "assistant",
         "2.message.tool_calls.0.tool_call.id": "t1",
         "2.message.tool_calls.0.tool_call.function.name": "calc",
@@ -863,12 +868,16 @@ def test_portkey_facts_with_enrichment_fields_and_types() -> None:
         "span_id": "sp-1",
         "parent_span_id": "sp-0",
         "span_name": "POST /v1/chat/completions",
+        "ingest.mapping_version": MAPPING_VERSION,
     }
     assert type(got["portkey.status_code"]) is int and type(got["portkey.is_success"]) is bool
+    # Whole-number counts are integers (2048, not 2048.0); costs and times stay numbers.
+    assert [type(got[f"portkey.{n}_units"]) for n in ("req", "res", "total")] == [int] * 3
 
 
 def test_missing_facts_are_absent_not_null() -> None:
-    assert subset(attrs(), "portkey.") == {"log_id": "log-1"}
+    expected = {"log_id": "log-1", "ingest.mapping_version": MAPPING_VERSION}
+    assert subset(attrs(), "portkey.") == expected
 
 
 def test_parse_warnings_are_listed() -> None:

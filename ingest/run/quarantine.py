@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import IO
 
-from ingest.convert.redact import redact_text
+from ingest.convert.redact import scrub
 from ingest.run.state import utc_now
 
 MAX_RAW_CHARS = 20_000
@@ -28,7 +28,7 @@ class Quarantine:
 
     def add(self, source: Path | str, line: int, reason: str, raw: bytes | str) -> None:
         text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-        text = redact_text(text.replace("\x00", ""))
+        text, reason = scrub(text), scrub(reason)
         if len(text) > MAX_RAW_CHARS:
             text = f"{text[:MAX_RAW_CHARS]}…[truncated: {len(text)} chars]"
         entry = {"time": utc_now(), "source": str(source), "line": line, "reason": reason}
