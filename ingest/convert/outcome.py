@@ -65,16 +65,17 @@ def outcome(record: LogRecord, response: Any) -> tuple[StatusCode, str | None, s
 
 
 def status_message(status: int | None, response: Any) -> str:
-    """`429 rate_limit_exceeded: <provider text>`, each part when known."""
-    head = " ".join(part for part in (_status(status), error_code(response)) if part)
-    text = error_message(response)
+    """`429 rate_limit_exceeded: <provider text>`, each part when known; `HTTP 500` alone."""
+    code, text = error_code(response), error_message(response)
     if text is None:
+        head = " ".join(part for part in (_status(status), code) if part)
         return head or "request failed"
+    head = " ".join(part for part in (str(status) if status is not None else None, code) if part)
     return f"{head}: {text}" if head else text
 
 
 def _status(status: int | None) -> str | None:
-    return None if status is None else str(status)
+    return None if status is None else f"HTTP {status}"
 
 
 def failure_class(status: int | None, response: Any) -> str | None:

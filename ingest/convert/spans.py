@@ -38,6 +38,7 @@ class ConversionOptions:
     max_value_chars: int = 50_000
     max_attributes: int = 2_000  # per span; list items (oldest messages first) give way
     max_span_bytes: int = 1_000_000  # attribute text per span; the longest values are cut
+    max_line_bytes: int = 32 << 20  # one export line; longer ones are quarantined unread
     redact_keys: tuple[str, ...] = ()  # the user's key-name rules (shell-style patterns)
     redact_patterns: tuple[str, ...] = ()  # the user's value rules (regular expressions)
     # Compiled once from the rules above; counts what it masked over the run.

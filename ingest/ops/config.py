@@ -203,6 +203,14 @@ def _checked(option: click.Option, value: Any, what: str) -> Any:
         value = value.isoformat()  # TOML dates: the option's own parser applies time zones
     if isinstance(option.type, click.Path) and isinstance(value, str):
         value = os.path.expanduser(value)  # no shell expands `~` in a file
+    if option.multiple:  # a repeatable option (`redact_key`) takes a list or one value
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            try:
+                option.type.convert(item, option, None)
+            except click.BadParameter as exc:
+                raise ConfigError(f"{what}: {exc.message.rstrip('.')}.") from None
+        return items
     if isinstance(value, list) or (isinstance(value, Mapping) and option.name != "client_headers"):
         raise ConfigError(f"{what} must be a single value, not a TOML {type(value).__name__}.")
     try:

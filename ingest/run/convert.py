@@ -31,7 +31,7 @@ def convert_files(
     try:
         for path in files:
             seen.clear()  # per file, as `import` does: memory stays flat over many files
-            for line in read_lines(path):
+            for line in read_lines(path, max_line_bytes=options.max_line_bytes):
                 try:
                     record = parse_record(decode_line(line))
                     if record.log_id in seen:

@@ -29,7 +29,7 @@ from ingest.run.logs import event
 from ingest.run.progress import Progress
 from ingest.run.quarantine import Quarantine
 from ingest.run.state import StateStore, utc_now
-from ingest.sources.files import SourceLine, decode_line, fingerprint, read_lines
+from ingest.sources.files import SourceLine, chunk_lines, decode_line, fingerprint, read_lines
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,8 @@ class FileImporter:
 
     def _batches(self, path: Path, offset: int, line_no: int) -> Iterator[Batch]:
         batch = Batch(spans=[], position=None, counts=Counter())
-        for chunk in _chunks(read_lines(path, offset, line_no), self.batch_size):
+        lines = read_lines(path, offset, line_no, self.options.max_line_bytes)
+        for chunk in chunk_lines(lines, self.batch_size):
             self.summary.read += len(chunk)
             decoded = [_decode(line) for line in chunk]
             if self.enricher is not None:
