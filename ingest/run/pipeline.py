@@ -49,6 +49,7 @@ class RunSummary:
     annotation_failures: int = 0
     coercions: Counter[str] = field(default_factory=Counter)
     records_with_warnings: int = 0
+    redacted: int = 0  # secrets masked by the conversion (ConversionOptions.redactor)
     elapsed_s: float = 0.0
     quarantine_path: Path | None = None
     earliest: datetime | None = None  # start times of the logs seen, for the Phoenix link
@@ -90,6 +91,7 @@ class RunSummary:
             "annotation_failures": self.annotation_failures,
             "coerced": dict(sorted(self.coercions.items())),
             "records_with_warnings": self.records_with_warnings,
+            "redacted": self.redacted,
             "elapsed_s": round(self.elapsed_s, 3),
             "rate_per_s": round(self.rate, 1),
             "quarantine_file": str(self.quarantine_path) if self.quarantine_path else None,
@@ -198,6 +200,7 @@ class FileImporter:
         self.progress.close()
         self.summary.elapsed_s = time.monotonic() - self._started
         self.summary.quarantined = self.quarantine.count
+        self.summary.redacted = self.options.redactor.masked
         self.summary.quarantine_path = self.quarantine.path if self.quarantine.count else None
         self.summary.retried = self.deliverer.sender.retries
         self.summary.resent = self.deliverer.stats.resent
