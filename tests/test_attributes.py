@@ -41,153 +41,90 @@ def tokens(attributes: dict[str, Any]) -> dict[str, Any]:
 # ---- tokens ------------------------------------------------------------------------------
 
 
-def test_openai_usage_counts_cached_and_reasoning_inside_prompt_and_completion() -> None:
-    usage = {
-        "prompt_tokens": 1500,
-        "completion_tokens": 500,
-        "total_tokens": 2000,
-        "prompt_tokens_details": {"cached_tokens": 1000, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 100, "audio_tokens": 0},
-    }
-    got = tokens(attrs(response={"choices": [], "usage": usage}, req_units=1, res_units=1))
-    assert got == {
-        "prompt": 1500,
-        "completion": 500,
-        "total": 2000,
-        "prompt_details.cache_read": 1000,
-        "prompt_details.audio": 0,
-        "completion_details.reasoning": 100,
-        "completion_details.audio": 0,
-    }
+# Each case: the log's fields -> the `llm.token_count.*` a Phoenix user sees (key suffixes).
+TOKEN_CASES: dict[str, tuple[dict[str, Any], dict[str, int]]] = {
+    "openai-counts-cached-and-reasoning-inside-prompt-and-completion": (
+        {"response": {"choices": [], "usage": {
+            "prompt_tokens": 1500, "completion_tokens": 500, "total_tokens": 2000,
+            "prompt_tokens_details": {"cached_tokens": 1000, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 100, "audio_tokens": 0}}},
+         "req_units": 1, "res_units": 1},
+        {"prompt": 1500, "completion": 500, "total": 2000, "prompt_details.cache_read": 1000,
+         "prompt_details.audio": 0, "completion_details.reasoning": 100,
+         "completion_details.audio": 0},
+    ),
+    "anthropic-native-adds-cache-tokens-to-the-prompt": (
+        {"response": {"type": "message", "content": [], "usage": {
+            "input_tokens": 300, "output_tokens": 50, "cache_read_input_tokens": 1000,
+            "cache_creation_input_tokens": 200}}},
+        {"prompt": 1500, "completion": 50, "total": 1550, "prompt_details.cache_read": 1000,
+         "prompt_details.cache_write": 200},
+    ),
+    "anthropic-native-without-cache-keys-sets-no-cache-details": (
+        {"response": {"type": "message", "content": [],
+                      "usage": {"input_tokens": 10, "output_tokens": 5}}},
+        {"prompt": 10, "completion": 5, "total": 15},
+    ),
+    "portkey-transformed-anthropic-adds-top-level-cache-keys": (
+        {"response": {"object": "chat.completion", "choices": [], "usage": {
+            "prompt_tokens": 300, "completion_tokens": 50, "total_tokens": 350,
+            "cache_read_input_tokens": 1000, "cache_creation_input_tokens": 200}}},
+        {"prompt": 1500, "completion": 50, "total": 1550, "prompt_details.cache_read": 1000,
+         "prompt_details.cache_write": 200},
+    ),
+    "responses-api-is-not-read-as-anthropic": (
+        {"response": {"object": "response", "output": [], "usage": {
+            "input_tokens": 1200, "input_tokens_details": {"cached_tokens": 800},
+            "output_tokens": 300, "output_tokens_details": {"reasoning_tokens": 120},
+            "total_tokens": 1500}}},
+        {"prompt": 1200, "completion": 300, "total": 1500, "prompt_details.cache_read": 800,
+         "completion_details.reasoning": 120},
+    ),
+    "gemini-counts-thoughts-as-completion-and-reasoning": (
+        {"response": {"candidates": [], "usageMetadata": {
+            "promptTokenCount": 1000, "cachedContentTokenCount": 600,
+            "candidatesTokenCount": 200, "thoughtsTokenCount": 50, "totalTokenCount": 1250}}},
+        {"prompt": 1000, "completion": 250, "total": 1250, "prompt_details.cache_read": 600,
+         "completion_details.reasoning": 50},
+    ),
+    "bedrock-converse-adds-cache-read-and-write-to-the-prompt": (
+        {"response": {"output": {"message": {}}, "usage": {
+            "inputTokens": 100, "outputTokens": 20, "totalTokens": 1420,
+            "cacheReadInputTokens": 1000, "cacheWriteInputTokens": 300}}},
+        {"prompt": 1400, "completion": 20, "total": 1420, "prompt_details.cache_read": 1000,
+         "prompt_details.cache_write": 300},
+    ),
+    "embedding-has-no-completion-count": (
+        {"response": {"object": "list", "data": [],
+                      "usage": {"prompt_tokens": 8, "total_tokens": 8}}},
+        {"prompt": 8, "total": 8},
+    ),
+    "total-units-win-over-the-body-total-when-completion-is-unknown": (
+        {"response": {"data": [], "usage": {"prompt_tokens": 8, "total_tokens": 8}},
+         "total_units": 9},
+        {"prompt": 8, "total": 9},
+    ),
+    "units-stand-in-when-the-body-has-no-usage": (
+        {"response": {"choices": []}, "req_units": 12.6, "res_units": 3, "total_units": 99},
+        {"prompt": 13, "completion": 3, "total": 16},
+    ),
+    "units-are-ignored-when-the-body-states-usage": (
+        {"response": {"usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}},
+         "req_units": 100, "res_units": 100},
+        {"prompt": 9, "completion": 3, "total": 12},
+    ),
+    "a-zero-detail-is-a-known-value": (
+        {"response": {"usage": {"prompt_tokens": 5, "completion_tokens": 1,
+                                "prompt_tokens_details": {"cached_tokens": 0}}}},
+        {"prompt": 5, "completion": 1, "total": 6, "prompt_details.cache_read": 0},
+    ),
+    "no-usage-and-no-units-means-no-token-counts": ({"response": {"choices": []}}, {}),
+}  # fmt: skip
 
 
-def test_anthropic_native_usage_adds_cache_tokens_to_the_prompt() -> None:
-    usage = {
-        "input_tokens": 300,
-        "output_tokens": 50,
-        "cache_read_input_tokens": 1000,
-        "cache_creation_input_tokens": 200,
-    }
-    got = tokens(attrs(response={"type": "message", "content": [], "usage": usage}))
-    assert got == {
-        "prompt": 1500,
-        "completion": 50,
-        "total": 1550,
-        "prompt_details.cache_read": 1000,
-        "prompt_details.cache_write": 200,
-    }
-
-
-def test_anthropic_native_usage_without_cache_keys_sets_no_cache_details() -> None:
-    usage = {"input_tokens": 10, "output_tokens": 5}
-    got = tokens(attrs(response={"type": "message", "content": [], "usage": usage}))
-    assert got == {"prompt": 10, "completion": 5, "total": 15}
-
-
-def test_portkey_transformed_anthropic_usage_adds_top_level_cache_keys() -> None:
-    usage = {
-        "prompt_tokens": 300,
-        "completion_tokens": 50,
-        "total_tokens": 350,
-        "cache_read_input_tokens": 1000,
-        "cache_creation_input_tokens": 200,
-    }
-    got = tokens(attrs(response={"object": "chat.completion", "choices": [], "usage": usage}))
-    assert got == {
-        "prompt": 1500,
-        "completion": 50,
-        "total": 1550,
-        "prompt_details.cache_read": 1000,
-        "prompt_details.cache_write": 200,
-    }
-
-
-def test_responses_api_usage_is_not_read_as_anthropic() -> None:
-    usage = {
-        "input_tokens": 1200,
-        "input_tokens_details": {"cached_tokens": 800},
-        "output_tokens": 300,
-        "output_tokens_details": {"reasoning_tokens": 120},
-        "total_tokens": 1500,
-    }
-    got = tokens(attrs(response={"object": "response", "output": [], "usage": usage}))
-    assert got == {
-        "prompt": 1200,
-        "completion": 300,
-        "total": 1500,
-        "prompt_details.cache_read": 800,
-        "completion_details.reasoning": 120,
-    }
-
-
-def test_gemini_usage_counts_thoughts_as_completion_and_reasoning() -> None:
-    usage = {
-        "promptTokenCount": 1000,
-        "cachedContentTokenCount": 600,
-        "candidatesTokenCount": 200,
-        "thoughtsTokenCount": 50,
-        "totalTokenCount": 1250,
-    }
-    got = tokens(attrs(response={"candidates": [], "usageMetadata": usage}))
-    assert got == {
-        "prompt": 1000,
-        "completion": 250,
-        "total": 1250,
-        "prompt_details.cache_read": 600,
-        "completion_details.reasoning": 50,
-    }
-
-
-def test_bedrock_converse_usage_adds_cache_read_and_write_to_the_prompt() -> None:
-    usage = {
-        "inputTokens": 100,
-        "outputTokens": 20,
-        "totalTokens": 1420,
-        "cacheReadInputTokens": 1000,
-        "cacheWriteInputTokens": 300,
-    }
-    got = tokens(attrs(response={"output": {"message": {}}, "usage": usage}))
-    assert got == {
-        "prompt": 1400,
-        "completion": 20,
-        "total": 1420,
-        "prompt_details.cache_read": 1000,
-        "prompt_details.cache_write": 300,
-    }
-
-
-def test_embedding_usage_has_no_completion_count() -> None:
-    response = {"object": "list", "data": [], "usage": {"prompt_tokens": 8, "total_tokens": 8}}
-    assert tokens(attrs(response=response)) == {"prompt": 8, "total": 8}
-
-
-def test_total_units_win_over_the_body_total_when_completion_is_unknown() -> None:
-    response = {"data": [], "usage": {"prompt_tokens": 8, "total_tokens": 8}}
-    assert tokens(attrs(response=response, total_units=9))["total"] == 9
-
-
-def test_units_stand_in_when_the_body_has_no_usage() -> None:
-    got = tokens(attrs(response={"choices": []}, req_units=12.6, res_units=3, total_units=99))
-    assert got == {"prompt": 13, "completion": 3, "total": 16}
-
-
-def test_units_are_ignored_when_the_body_states_usage() -> None:
-    usage = {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
-    got = tokens(attrs(response={"usage": usage}, req_units=100, res_units=100))
-    assert got == {"prompt": 9, "completion": 3, "total": 12}
-
-
-def test_a_zero_detail_is_a_known_value() -> None:
-    usage = {
-        "prompt_tokens": 5,
-        "completion_tokens": 1,
-        "prompt_tokens_details": {"cached_tokens": 0},
-    }
-    assert tokens(attrs(response={"usage": usage}))["prompt_details.cache_read"] == 0
-
-
-def test_no_usage_and_no_units_means_no_token_counts() -> None:
-    assert tokens(attrs(response={"choices": []})) == {}
+@pytest.mark.parametrize(("fields", "expected"), TOKEN_CASES.values(), ids=TOKEN_CASES.keys())
+def test_token_counts(fields: dict[str, Any], expected: dict[str, int]) -> None:
+    assert tokens(attrs(**fields)) == expected
 
 
 # ---- cost --------------------------------------------------------------------------------
