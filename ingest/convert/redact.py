@@ -47,7 +47,7 @@ _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 # Free text, where a name is followed by its value: a header line, a JSON field (possibly
 # escaped inside another string), an env assignment. The name decides (`is_secret_key`).
 _NAMED = re.compile(
-    r"(?<![\w.-])(?P<pre>(?P<name>[A-Za-z_][\w.-]{0,80}?)(?P<kq>\\*[\"'])?\s*[:=]\s*"
+    r"(?<![\w.-])(?P<pre>(?P<name>[A-Za-z_][\w.-]{0,80}?)(?P<kq>\\*[\"'])?\s*(?P<sep>[:=])\s*"
     r"(?P<q>\\*[\"'])?)(?!bearer\s|\[REDACTED\])"
     r"(?(q)(?:(?!(?P=q))(?:\\.|.))+|(?:(?:basic|digest|token)\s+)?[^\s\"'\\&,;{}\[\]()<>]+)",
     re.IGNORECASE,
@@ -74,38 +74,65 @@ _SHAPES = re.compile(
     r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"
 )
 
-# Cheap tests without which a family cannot match, so that almost every string skips the
-# (slower) substitutions: a secret word right before `:`, `=` or `,` for names, lowercase
-# substrings for the others.
-_NAMED_GATE = re.compile(
-    r"(?:key|token|secret|passw|pwd|passphrase|cookie|credential|authori[sz]ation|auth|sig)"
-    r"[a-z]*\\*[\"']?\s*[:=,]",
-    re.IGNORECASE,
+# Cheap tests on the lowercased text without which a family cannot match, so that almost
+# every string skips the substitutions. Each is an alternation of literals, which the regex
+# engine scans for by their first characters (no IGNORECASE: that would disable it).
+_SECRET_WORD_RE = (
+    r"(?:key|keys|token|secret|secrets|passw[a-z]*|pwd|passphrase|cookie|cookies|credential"
+    r"|credentials|authorization|authorisation|auth|signature|sig|apikey)"
 )
-_SHAPE_HINTS = (
-    "sk-", "pk-", "rk-", "xai-", "gsk_", "hf_", "pplx-", "r8_", "ghp_", "gho_", "ghu_", "ghs_",
-    "ghr_", "github_pat_", "xox", "aiza", "ya29.", "akia", "asia", "agpa", "aida", "aroa",
-    "anpa", "anva", "aipa", "eyj",
+# A quoted name (JSON, Python), an assignment, a separated name (`x-api-key:`), or a word
+# that is never prose before a colon.
+_NAMED_GATE = re.compile(
+    rf"{_SECRET_WORD_RE}(?:\\*[\"']\s*[:=,]|\s*=)|[-_.]{_SECRET_WORD_RE}\s*:"
+    r"|(?:passw[a-z]*|pwd|passphrase|secret|authori[sz]ation|apikey|cookies?)\s*:"
+)
+# Bare words that are ordinary prose before a colon ("the key: ..."); as JSON keys, in
+# assignments or as part of a longer name they still name a secret.
+_PROSE_WORDS = frozenset(
+    {"key", "keys", "token", "auth", "sig", "signature", "credential", "credentials", "secrets"}
 )  # fmt: skip
-_QUERY_HINTS = (
-    "sig=", "signature=", "token=", "key=", "auth=", "password=", "credential=", "x-amz-",
-    "x-goog-",
-)  # fmt: skip
+_SHAPE_GATE = re.compile(  # on the text itself: the shapes are case-sensitive
+    r"sk-|pk-|rk-|xai-|gsk_|hf_|pplx-|r8_|ghp_|gho_|ghu_|ghs_|ghr_|github_pat_|xox|AIza|ya29\."
+    r"|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|eyJ"
+)
+_QUERY_WORDS = ("sig", "signature", "token", "key", "auth", "password", "credential")
 
 
-_NAMED_HINTS = (
-    "key", "token", "secret", "passw", "pwd", "passphrase", "cookie", "credential", "authori",
-    "auth", "sig",
-)  # fmt: skip
+def _query_gate(text: str, low: str) -> bool:
+    """A signed-URL parameter may be there: `x-amz-`, `x-goog-`, or `<word>=`. Bodies
+    rarely hold `=`, and finding one character is much faster than a regex scan."""
+    if "x-amz-" in low or "x-goog-" in low:
+        return True
+    at = low.find("=")
+    while at != -1:
+        if low[max(at - 10, 0) : at].endswith(_QUERY_WORDS):
+            return True
+        at = low.find("=", at + 1)
+    return False
+
+
+# Where a secret word occurs: a plain alternation of literals is fast to search for;
+# `_NAMED_GATE` then looks at each occurrence only.
+_SECRET_WORD_FIND = re.compile(
+    r"key|token|secret|passw|pwd|passphrase|cookie|credential|authori|auth|sig"
+)
 
 
 def _named_gate(text: str, low: str) -> bool:
-    # Substring tests first: the regular expression is slow on long text that has none.
-    return any(hint in low for hint in _NAMED_HINTS) and bool(_NAMED_GATE.search(text))
+    for found in _SECRET_WORD_FIND.finditer(low):
+        start = found.start()
+        if _NAMED_GATE.match(low, start) or (start and _NAMED_GATE.match(low, start - 1)):
+            return True
+    return False
 
 
-def _has(hints: tuple[str, ...]) -> Callable[[str, str], bool]:
-    return lambda text, low: any(hint in low for hint in hints)
+def _gate(pattern: re.Pattern[str]) -> Callable[[str, str], bool]:
+    return lambda text, low: pattern.search(low) is not None
+
+
+def _has(hint: str) -> Callable[[str, str], bool]:
+    return lambda text, low: hint in low
 
 
 def _words(name: str) -> list[str]:
@@ -123,14 +150,15 @@ class Redactor:
         self.user_keys = tuple(key.lower() for key in keys if key)
         self.user_patterns = tuple(re.compile(pattern) for pattern in patterns if pattern)
         self.masked = 0
-        named = _has((":", "=")) if self.user_keys else _named_gate
+        named = _gate(re.compile("[:=,]")) if self.user_keys else _named_gate
         self._families: tuple[tuple[Callable[[str, str], bool], re.Pattern[str], Any], ...] = (
             (named, _NAMED, self._mask_named),
-            (_has(("bearer",)), _BEARER, self._mask),
-            (_has(("basic",)), _BASIC, self._mask),
-            (_has(_QUERY_HINTS), _QUERY, self._mask),
-            (_has(_SHAPE_HINTS), _SHAPES, self._mask),
+            (_has("bearer"), _BEARER, self._mask),
+            (_has("basic"), _BASIC, self._mask),
+            (_query_gate, _QUERY, self._mask),
+            (lambda text, low: _SHAPE_GATE.search(text) is not None, _SHAPES, self._mask),
         )
+        self._secret_keys: dict[str, bool] = {}  # is_secret_key, by name: keys repeat
 
     @property
     def has_user_rules(self) -> bool:
@@ -138,6 +166,14 @@ class Redactor:
 
     def is_secret_key(self, name: str) -> bool:
         """Does this key (header, field or metadata name) name a secret?"""
+        known = self._secret_keys.get(name)
+        if known is None:
+            known = self._secret_keys[name] = self._names_a_secret(name)
+            if len(self._secret_keys) > 10_000:  # bounded: keys may be anything
+                self._secret_keys.clear()
+        return known
+
+    def _names_a_secret(self, name: str) -> bool:
         compact = _compact(name)
         if self.user_keys and any(fnmatch.fnmatchcase(name.lower(), k) for k in self.user_keys):
             return True
@@ -160,8 +196,11 @@ class Redactor:
         return (match.groupdict().get("pre") or "") + REDACTED
 
     def _mask_named(self, match: re.Match[str]) -> str:
-        if not self.is_secret_key(match["name"]):
+        name = match["name"]
+        if not self.is_secret_key(name):
             return match[0]
+        if match["kq"] is None and match["sep"] == ":" and name.lower() in _PROSE_WORDS:
+            return match[0]  # "the key: use a map" is prose, not a credential
         self.masked += 1
         # `"api_key": 123` stays valid JSON: an unquoted value becomes a quoted string.
         quote = match["kq"] if match["q"] is None and match["kq"] else ""
