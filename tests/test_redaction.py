@@ -153,3 +153,11 @@ def test_quarantine_reasons_and_raw_lines_are_scrubbed(tmp_path: Any) -> None:
     quarantine.close()
     entry = json.loads((tmp_path / "q.jsonl").read_text())
     assert "tok-123" not in entry["reason"] and "pw-1" not in entry["raw"]
+
+
+def test_record_errors_and_warnings_quote_values_with_secrets_masked() -> None:
+    with pytest.raises(Exception, match=r"'Bearer \[REDACTED\]'") as raised:
+        parse_record({"id": "a", "created_at": "Bearer tok-in-a-date"})
+    assert "tok-in-a-date" not in str(raised.value)
+    record = parse_record({**BASE, "is_success": "api_key=not-a-bool-77"})
+    assert "not-a-bool-77" not in record.warnings[0]

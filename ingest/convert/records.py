@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ingest.convert.redact import scrub
 from ingest.errors import RecordError
 
 # The 20 fields an export can carry (Portkey's `requested_data` enum, in spec order).
@@ -378,5 +379,9 @@ def _from_js_date(match: re.Match[str], text: str) -> datetime:
 
 
 def _preview(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    """A short quote of a value for a reason or warning: escaped (repr), secrets masked
+    before cutting, so that neither stderr, a quarantine file nor a span shows one."""
+    if isinstance(value, str | bytes) and len(value) > 10 * limit:
+        value = value[: 10 * limit]  # a 30 MB value is not copied to quote 60 characters
+    text = scrub(repr(value))
     return text if len(text) <= limit else text[: limit - 3] + "..."
