@@ -210,3 +210,12 @@ def test_attribute_cap_keeps_the_most_recent_messages_renumbered() -> None:
                 and k.endswith(".content")]  # fmt: skip
     assert contents[-1] == "m99" and got["llm.input_messages.0.message.content"] == contents[0]
     assert any("attribute cap" in cut for cut in got["portkey.ingest.truncated"])
+
+
+def test_content_parts_beyond_the_cap_leave_a_visible_marker() -> None:
+    parts = [{"type": "text", "text": f"p{i}"} for i in range(250)]
+    got = attributes_of(record_line(request={"messages": [{"role": "user", "content": parts}]}))
+    prefix = "llm.input_messages.0.message.contents"
+    assert got[f"{prefix}.199.message_content.text"] == "p199"
+    assert got[f"{prefix}.200.message_content.text"] == "…[50 more content parts omitted]"
+    assert f"{prefix}.201.message_content.text" not in got
