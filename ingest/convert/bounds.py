@@ -19,11 +19,12 @@ from collections import defaultdict
 from opentelemetry.util.types import AttributeValue
 
 from ingest.convert.common import SA
+from ingest.convert.messages import MAX_INLINE_IMAGE_CHARS
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # Image URLs may be as long as an inline image (messages.MAX_INLINE_IMAGE_CHARS) plus its head.
 IMAGE_URL_SUFFIX = "image.image.url"
-IMAGE_URL_CHARS = 256 * 1024 + 100
+IMAGE_URL_CHARS = MAX_INLINE_IMAGE_CHARS + 100
 _KEY_OVERHEAD = 8  # protobuf framing per attribute, roughly
 
 Attributes = dict[str, AttributeValue]
