@@ -71,7 +71,7 @@ project_option = click.option(
 
 
 def _to_meta(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    ctx.meta[f"conversion.{param.name}"] = value
+    ctx.meta[f"param.{param.name}"] = value
     return value
 
 
@@ -230,10 +230,10 @@ def conversion_settings(project: str, session_key: str, max_messages: int, max_c
         session_key=session_key or None,
         max_messages=max_messages,
         max_value_chars=max_chars,
-        max_span_bytes=meta.get("conversion.max_span_bytes", 1_000_000),
-        max_line_bytes=meta.get("conversion.max_line_bytes", 32 << 20),
-        redact_keys=tuple(meta.get("conversion.redact_key", ())),
-        redact_patterns=tuple(meta.get("conversion.redact_pattern", ())),
+        max_span_bytes=meta.get("param.max_span_bytes", 1_000_000),
+        max_line_bytes=meta.get("param.max_line_bytes", 32 << 20),
+        redact_keys=tuple(meta.get("param.redact_key", ())),
+        redact_patterns=tuple(meta.get("param.redact_pattern", ())),
     )
 
 

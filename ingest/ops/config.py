@@ -431,7 +431,8 @@ def effective_settings(
     for key, option in option_keys(command).items():
         name = str(option.name)
         source = sub.get_parameter_source(name)
-        value = sub.params.get(name)
+        # Options that do not reach the command's arguments leave their value in ctx.meta.
+        value = sub.params[name] if name in sub.params else sub.meta.get(f"param.{name}")
         if name == "state_dir" and value is None:
             from ingest.run.state import default_state_dir
 
