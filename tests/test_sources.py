@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 
 from ingest.convert.records import LogRecord, RecordError, parse_record
 from ingest.errors import SourceError
-from ingest.sources.files import SourceLine, decode_line, expand_paths, fingerprint, read_lines
+from ingest.sources.files import (
+    SourceLine,
+    chunk_lines,
+    decode_line,
+    expand_paths,
+    fingerprint,
+    read_lines,
+)
 
 CONTENT = (
     b'{"id": "log-1", "created_at": "2026-07-25T11:14:18Z"}\n'
@@ -307,3 +314,46 @@ def test_a_utf8_bom_before_the_first_line_is_ignored(tmp_path: Path) -> None:
     path = tmp_path / "bom.jsonl"
     path.write_bytes(b'\xef\xbb\xbf{"id": "a"}\n{"id": "b"}\n')
     assert [decode_line(line)["id"] for line in read_lines(path)] == ["a", "b"]
+
+
+# ---- line length cap -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["export.jsonl", "export.jsonl.gz"])
+def test_a_line_over_the_cap_is_skipped_and_rejected_by_number_and_size(
+    tmp_path: Path, name: str
+) -> None:
+    big = b'{"id": "big", "pad": "' + b"x" * 5_000 + b'"}'
+    content = b'{"id": "a"}\n' + big + b'\n{"id": "b"}\n'
+    path = write(tmp_path / name, content)
+    lines = list(read_lines(path, max_line_bytes=1_000))
+    assert [(line.line_no, line.oversized) for line in lines] == [
+        (1, None), (2, len(big) + 1), (3, None),
+    ]  # fmt: skip
+    assert lines[1].end_offset == len(b'{"id": "a"}\n') + len(big) + 1
+    assert lines[2].data == b'{"id": "b"}' and lines[2].end_offset == len(content)
+    assert len(lines[1].data) <= 200  # a preview, never the line
+    with pytest.raises(RecordError, match=r"line 2 is 5,025 bytes, over the limit of 1,000"):
+        decode_line(lines[1])
+    # Resuming after the oversized line reads on from there.
+    after = list(read_lines(path, lines[1].end_offset, lines[1].line_no, max_line_bytes=1_000))
+    assert [line.data for line in after] == [b'{"id": "b"}']
+
+
+def test_a_line_exactly_at_the_cap_is_read(tmp_path: Path) -> None:
+    line = b'{"id": "' + b"y" * 92 + b'"}'
+    assert len(line) == 102
+    (read,) = read_lines(write(tmp_path / "e.jsonl", line + b"\n"), max_line_bytes=102)
+    assert read.oversized is None and read.data == line
+
+
+def test_an_oversized_last_line_without_newline(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.jsonl", b'{"id": "a"}\n' + b"z" * 3_000)
+    lines = list(read_lines(path, max_line_bytes=1_000))
+    assert [line.oversized for line in lines] == [None, 3_000]
+
+
+def test_chunks_are_bounded_in_lines_and_bytes() -> None:
+    lines = [SourceLine(Path("f"), i, 0, b"x" * 100) for i in range(10)]
+    assert [len(c) for c in chunk_lines(iter(lines), 4)] == [4, 4, 2]
+    assert [len(c) for c in chunk_lines(iter(lines), 500, max_bytes=250)] == [3, 3, 3, 1]

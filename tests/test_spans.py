@@ -96,39 +96,48 @@ def error_event(span: ReadableSpan) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("response", "message", "error_type"),
+    ("status", "response", "message", "error_type"),
     [
-        (  # OpenAI and Portkey
-            {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit"}},
-            "Rate limit reached",
-            "requests",
+        (  # OpenAI and Portkey: the code is more specific than the type
+            429,
+            {"error": {"message": "Rate limit reached", "type": "requests",
+                       "code": "rate_limit_exceeded"}},
+            "429 rate_limit_exceeded: Rate limit reached",
+            "RateLimitError",
         ),
         (  # Anthropic
+            529,
             {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
-            "Overloaded",
-            "overloaded_error",
+            "529 overloaded_error: Overloaded",
+            "InternalServerError",
         ),
-        (  # Gemini
+        (  # Gemini: a numeric code repeats the HTTP status; the status names the failure
+            400,
             {"error": {"code": 400, "message": "API key not valid", "status": "INVALID_ARGUMENT"}},
-            "API key not valid",
-            "400",
+            "400 INVALID_ARGUMENT: API key not valid",
+            "BadRequestError",
         ),
         (  # Gemini streaming: a one-item list
+            429,
             [{"error": {"message": "Quota exceeded", "status": "RESOURCE_EXHAUSTED"}}],
-            "Quota exceeded",
-            "RESOURCE_EXHAUSTED",
+            "429 RESOURCE_EXHAUSTED: Quota exceeded",
+            "RateLimitError",
         ),
-        ({"message": "The security token included in the request is invalid."},  # Bedrock
-         "The security token included in the request is invalid.", None),
-        ({"error": "upstream timed out"}, "upstream timed out", None),
-        ({"unexpected": True}, "HTTP 502", None),
-        (None, "HTTP 502", None),
+        (403, {"message": "The security token included in the request is invalid."},  # Bedrock
+         "403: The security token included in the request is invalid.", "PermissionDeniedError"),
+        (504, {"error": "upstream timed out"}, "504: upstream timed out", "APITimeoutError"),
+        (401, {"error": {"code": "invalid_api_key", "message": "Bad key"}},
+         "401 invalid_api_key: Bad key", "AuthenticationError"),
+        (502, {"unexpected": True}, "HTTP 502", "InternalServerError"),
+        (502, None, "HTTP 502", "InternalServerError"),
+        (None, {"error": {"type": "weird_thing", "message": "odd"}}, "weird_thing: odd",
+         "APIError"),
     ],
 )  # fmt: skip
-def test_errors_carry_the_provider_message(
-    response: Any, message: str, error_type: str | None
+def test_errors_carry_status_code_and_provider_message(
+    status: int | None, response: Any, message: str, error_type: str | None
 ) -> None:
-    span = span_of(response=response, response_status_code=502, is_success=False)
+    span = span_of(response=response, response_status_code=status, is_success=False)
     as_dict = span_to_dict(span)
     assert as_dict["status"] == {"code": "ERROR", "message": message}
     event = error_event(span)

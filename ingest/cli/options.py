@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -82,6 +83,21 @@ project_option = click.option(
     help="Phoenix project the spans go to (created on first use).",
 )
 
+
+def _to_meta(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta[f"param.{param.name}"] = value
+    return value
+
+
+def _regex_to_meta(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    for pattern in value:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise click.BadParameter(f"{pattern!r} is not a regular expression: {exc}") from None
+    return _to_meta(ctx, param, value)
+
+
 conversion_options = option_group(
     click.option(
         "--session-key",
@@ -106,7 +122,20 @@ conversion_options = option_group(
         show_default=True,
         help="Longest attribute string; longer ones end with a truncation marker.",
     ),
-)
+    # Options below reach ConversionOptions through ctx.meta (`conversion_settings`), so
+    # that the commands' signatures stay as they are.
+    click.option("--max-span-bytes", type=click.IntRange(min=10_000), default=1_000_000,
+                 show_default=True, expose_value=False, callback=_to_meta,
+                 help="Most attribute text one span may carry; the longest values are cut."),
+    click.option("--max-line-bytes", type=click.IntRange(min=1_000), default=32 << 20,
+                 show_default=True, expose_value=False, callback=_to_meta,
+                 help="Longest export line read; a longer one is skipped and quarantined."),
+    click.option("--redact-key", multiple=True, expose_value=False, callback=_to_meta,
+                 help="Also mask the value of this metadata/body key (shell-style pattern, "
+                 "any case; repeatable)."),
+    click.option("--redact-pattern", multiple=True, expose_value=False, callback=_regex_to_meta,
+                 help="Also mask text matching this regular expression (repeatable)."),
+)  # fmt: skip
 
 state_option = click.option(
     "--state-dir",
@@ -148,7 +177,7 @@ delivery_options = option_group(
 )
 
 _LOG_FORMAT: list[str] = []  # set by --log-format before the command body runs
-LOG_FORMAT_META = "ingest.log_format"  # and left in ctx.meta, for `config show`
+LOG_FORMAT_META = "param.log_format"  # left in ctx.meta like the other hidden options
 
 
 def _remember_log_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -222,11 +251,17 @@ def phoenix_settings(
 
 
 def conversion_settings(project: str, session_key: str, max_messages: int, max_chars: int) -> Any:
+    ctx = click.get_current_context(silent=True)
+    meta = ctx.meta if ctx is not None else {}
     return ConversionOptions(
         project=project,
         session_key=session_key or None,
         max_messages=max_messages,
         max_value_chars=max_chars,
+        max_span_bytes=meta.get("param.max_span_bytes", 1_000_000),
+        max_line_bytes=meta.get("param.max_line_bytes", 32 << 20),
+        redact_keys=tuple(meta.get("param.redact_key", ())),
+        redact_patterns=tuple(meta.get("param.redact_pattern", ())),
     )
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ingest.convert.redact import scrub
 from ingest.errors import RecordError
 
 # The 20 fields an export can carry (Portkey's `requested_data` enum, in spec order).
@@ -108,6 +109,7 @@ def parse_record(raw: Any) -> LogRecord:
     if log_id is None:
         raise RecordError("no log id: field 'id' is missing or empty")
     created_at = _timestamp(raw.get("created_at"), notes)
+    start = _otlp_start(created_at)
     values: dict[str, Any] = {
         "trace_id": _text(raw, "trace_id", notes),
         "request": _body(raw, "request", notes),
@@ -135,6 +137,10 @@ def parse_record(raw: Any) -> LogRecord:
         "last_used_option_index": _integer(raw, "last_used_option_index", notes),
         "virtual_key": _text(raw, "virtual_key", notes),
     }
+    elapsed = values["response_time_ms"]
+    if elapsed is not None and start + round(elapsed * 1_000_000) > MAX_NS:
+        notes.dropped("response_time", raw.get("response_time"), "ends after 2262")
+        values["response_time_ms"] = None
     return LogRecord(
         log_id=log_id,
         created_at=created_at,
@@ -222,6 +228,9 @@ def _integer(raw: Mapping[str, Any], name: str, notes: _Notes) -> int | None:
         return None
     if not number.is_integer():
         notes.dropped(name, raw.get(name), "not a whole number")
+        return None
+    if number >= 2**63:  # OTLP integers are signed 64-bit
+        notes.dropped(name, raw.get(name), "too large")
         return None
     return int(number)
 
@@ -318,6 +327,33 @@ def _timestamp(value: Any, notes: _Notes) -> datetime:
         raise _out_of_range(text) from None
 
 
+# OTLP carries times as nanoseconds since 1970 in 64 bits; Phoenix reads them signed.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_NS = 2**63 - 1
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def start_ns(moment: datetime) -> int:
+    """Nanoseconds since 1970 of an aware datetime (microsecond precision)."""
+    return (moment - EPOCH) // _MICROSECOND * 1000
+
+
+def _otlp_start(created_at: datetime) -> int:
+    """The start in nanoseconds, or `RecordError` when OTLP cannot carry it."""
+    when = created_at.isoformat()
+    if created_at < EPOCH:
+        raise RecordError(
+            f"no usable timestamp: created_at {when} is before 1970-01-01, which OTLP cannot carry"
+        )
+    ns = start_ns(created_at)
+    if ns > MAX_NS:
+        raise RecordError(
+            f"no usable timestamp: created_at {when} is after 2262-04-11, "
+            "beyond OTLP's 64-bit nanoseconds"
+        )
+    return ns
+
+
 def _out_of_range(value: Any) -> RecordError:
     return RecordError(f"no usable timestamp: created_at {_preview(value)} is out of range")
 
@@ -343,5 +379,9 @@ def _from_js_date(match: re.Match[str], text: str) -> datetime:
 
 
 def _preview(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    """A short quote of a value for a reason or warning: escaped (repr), secrets masked
+    before cutting, so that neither stderr, a quarantine file nor a span shows one."""
+    if isinstance(value, str | bytes) and len(value) > 10 * limit:
+        value = value[: 10 * limit]  # a 30 MB value is not copied to quote 60 characters
+    text = scrub(repr(value))
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -7,8 +7,8 @@ record and the options, so the same log always gives the same span.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from openinference.semconv.resource import ResourceAttributes
@@ -19,14 +19,15 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 
 from ingest import __version__
 from ingest.convert import ids
-from ingest.convert.attributes import EXCEPTION_MESSAGE, EXCEPTION_TYPE, build_span_facts
-from ingest.convert.records import LogRecord
+from ingest.convert.attributes import Limits, build_span_facts
+from ingest.convert.common import EXCEPTION_MESSAGE, EXCEPTION_TYPE
+from ingest.convert.records import EPOCH, MAX_NS, LogRecord, start_ns
+from ingest.convert.redact import Redactor
+from ingest.errors import RecordError
 
 SCOPE = InstrumentationScope("portkey-phoenix-ingest", __version__)
 SERVICE = "portkey-gateway"
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,22 @@ class ConversionOptions:
     session_key: str | None = "session_id"  # metadata key -> session.id; None: no sessions
     max_messages: int = 200  # per direction; the most recent are kept
     max_value_chars: int = 50_000
+    max_attributes: int = 2_000  # per span; list items (oldest messages first) give way
+    max_span_bytes: int = 1_000_000  # attribute text per span; the longest values are cut
+    max_line_bytes: int = 32 << 20  # one export line; longer ones are quarantined unread
+    redact_keys: tuple[str, ...] = ()  # the user's key-name rules (shell-style patterns)
+    redact_patterns: tuple[str, ...] = ()  # the user's value rules (regular expressions)
+    # Compiled once from the rules above; counts what it masked over the run.
+    redactor: Redactor = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "redactor", Redactor(self.redact_keys, self.redact_patterns))
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            self.max_messages, self.max_value_chars, self.max_attributes, self.max_span_bytes
+        )
 
 
 def make_resource(project: str) -> Resource:
@@ -46,10 +63,6 @@ def make_resource(project: str) -> Resource:
     return Resource({ResourceAttributes.PROJECT_NAME: project, SERVICE_NAME: SERVICE})
 
 
-def _ns(moment: datetime) -> int:
-    return (moment - _EPOCH) // _MICROSECOND * 1000
-
-
 def to_span(
     record: LogRecord,
     options: ConversionOptions,
@@ -57,11 +70,14 @@ def to_span(
     parent_log_id: str | None = None,
 ) -> ReadableSpan:
     """One log as one span; `parent_log_id` links it under its Portkey parent (trees.py)."""
+    start = start_ns(record.created_at)
+    if not 0 <= start <= MAX_NS:  # parse_record refuses these; a hand-built record may not
+        raise RecordError(f"no usable timestamp: {record.created_at} cannot be carried by OTLP")
     facts = build_span_facts(
         record,
         session_key=options.session_key,
-        max_messages=options.max_messages,
-        max_value_chars=options.max_value_chars,
+        limits=options.limits,
+        redactor=options.redactor,
     )
     context = SpanContext(
         trace_id=ids.trace_id_for(options.project, record.trace_id, record.log_id),
@@ -77,8 +93,8 @@ def to_span(
             is_remote=False,
             trace_flags=_SAMPLED,
         )
-    start = _ns(record.created_at)
     end = start + round(record.response_time_ms * 1_000_000) if record.response_time_ms else start
+    end = end if end <= MAX_NS else start
     events: tuple[Event, ...] = ()
     if facts.status is StatusCode.ERROR:
         event_attributes = {EXCEPTION_MESSAGE: facts.status_message or ""}
@@ -103,7 +119,7 @@ def to_span(
 def _rfc3339(ns: int | None) -> str | None:
     if ns is None:
         return None
-    moment = _EPOCH + timedelta(microseconds=ns // 1000)
+    moment = EPOCH + timedelta(microseconds=ns // 1000)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

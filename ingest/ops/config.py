@@ -197,6 +197,14 @@ def _checked(option: click.Option, value: Any, what: str) -> Any:
         value = value.isoformat()  # TOML dates: the option's own parser applies time zones
     if isinstance(option.type, click.Path) and isinstance(value, str):
         value = os.path.expanduser(value)  # no shell expands `~` in a file
+    if option.multiple:  # a repeatable option (`redact_key`) takes a list or one value
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            try:
+                option.type.convert(item, option, None)
+            except click.BadParameter as exc:
+                raise ConfigError(f"{what}: {exc.message.rstrip('.')}.") from None
+        return items
     if isinstance(value, list) or (isinstance(value, Mapping) and option.name != "client_headers"):
         raise ConfigError(f"{what} must be a single value, not a TOML {type(value).__name__}.")
     try:
@@ -423,9 +431,8 @@ def effective_settings(
     for key, option in option_keys(command).items():
         name = str(option.name)
         source = sub.get_parameter_source(name)
-        # An option that is not passed to the command body (--log-format) leaves its value
-        # in ctx.meta under "ingest.<name>".
-        value = sub.params.get(name, sub.meta.get(f"ingest.{name}"))
+        # Options that do not reach the command's arguments leave their value in ctx.meta.
+        value = sub.params[name] if name in sub.params else sub.meta.get(f"param.{name}")
         if name == "state_dir" and value is None:
             from ingest.run.state import default_state_dir
 

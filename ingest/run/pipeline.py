@@ -8,7 +8,6 @@ last verified line of a file, its counts, and whether the file is complete.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import logging
 import os
@@ -35,7 +34,7 @@ from ingest.run.outcome import outcome_of
 from ingest.run.progress import Progress
 from ingest.run.quarantine import Quarantine
 from ingest.run.state import StateStore, advance_file, new_file_entry, record_run
-from ingest.sources.files import SourceLine, decode_line, fingerprint, read_lines
+from ingest.sources.files import SourceLine, chunk_lines, decode_line, fingerprint, read_lines
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +54,7 @@ class RunSummary:
     annotation_failures: int = 0
     coercions: Counter[str] = field(default_factory=Counter)
     records_with_warnings: int = 0
+    redacted: int = 0  # secrets masked by the conversion (ConversionOptions.redactor)
     elapsed_s: float = 0.0
     quarantine_path: Path | None = None
     earliest: datetime | None = None  # start times of the logs seen, for the Phoenix link
@@ -96,6 +96,7 @@ class RunSummary:
             "annotation_failures": self.annotation_failures,
             "coerced": dict(sorted(self.coercions.items())),
             "records_with_warnings": self.records_with_warnings,
+            "redacted": self.redacted,
             "elapsed_s": round(self.elapsed_s, 3),
             "rate_per_s": round(self.rate, 1),
             "quarantine_file": str(self.quarantine_path) if self.quarantine_path else None,
@@ -191,6 +192,7 @@ class FileImporter:
         self.progress.close()
         self.summary.elapsed_s = time.monotonic() - self._started
         self.summary.quarantined = self.quarantine.count
+        self.summary.redacted = self.options.redactor.masked
         self.summary.quarantine_path = self.quarantine.path if self.quarantine.count else None
         self.summary.retried = getattr(getattr(self.deliverer, "sender", None), "retries", 0)
         self.summary.resent = self.deliverer.stats.resent
@@ -250,8 +252,8 @@ class FileImporter:
     def _batches(self, path: Path, offset: int, line_no: int) -> Iterator[Batch]:
         """Batches bounded in spans and in encoded bytes, each ending after a whole line."""
         batch = Batch(spans=[], position=None, counts=Counter())
-        lines = read_lines(path, offset, line_no)
-        while chunk := list(itertools.islice(lines, self.tuning.batch_size)):
+        lines = read_lines(path, offset, line_no, self.options.max_line_bytes)
+        for chunk in chunk_lines(lines, self.tuning.batch_size):
             self.summary.read += len(chunk)
             decoded = [_decode(line) for line in chunk]
             if self.enricher is not None:

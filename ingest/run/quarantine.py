@@ -14,7 +14,7 @@ from typing import IO
 
 import click
 
-from ingest.convert.redact import redact_text
+from ingest.convert.redact import scrub
 from ingest.run.logs import escape
 from ingest.run.state import make_private_dir, open_private, utc_now
 
@@ -34,7 +34,7 @@ class Quarantine:
 
     def add(self, source: Path | str, line: int, reason: str, raw: bytes | str) -> None:
         text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-        text = redact_text(text.replace("\x00", ""))
+        text, reason = scrub(text), scrub(reason)
         if len(text) > MAX_RAW_CHARS:
             text = f"{text[:MAX_RAW_CHARS]}…[truncated: {len(text)} chars]"
         entry = {"time": utc_now(), "source": str(source), "line": line, "reason": reason}

@@ -1,8 +1,11 @@
 """Read Portkey export files (JSONL, optionally gzip) line by line, from disk, resumably.
 
-Files are streamed: memory does not grow with file size (DESIGN.md, invariant 4). Each line
-carries the byte offset just past it, so an interrupted import can resume after the last
-verified line.
+Files are streamed: memory does not grow with file size (DESIGN.md, invariant 4), nor with
+the length of a line. A line longer than `max_line_bytes` is never held whole: it is read
+past in pieces and handed on as an oversized line (its number, its size, a short preview),
+which `decode_line` rejects with the reason, so it is quarantined like any bad record. Each
+line carries the byte offset just past it, so an interrupted import can resume after the
+last verified line.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from ingest.errors import RecordError, SourceError
 
 _CHUNK = 1 << 20
 EXPORT_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
+MAX_LINE_BYTES = 32 << 20  # one export line; a real Portkey log is far below this
+MAX_CHUNK_BYTES = 64 << 20  # lines decoded together (`chunk_lines`)
+_PREVIEW_BYTES = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +32,9 @@ class SourceLine:
     path: Path
     line_no: int  # 1-based
     end_offset: int  # byte offset just past this line, in the (decompressed) stream
-    data: bytes  # the line without its newline
+    data: bytes  # the line without its newline; a preview when `oversized`
+    oversized: int | None = None  # the line's size in bytes when it was too long to read
+    limit: int = MAX_LINE_BYTES  # the per-line limit it was read with
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -43,16 +51,30 @@ def _unreadable(path: Path, exc: OSError) -> SourceError:
     return SourceError(f"cannot read {path}: {reason}. Check the path and its permissions.")
 
 
-def read_lines(path: Path, start_offset: int = 0, start_line: int = 0) -> Iterator[SourceLine]:
+def read_lines(
+    path: Path, start_offset: int = 0, start_line: int = 0, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[SourceLine]:
     """Yield the non-blank lines of `path` after `start_offset` (a previous `end_offset`)."""
     with _open(path) as stream:
         try:
             if start_offset:
                 stream.seek(start_offset)  # gzip streams seek by decompressing forward
             offset, line_no = start_offset, start_line
-            for data in stream:
+            while data := stream.readline(max_line_bytes + 1):
                 line_no += 1
                 offset += len(data)
+                if len(data) > max_line_bytes and not data.endswith(b"\n"):
+                    size = len(data) + _skip_rest_of_line(stream)
+                    offset += size - len(data)
+                    yield SourceLine(
+                        path,
+                        line_no,
+                        offset,
+                        data[:_PREVIEW_BYTES],
+                        oversized=size,
+                        limit=max_line_bytes,
+                    )
+                    continue
                 stripped = data.strip()
                 if stripped:
                     yield SourceLine(path, line_no, offset, stripped)
@@ -63,8 +85,40 @@ def read_lines(path: Path, start_offset: int = 0, start_line: int = 0) -> Iterat
             ) from exc
 
 
+def _skip_rest_of_line(stream: IO[bytes]) -> int:
+    """Read past the rest of the current line in pieces; return how many bytes it had."""
+    skipped = 0
+    while piece := stream.readline(_CHUNK):
+        skipped += len(piece)
+        if piece.endswith(b"\n"):
+            break
+    return skipped
+
+
+def chunk_lines(
+    lines: Iterator[SourceLine], max_lines: int, max_bytes: int = MAX_CHUNK_BYTES
+) -> Iterator[list[SourceLine]]:
+    """Lines in groups of at most `max_lines` and about `max_bytes`, so that a group of
+    large lines is never decoded at once."""
+    chunk: list[SourceLine] = []
+    size = 0
+    for line in lines:
+        chunk.append(line)
+        size += len(line.data)
+        if len(chunk) >= max_lines or size >= max_bytes:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
 def decode_line(line: SourceLine) -> Any:
     """The JSON value of one line; raises `RecordError` with the reason when it is not JSON."""
+    if line.oversized is not None:
+        raise RecordError(
+            f"line {line.line_no} is {line.oversized:,} bytes, over the limit of "
+            f"{line.limit:,} bytes per line (--max-line-bytes); skipped without reading it whole"
+        )
     try:
         text = line.data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -1,0 +1,189 @@
+"""What OTLP can carry and what a span may weigh: every value bounded before it leaves.
+
+- text: NUL characters removed (PostgreSQL rejects them after Phoenix answered 200), valid
+  UTF-8 (lone surrogates replaced), strings cut after `max_chars` with a visible marker;
+- integers: OTLP carries signed 64-bit integers; a larger one (a status code of 1e20, token
+  counts of 10**30) is dropped with a warning instead of failing the encoder;
+- count: at most `max_attributes` attributes; list-shaped families (messages, tools,
+  embeddings) give up whole items first, the most recent input messages last;
+- size: at most `max_bytes` of attribute text; the longest values are cut first, to one
+  common length, so a span never weighs more than the cap whatever the log holds.
+Every cut is listed in `portkey.ingest.truncated`, every drop in `portkey.ingest.warnings`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+from opentelemetry.util.types import AttributeValue
+
+from ingest.convert.common import SA
+from ingest.convert.messages import MAX_INLINE_IMAGE_CHARS
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Image URLs may be as long as an inline image (messages.MAX_INLINE_IMAGE_CHARS) plus its head.
+IMAGE_URL_SUFFIX = "image.image.url"
+IMAGE_URL_CHARS = MAX_INLINE_IMAGE_CHARS + 100
+_KEY_OVERHEAD = 8  # protobuf framing per attribute, roughly
+
+Attributes = dict[str, AttributeValue]
+
+
+def bound_text(text: str, max_chars: int) -> tuple[str, bool]:
+    """(text without NULs, valid UTF-8, cut after `max_chars` with a visible marker; was it cut)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates, from `\ud800` escapes in the log
+            text = text.encode("utf-8", "replace").decode("utf-8")
+    if len(text) <= max_chars:
+        return text, False
+    return f"{text[:max_chars]}…[truncated: {len(text)} chars]", True
+
+
+def bound_values(
+    attributes: dict[str, AttributeValue], max_chars: int, truncated: list[str]
+) -> None:
+    """Apply `bound_text` to every string (and string list item), noting the keys cut."""
+    changed: dict[str, AttributeValue] = {}
+    for key, value in attributes.items():
+        if type(value) is str:
+            if len(value) <= max_chars and value.isascii() and "\x00" not in value:
+                continue  # the common case, checked without a call
+            limit = max(max_chars, IMAGE_URL_CHARS) if key.endswith(IMAGE_URL_SUFFIX) else max_chars
+            fixed, cut = bound_text(value, limit)
+            if fixed is not value:
+                changed[key] = fixed
+            if cut:
+                truncated.append(key)
+        elif isinstance(value, list) and value and isinstance(value[0], str):
+            items = [bound_text(item, max_chars) for item in value]
+            changed[key] = [item for item, _ in items]
+            if any(cut for _, cut in items):
+                truncated.append(key)
+    attributes.update(changed)
+
+
+def bound_list(items: list[str], max_items: int, max_chars: int) -> list[str]:
+    """A list attribute of our own notes, bounded in length and item size."""
+    out = [bound_text(item, max_chars)[0] for item in items[:max_items]]
+    if len(items) > max_items:
+        out.append(f"…[{len(items) - max_items} more]")
+    return out
+
+
+def fits_int64(value: object) -> bool:
+    return not isinstance(value, int) or isinstance(value, bool) or INT64_MIN <= value <= INT64_MAX
+
+
+def drop_wide_integers(attributes: Attributes, warnings: list[str]) -> None:
+    """Remove integers (and integer lists) OTLP cannot carry, saying so."""
+    for key in [key for key, value in attributes.items() if not _fits(value)]:
+        warnings.append(f"{key}: integer beyond 64 bits ({_preview(attributes.pop(key))}); dropped")
+
+
+def _fits(value: AttributeValue) -> bool:
+    if isinstance(value, list | tuple):
+        return all(map(fits_int64, value))
+    return fits_int64(value)
+
+
+def _preview(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# `family.{index}.rest` for the list-shaped attribute families, in the order they give way
+# to the attribute cap: tools and embeddings first, then the oldest input messages; the
+# answer (output messages) goes last.
+_FAMILIES = (SA.LLM_TOOLS, SA.EMBEDDING_EMBEDDINGS, SA.LLM_INPUT_MESSAGES, SA.LLM_OUTPUT_MESSAGES)
+_ITEM = re.compile(rf"^({'|'.join(re.escape(f) for f in _FAMILIES)})\.(\d+)\.(.+)$")
+
+
+def cap_attribute_count(attributes: Attributes, max_attributes: int, truncated: list[str]) -> None:
+    """Keep at most `max_attributes`: whole list items give way, renumbered from 0."""
+    if len(attributes) <= max_attributes:
+        return
+    groups: dict[tuple[str, int], list[str]] = defaultdict(list)
+    fixed = 0
+    for key in attributes:
+        if match := _ITEM.match(key):
+            groups[(match[1], int(match[2]))].append(key)
+        else:
+            fixed += 1
+    room = max_attributes - fixed
+    keep: set[tuple[str, int]] = set()
+    # The answer first, then the most recent input messages, then tools and embeddings.
+    for family in reversed(_FAMILIES):
+        indices = sorted((i for f, i in groups if f == family), reverse=family == _FAMILIES[2])
+        for index in indices:
+            size = len(groups[(family, index)])
+            if size <= room:
+                keep.add((family, index))
+                room -= size
+    renumber: dict[tuple[str, int], int] = {}
+    for family in _FAMILIES:
+        kept = sorted(i for f, i in keep if f == family)
+        total = sum(1 for f, _ in groups if f == family)
+        renumber.update({(family, old): new for new, old in enumerate(kept)})
+        if len(kept) < total:
+            truncated.append(f"{family}: kept {len(kept)} of {total} (attribute cap)")
+    rebuilt: Attributes = {}
+    for key, value in attributes.items():
+        if match := _ITEM.match(key):
+            new = renumber.get((match[1], int(match[2])))
+            if new is not None:
+                rebuilt[f"{match[1]}.{new}.{match[3]}"] = value
+        else:
+            rebuilt[key] = value
+    if len(rebuilt) > max_attributes:  # more fixed attributes than the cap: drop the last
+        for key in list(rebuilt)[max_attributes:]:
+            del rebuilt[key]
+        truncated.append(f"attributes: kept {max_attributes} (attribute cap)")
+    attributes.clear()
+    attributes.update(rebuilt)
+
+
+def _weight(key: str, value: AttributeValue) -> int:
+    if isinstance(value, str):
+        size = len(value) if value.isascii() else len(value.encode("utf-8"))
+    elif isinstance(value, list | tuple):
+        size = sum(len(str(item)) + 2 for item in value)
+    else:
+        size = 8
+    return len(key) + size + _KEY_OVERHEAD
+
+
+def cap_span_size(attributes: Attributes, max_bytes: int, truncated: list[str]) -> None:
+    """Cut the longest strings to one common length so the attributes fit in `max_bytes`."""
+    weights = {key: _weight(key, value) for key, value in attributes.items()}
+    total = sum(weights.values())
+    if total <= max_bytes:
+        return
+    strings = {key: w for key, w in weights.items() if isinstance(attributes[key], str)}
+    others = total - sum(strings.values())
+    budget = max(max_bytes - others, 0)
+    # The largest per-value weight `level` with sum(min(w, level)) <= budget (water-filling).
+    low, high = 0, max(strings.values(), default=0)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if sum(min(w, mid) for w in strings.values()) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    for key, weight in strings.items():
+        if weight <= low:
+            continue
+        value = attributes[key]
+        assert isinstance(value, str)
+        room = max(low - len(key) - _KEY_OVERHEAD - 40, 0)  # 40: the marker
+        chars = room * len(value) // max(weight - len(key) - _KEY_OVERHEAD, 1)
+        if key.endswith(IMAGE_URL_SUFFIX) and value.startswith("data:"):
+            head = value.partition(",")[0]
+            attributes[key] = f"{head},…[{len(value)} bytes omitted]"
+        else:
+            attributes[key] = bound_text(value, chars)[0]
+        truncated.append(f"{key} (span size cap)")

@@ -1,0 +1,120 @@
+"""Fidelity details (issue 16, part 3) and zero-billed requests (issue 11, item 4): each rule
+with its own case, raw log -> span attributes as Phoenix stores them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ingest.convert.common import MAPPING_VERSION
+from ingest.convert.records import parse_record
+from ingest.convert.spans import ConversionOptions, make_resource, span_to_dict, to_span
+
+PROJECT = "test-project"
+BASE: dict[str, Any] = {"id": "log-1", "created_at": "2026-07-25T11:14:18.123Z"}
+CHAT = "https://api.portkey.ai/v1/chat/completions"
+
+
+def convert(**fields: Any) -> dict[str, Any]:
+    options = ConversionOptions(project=PROJECT)
+    return span_to_dict(to_span(parse_record({**BASE, **fields}), options, make_resource(PROJECT)))
+
+
+def attrs(**fields: Any) -> dict[str, Any]:
+    return convert(**fields)["attributes"]
+
+
+def tokens(attributes: dict[str, Any], prefix: str = "llm.token_count.") -> dict[str, Any]:
+    return {k[len(prefix) :]: v for k, v in attributes.items() if k.startswith(prefix)}
+
+
+def test_prompt_completion_emits_template_variables_version_and_prompt_id() -> None:
+    got = attrs(
+        request_url="https://api.portkey.ai/v1/prompts/pp-weather-1a2b/completions",
+        request={"variables": {"city": "Paris", "days": 3}, "prompt_version": "4",
+                 "max_tokens": 50, "messages": [{"role": "user", "content": "Weather in Paris?"}]},
+        ai_model="gpt-4o",
+    )  # fmt: skip
+    assert json.loads(got["llm.prompt_template.variables"]) == {"city": "Paris", "days": 3}
+    assert got["llm.prompt_template.version"] == "4"
+    assert got["prompt.id"] == "pp-weather-1a2b" and got["prompt.vendor"] == "portkey"
+    assert json.loads(got["llm.invocation_parameters"]) == {"prompt_version": "4", "max_tokens": 50}
+    assert got["openinference.span.kind"] == "LLM"
+
+
+def test_prompt_template_text_is_kept_when_the_log_has_it() -> None:
+    got = attrs(request={"template": "Weather in {{city}}?", "variables": {"city": "Oslo"}})
+    assert got["llm.prompt_template.template"] == "Weather in {{city}}?"
+
+
+def test_a_plain_chat_has_no_prompt_template() -> None:
+    got = attrs(request_url=CHAT, request={"messages": [{"role": "user", "content": "hi"}]})
+    assert not [key for key in got if key.startswith(("llm.prompt_template", "prompt."))]
+
+
+def test_error_status_names_http_status_code_and_class() -> None:
+    span = convert(
+        is_success=False,
+        response_status_code=429,
+        response={"error": {"message": "Rate limit reached for gpt-4o", "type": "requests",
+                            "code": "rate_limit_exceeded"}},
+    )  # fmt: skip
+    assert span["status"]["message"] == "429 rate_limit_exceeded: Rate limit reached for gpt-4o"
+
+
+def test_a_failed_request_without_usage_has_no_token_counts_and_no_cost() -> None:
+    got = attrs(
+        is_success=False, response_status_code=500, response={"error": {"message": "boom"}},
+        req_units=0, res_units=0, total_units=0, cost=0, cost_currency="USD",
+    )  # fmt: skip
+    assert tokens(got) == {}
+    assert "llm.cost.total" not in got
+    assert got["portkey.cost"] == 0  # what Portkey reported stays visible
+
+
+def test_a_billed_zero_on_a_successful_request_is_kept() -> None:
+    got = attrs(is_success=True, response_status_code=200, cost=0, req_units=0, res_units=0)
+    assert got["llm.cost.total"] == 0.0
+    assert tokens(got) == {"prompt": 0, "completion": 0, "total": 0}
+
+
+def test_zero_billed_requests_cost_nothing_in_phoenix_but_keep_their_counts() -> None:
+    usage = {"prompt_tokens": 1200, "completion_tokens": 80, "total_tokens": 1280,
+             "prompt_tokens_details": {"cached_tokens": 1024}}  # fmt: skip
+    got = attrs(
+        request_url=CHAT, response={"choices": [], "usage": usage}, cost=0, cache_status="HIT",
+        req_units=1200, res_units=80, is_success=True,
+    )  # fmt: skip
+    assert tokens(got) == {"prompt": 0, "completion": 0, "total": 0, "prompt_details.cache_read": 0}
+    assert tokens(got, "portkey.token_count.") == {
+        "prompt": 1200, "completion": 80, "total": 1280, "prompt_details.cache_read": 1024,
+    }  # fmt: skip
+    assert got["llm.cost.total"] == 0.0
+    assert (got["portkey.req_units"], got["portkey.res_units"]) == (1200, 80)
+
+
+def test_a_billed_request_keeps_its_token_counts() -> None:
+    got = attrs(response={"usage": {"prompt_tokens": 10, "completion_tokens": 2}}, cost=0.01)
+    assert tokens(got) == {"prompt": 10, "completion": 2, "total": 12}
+    assert not tokens(got, "portkey.token_count.")
+
+
+def test_cost_has_no_float_noise() -> None:
+    assert attrs(cost=0.01914)["llm.cost.total"] == 0.0001914
+    assert repr(attrs(cost=0.3)["llm.cost.total"]) == "0.003"
+
+
+def test_whole_number_counts_are_integers() -> None:
+    got = attrs(req_units=2048.0, res_units="12", total_units=2060)
+    assert [repr(got[f"portkey.{n}_units"]) for n in ("req", "res", "total")] == [
+        "2048", "12", "2060",
+    ]  # fmt: skip
+    assert repr(attrs(req_units=2.5)["portkey.req_units"]) == "2.5"
+
+
+def test_every_span_carries_the_mapping_version() -> None:
+    assert isinstance(MAPPING_VERSION, int)
+    assert attrs()["portkey.ingest.mapping_version"] == MAPPING_VERSION
+    assert (
+        attrs(request={"x": 1}, is_success=0)["portkey.ingest.mapping_version"] == MAPPING_VERSION
+    )
