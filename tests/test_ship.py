@@ -5,6 +5,7 @@ container image runs commands the CLI accepts, and the built wheel installs and 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -12,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
 import tomllib
 from pathlib import Path
@@ -352,3 +354,102 @@ def test_image_builds_and_runs_version_as_its_uid() -> None:
         ), "the image has no Phoenix server (the server extra is not installed)"
     finally:
         _docker("image", "rm", "-f", tag)
+
+
+# ---- packaging: the wheel and the sdist install and run in a fresh virtualenv ----------------
+
+
+def _fresh_venv(path: Path) -> Path:
+    """A new virtualenv that sees the project venv's packages (the dependencies and the Phoenix
+    server, already installed: no download, no network) after its own, so the tool itself can
+    only come from what is installed into it. Returns its python."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    python = path / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    # A plain path line: the project venv's own .pth files (its editable install) stay unread.
+    (Path(site) / "project-venv-packages.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    return python
+
+
+def _install(python: Path, artifact: Path) -> None:
+    """pip (the project venv's) installs the artifact alone into the venv of `python`, offline;
+    an sdist is built on the way, with the hatchling the venv sees."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
+         "--no-deps", "--no-index", "--ignore-installed", "--no-build-isolation", str(artifact)],
+        check=True, env=_clean_env(python), timeout=300,
+    )  # fmt: skip
+
+
+def _clean_env(python: Path) -> dict[str, str]:
+    """No PYTHONPATH (it would put the checkout first); the fresh venv's bin first on PATH."""
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
+    env["PATH"] = f"{python.parent}:/usr/local/bin:/usr/bin:/bin"
+    return env
+
+
+def _run_installed(python: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(python.parent / PROGRAM), *args],
+        capture_output=True, text=True, timeout=300, cwd=cwd, env=_clean_env(python),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """`python -m build` of the checkout: one wheel and one sdist (offline: no isolation)."""
+    pytest.importorskip("build", reason="`build` is in the test extra: pip install -e '.[test]'")
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(REPO)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    version = _pyproject()["project"]["version"]
+    wheel = dist / f"portkey_phoenix_ingest-{version}-py3-none-any.whl"
+    sdist = dist / f"portkey_phoenix_ingest-{version}.tar.gz"
+    assert sorted(dist.iterdir()) == sorted([wheel, sdist])
+    return {"wheel": wheel, "sdist": sdist}
+
+
+def _installed_from(python: Path, venv: Path, cwd: Path) -> None:
+    """The tool, its sample logs and its version metadata come from the fresh venv."""
+    probe = subprocess.run(
+        [str(python), "-c", "import ingest, importlib.metadata as m; "
+         "from ingest.sources.samples import sample_logs_dir as s; "
+         "print(ingest.__file__, s(), m.version('portkey-phoenix-ingest'))"],
+        capture_output=True, text=True, check=True, cwd=cwd, env=_clean_env(python),
+    ).stdout.split()  # fmt: skip
+    module, samples, version = probe
+    assert Path(module).is_relative_to(venv) and Path(samples).is_relative_to(venv), probe
+    assert version == _pyproject()["project"]["version"]
+    # The declared dependencies are satisfied by what the venv sees (the metadata is right).
+    check = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "check"],
+                           capture_output=True, text=True, env=_clean_env(python))  # fmt: skip
+    assert "portkey-phoenix-ingest" not in check.stdout, check.stdout
+
+
+def test_the_wheel_installs_and_runs_version_and_demo(
+    built: dict[str, Path], tmp_path: Path
+) -> None:
+    venv = tmp_path / "venv"
+    python = _fresh_venv(venv)
+    _install(python, built["wheel"])
+    _installed_from(python, venv, tmp_path)
+    version = _run_installed(python, "--version", cwd=tmp_path)
+    assert version.stdout.strip() == f"{PROGRAM}, version {_pyproject()['project']['version']}"
+    demo = _run_installed(python, "demo", "--no-serve", "--state-dir", str(tmp_path / "s"),
+                          cwd=tmp_path)  # fmt: skip
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert re.search(r"delivered\s+69", demo.stdout), demo.stdout
+
+
+def test_the_sdist_installs_and_runs(built: dict[str, Path], tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    python = _fresh_venv(venv)
+    _install(python, built["sdist"])
+    _installed_from(python, venv, tmp_path)
+    version = _run_installed(python, "--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.startswith(f"{PROGRAM}, version "), version
