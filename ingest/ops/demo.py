@@ -72,8 +72,8 @@ def _run_demo(state_dir: Path, port: int | None, serve: bool) -> int:
         print_summary(summary, settings)
         code = EXIT_QUARANTINED if summary.quarantined else EXIT_OK
         if serve:
-            click.echo("Phoenix keeps running; press Ctrl-C (or send SIGTERM) to stop it.")
-            try:
+            try:  # from the message on: a stop signal that follows it lands here
+                click.echo("Phoenix keeps running; press Ctrl-C (or send SIGTERM) to stop it.")
                 while phoenix.process is not None and phoenix.process.poll() is None:
                     time.sleep(1)
             except KeyboardInterrupt:
