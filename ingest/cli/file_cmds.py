@@ -184,6 +184,12 @@ def status_command(state_dir: Path | None, as_json: bool) -> None:
     default=None,
     help="Directory of export files with an EXPECTED.json [default: the bundled sample_logs].",
 )
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Keep the fresh project after a passed check [default: delete it; a failed check "
+    "or a --project is always kept].",
+)
 @verbosity_options
 def check_command(
     endpoint: str,
@@ -192,6 +198,7 @@ def check_command(
     client_headers: dict[str, str] | None,
     project: str | None,
     logs_dir: Path | None,
+    keep: bool,
     verbose: int,
     quiet: bool,
 ) -> None:
@@ -210,7 +217,7 @@ def check_command(
         settings = phoenix_settings(
             endpoint, api_key, project or "check", retry_deadline, client_headers
         )
-        ok = run_check(settings, logs_dir, fresh_project=project is None)
+        ok = run_check(settings, logs_dir, fresh_project=project is None, keep=keep)
         return Done(failed=not ok)
 
     run_command(action)

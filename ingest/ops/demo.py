@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -19,11 +23,42 @@ from ingest.sources.samples import sample_logs_dir
 DEMO_PROJECT = "portkey-demo"
 
 
+# What stops a demo besides Ctrl-C: `kill`, systemd, `timeout`, `docker stop`, a CI cancel
+# (SIGTERM) and a closed terminal (SIGHUP).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextmanager
+def _stop_signals_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM and SIGHUP take Ctrl-C's path, so the `finally` that stops Phoenix runs
+    (by default they end Python at once and the Phoenix child, in its own session, lives on)."""
+    previous = {signum: signal.signal(signum, _interrupt) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def run_demo(state_dir: Path, port: int | None, serve: bool) -> RunSummary:
+    """The import's summary (the runner makes it exit 0, or 3 with quarantined records) when
+    the server is stopped by Ctrl-C, SIGTERM or SIGHUP while serving; exit 130 (from the
+    runner) when one of them comes during start-up or the import. Phoenix is stopped in
+    every case."""
+    with _stop_signals_as_ctrl_c():
+        return _run_demo(state_dir, port, serve)
+
+
+def _run_demo(state_dir: Path, port: int | None, serve: bool) -> RunSummary:
     phoenix_dir = state_dir / "demo-phoenix"
     click.echo(f"Starting a local Phoenix (data in {phoenix_dir}) ...")
-    phoenix = LocalPhoenix(phoenix_dir, port=port).start()
+    phoenix = LocalPhoenix(phoenix_dir, port=port)
     try:
+        phoenix.start()
         click.echo(f"Phoenix is up at {phoenix.url}")
         settings = PhoenixSettings(endpoint=phoenix.url, project=DEMO_PROJECT)
         files = expand_paths([sample_logs_dir()])
@@ -37,8 +72,8 @@ def run_demo(state_dir: Path, port: int | None, serve: bool) -> RunSummary:
         )
         print_summary(summary, settings)
         if serve:
-            click.echo("Phoenix keeps running; press Ctrl-C to stop it.")
-            try:
+            try:  # from the message on: a stop signal that follows it lands here
+                click.echo("Phoenix keeps running; press Ctrl-C (or send SIGTERM) to stop it.")
                 while phoenix.process is not None and phoenix.process.poll() is None:
                     time.sleep(1)
             except KeyboardInterrupt:

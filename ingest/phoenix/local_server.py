@@ -13,8 +13,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -49,6 +51,33 @@ def phoenix_command() -> list[str]:
     if executable:
         return [executable, "serve"]
     return [sys.executable, "-m", "phoenix.server.main", "serve"]
+
+
+_HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ignore Ctrl-C, SIGTERM and SIGHUP for a moment (only the main thread may do so)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in _HELD_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    """Signal the server and anything it started (its session's process group)."""
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass  # already gone
+    except PermissionError:
+        process.send_signal(signum)
 
 
 class LocalPhoenix:
@@ -120,16 +149,21 @@ class LocalPhoenix:
         )
 
     def stop(self, kill: bool = False, timeout: float = 20.0) -> None:
-        """Stop the server: SIGTERM (Phoenix drains its queue for 5 s), or SIGKILL."""
+        """Stop the server: SIGTERM (Phoenix drains its queue for 5 s), or SIGKILL.
+
+        The signal goes to the server's whole process group (it runs in its own session), and
+        a second Ctrl-C or SIGTERM meanwhile cannot cut the wait short and leave it running.
+        """
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        with _signals_held():
+            _signal_group(process, signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGKILL)
+                process.wait()
 
     def __enter__(self) -> LocalPhoenix:
         return self.start()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import click
 
@@ -209,7 +210,12 @@ def print_table(rows: list[Row]) -> None:
             click.echo(f"  FAIL {row.name}: ... and {len(row.problems) - _MAX_LISTED} more")
 
 
-def run_check(settings: PhoenixSettings, logs_dir: Path | None, fresh_project: bool) -> bool:
+def run_check(
+    settings: PhoenixSettings, logs_dir: Path | None, fresh_project: bool, keep: bool = False
+) -> bool:
+    """Import, read back, compare. A fresh project the check made is deleted when the check
+    passes (unless `keep`), so CI on every commit does not pile projects up; a failed check
+    keeps it and prints its link. A project the user named is never deleted."""
     logs_dir = logs_dir or sample_logs_dir()
     expected = load_expectations(logs_dir)
     if fresh_project:
@@ -224,11 +230,44 @@ def run_check(settings: PhoenixSettings, logs_dir: Path | None, fresh_project: b
         )
         rejected = _read_quarantine(summary.quarantine_path)
     ids = [span_hex(span_id_for(settings.project, log_id)) for log_id in expected["logs"]]
-    stored = {span["context"]["span_id"]: span for span in SpanReader(settings).fetch(ids)}
+    reader = SpanReader(settings)
+    stored = {span["context"]["span_id"]: span for span in reader.fetch(ids)}
     rows = compare(expected, summary, stored, settings.project)
     if "quarantine" in expected:
         rows.append(_quarantine_row(expected["quarantine"], rejected))
     print_table(rows)
     passed = all(row.ok for row in rows)
     click.echo("check passed" if passed else "check FAILED")
+    if passed and fresh_project and not keep:
+        _delete_project(reader)
+    else:
+        click.echo(f"Project '{settings.project}' kept: {_project_link(reader, summary)}")
     return passed
+
+
+def _delete_project(reader: SpanReader) -> None:
+    """Delete the check's own project; a failure to tidy up does not fail a passed check."""
+    name = reader.settings.project
+    try:
+        reader.client.projects.delete(project_name=name)
+    except Exception as exc:  # httpx errors, or a Phoenix that refuses deletes
+        click.echo(f"Warning: could not delete the check's project '{name}' ({exc}); "
+                   "delete it in the Phoenix UI (Projects).", err=True)  # fmt: skip
+        return
+    click.echo(f"Deleted the check's project '{name}' (use --keep to keep it).")
+
+
+def _project_link(reader: SpanReader, summary: RunSummary) -> str:
+    """A UI link to the project over the fixture's dates (Phoenix opens on the last 7 days)."""
+    base = reader.settings.base_url
+    try:
+        project_id = str(reader.client.projects.get(project_name=reader.settings.project)["id"])
+    except Exception:  # a link is a convenience: the project list still gets the user there
+        return f"{base}/projects"
+    url = f"{base}/projects/{quote(project_id, safe='')}"
+    if summary.earliest is None or summary.latest is None:
+        return url
+    start, end = summary.earliest.astimezone(UTC), summary.latest.astimezone(UTC)
+    days = {"timeRangeStart": f"{start:%Y-%m-%d}T00:00:00.000Z",
+            "timeRangeEnd": f"{end:%Y-%m-%d}T23:59:59.000Z"}  # fmt: skip
+    return f"{url}?{urlencode(days)}"
