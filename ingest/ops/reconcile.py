@@ -36,6 +36,7 @@ import requests
 from openinference.semconv.trace import OpenInferenceSpanKindValues, SpanAttributes
 
 from ingest.errors import ConfigError, PhoenixError, PortkeyError
+from ingest.ops.prices import drift_fix, fix_lines
 from ingest.phoenix.client import (
     PhoenixSettings,
     _classify,
@@ -359,6 +360,7 @@ def render(report: Report) -> str:
         out.append(
             "  drift $: Phoenix's cost minus Portkey's billed cost over the spans Phoenix priced."
         )
+        out += fix_lines(report.models, report.since, report.until)  # issue 11
     out += hint_lines(report.unpriced)
     return "\n".join(out)
 
@@ -374,7 +376,7 @@ def _model_cells(model: ModelTally) -> list[str]:
         "-" if model.unpriced_spans >= model.spans else _usd(model.phoenix_cost_usd),
         "-" if drift is None else f"{drift:+.6f}{share}",
         str(model.unpriced_spans),
-        "",
+        drift_fix(drift, billed, model.unpriced_spans),  # issue 11: names `prices apply`
     ]
 
 
