@@ -31,6 +31,26 @@ def report_pull(summary: Any, result: Any, info: dict[str, Any], phoenix: Phoeni
     return Done(summary.quarantined, fields=fields)
 
 
+# ---- --apply-prices (issue 11): plan + apply Phoenix prices over the range first
+apply_prices_option = click.option(
+    "--apply-prices",
+    is_flag=True,
+    help="First fit Phoenix's model prices to Portkey's bill over the range and write them "
+    "(as `prices apply --yes`; instance-wide), so the new spans cost what was billed.",
+)
+
+
+def prices_hook(kw: dict[str, Any], phoenix: PhoenixSettings, pull: Any) -> Any:
+    if not kw["apply_prices"]:
+        return None
+    from ingest.cli.prices_cmd import apply_prices_for_range
+
+    return lambda since, until: apply_prices_for_range(phoenix, pull.portkey, since, until)
+
+
+# ---- end --apply-prices
+
+
 @click.command("sync")
 @phoenix_options
 @project_option
@@ -61,6 +81,7 @@ def report_pull(summary: Any, result: Any, info: dict[str, Any], phoenix: Phoeni
     help="Start from a stored watermark that is ahead of the clock (refused by default: "
     "logs before it would never be exported).",
 )
+@apply_prices_option
 @pull_delivery_options
 def sync_command(**kw: Any) -> None:
     """The cron job: export new logs from Portkey and deliver them to Phoenix.
@@ -82,7 +103,8 @@ def sync_command(**kw: Any) -> None:
         phoenix, pull = pull_settings_from(kw)
         accept = kw["accept_future_watermark"]
         summary, result, info = sync(pull, kw["since"], kw["overlap"], kw["lag"],
-                                     accept_future_watermark=accept)  # fmt: skip
+                                     accept_future_watermark=accept,
+                                     before_delivery=prices_hook(kw, phoenix, pull))  # fmt: skip
         return report_pull(summary, result, info, phoenix, kw["as_json"], kw["quiet"])
 
     run_command(action)
@@ -114,6 +136,7 @@ def sync_command(**kw: Any) -> None:
     help="Take every N-th window, starting with the I-th: N workers cover the range once. "
     "Each shard keeps its own state under STATE_DIR/shards/.",
 )
+@apply_prices_option
 @pull_delivery_options
 def backfill_command(**kw: Any) -> None:
     """Export a date range from Portkey and deliver it to Phoenix; rerun to resume.
@@ -155,6 +178,8 @@ def backfill_command(**kw: Any) -> None:
         if kw["dry_run"]:
             dry_run(pull, kw["since"], kw["until"], kw["shard"], as_json=kw["as_json"])
             return Done()
+        if hook := prices_hook(kw, phoenix, pull):  # --apply-prices (issue 11)
+            hook(kw["since"], kw["until"])
         summary, result, info = backfill(
             pull, kw["since"], kw["until"], kw["advance_sync"], kw["shard"]
         )

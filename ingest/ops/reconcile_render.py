@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from ingest.ops.prices import drift_fix, fix_lines
 from ingest.ops.reconcile import BucketRow, ModelTally, Report
 from ingest.phoenix.totals import NO_MODEL
 from ingest.sources.windows import iso
@@ -121,6 +122,7 @@ def render(report: Report) -> str:
         out.append(
             "  drift $: Phoenix's cost minus Portkey's billed cost over the spans Phoenix priced."
         )
+        out += fix_lines(report.models, report.since, report.until)
     out += hint_lines(report.unpriced)
     return "\n".join(out)
 
@@ -136,7 +138,7 @@ def _model_cells(model: ModelTally) -> list[str]:
         "-" if model.unpriced_spans >= model.spans else _usd(model.phoenix_cost_usd),
         "-" if drift is None else f"{drift:+.6f}{share}",
         str(model.unpriced_spans),
-        "",
+        drift_fix(drift, billed, model.unpriced_spans),  # names `prices apply`
     ]
 
 

@@ -236,6 +236,7 @@ def sync(
     lag: timedelta,
     now: datetime | None = None,
     accept_future_watermark: bool = False,
+    before_delivery: Callable[[datetime, datetime], None] | None = None,  # prices (issue 11)
 ) -> tuple[RunSummary, PullResult, dict[str, Any]]:
     """The cron job: from the watermark (minus overlap) to now (minus lag)."""
     store = StateStore(pull.state_dir)
@@ -254,6 +255,8 @@ def sync(
             advance_watermark(entry, window.until)
             store.save()
 
+        if before_delivery is not None and start < end:  # e.g. --apply-prices (issue 11)
+            before_delivery(start, end)
         summary, result = _pull(store, "sync", pull, windows, lambda _: False, on_done)
     info = {"since": start.isoformat(), "until": end.isoformat(), "watermark": entry["watermark"]}
     return summary, result, info

@@ -1,0 +1,201 @@
+"""`prices plan / apply / remove`: Phoenix's model prices fitted to Portkey's bill."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ingest.cli.options import (
+    PORTKEY_KEYS,
+    UtcDateTime,
+    phoenix_options,
+    phoenix_settings,
+    portkey_options,
+    start_logging,
+    verbosity_options,
+)
+from ingest.cli.runner import run_command
+from ingest.errors import EXIT_OK, ConfigError
+from ingest.phoenix.client import PhoenixSettings
+
+
+def portkey_settings(p: dict[str, Any]) -> Any:
+    """PortkeySettings from the shared Portkey options (the same fields `backfill` uses)."""
+    from ingest.sources.portkey import PortkeySettings
+
+    if not p["portkey_api_key"]:
+        raise ConfigError(
+            "no Portkey API key: set PORTKEY_API_KEY (or --portkey-api-key) to a key with "
+            "the logs.export scope, or give export files instead of --since/--until."
+        )
+    return PortkeySettings(
+        api_key=p["portkey_api_key"],
+        base_url=p["portkey_base_url"].rstrip("/"),
+        workspace=p["workspace"] or None,
+        gateway_url=(p["gateway_url"] or "").rstrip("/") or None,
+        export_limit=p["export_limit"],
+        poll_interval_s=p["poll_interval"],
+        retry_deadline_s=p["portkey_retry_deadline"],
+    )
+
+
+def _phoenix(kw: dict[str, Any]) -> PhoenixSettings:
+    return phoenix_settings(kw["endpoint"], kw["api_key"], "default", kw["retry_deadline"],
+                            kw["client_headers"])  # fmt: skip
+
+
+def build_plan(kw: dict[str, Any]) -> tuple[Any, Any]:
+    """(plan, model table) from export files or from Portkey for [--since, --until)."""
+    from ingest.ops import prices
+    from ingest.phoenix.models import ModelTable
+    from ingest.sources.windows import iso
+
+    files: tuple[Path, ...] = kw["files"]
+    since: datetime | None = kw["since"]
+    until: datetime | None = kw["until"]
+    if files and (since or until):
+        raise ConfigError("give export files or --since/--until, not both.")
+    if files:
+        raws, source = prices.lines_of(list(files)), f"from {len(files)} export file(s)"
+    elif since and until:
+        if since >= until:
+            raise ConfigError("--since must be before --until.")
+        portkey = portkey_settings({k: kw[k] for k in PORTKEY_KEYS if k in kw})
+        raws = prices.portkey_lines(portkey, since, until)
+        source = f"from Portkey logs {iso(since)} .. {iso(until)}"
+    else:
+        raise ConfigError(
+            "say which logs to fit: export files as arguments, or --since and --until "
+            "(exported from Portkey)."
+        )
+    table = ModelTable(_phoenix(kw))
+    collected = prices.collect(raws)  # read the logs before the table: exports take long
+    return prices.make_plan(collected, table.list(), source, kw["tolerance"]), table
+
+
+plan_options = [
+    click.argument("files", nargs=-1, type=click.Path(exists=True, path_type=Path)),
+    phoenix_options,
+    portkey_options,
+    click.option("--since", type=UtcDateTime(), default=None,
+                 help="Export Portkey's logs from here (inclusive) to fit on."),
+    click.option("--until", type=UtcDateTime(), default=None,
+                 help="End of the Portkey range (exclusive)."),
+    click.option("--tolerance", type=click.FloatRange(min=0, max=1), default=0.01,
+                 show_default=True,
+                 help="Largest relative error a period's fit may have (0.01 = 1%)."),
+    click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object."),
+    verbosity_options,
+]  # fmt: skip
+
+
+def with_plan_options(fn: Any) -> Any:
+    for decorator in reversed(plan_options):
+        fn = decorator(fn)
+    return fn
+
+
+@click.group("prices")
+def prices_group() -> None:
+    """Make Phoenix's own cost equal what Portkey billed: fit token prices per model and
+    write them into Phoenix's price table (custom models named portkey:...).
+
+    Phoenix prices a span once, when it stores it: apply prices BEFORE import or backfill.
+    Custom prices are instance-wide (every project with spans of that model).
+    """
+
+
+@prices_group.command("plan")
+@with_plan_options
+def plan_command(**kw: Any) -> None:
+    """Fit per-model prices to the bill and show them beside Phoenix's current prices.
+
+    \b
+    Examples:
+      portkey-phoenix-ingest prices plan exports/*.jsonl
+      portkey-phoenix-ingest prices plan --since 2026-07-01 --until 2026-08-01 --json
+    """  # fmt: skip
+    start_logging(kw["verbose"], kw["quiet"])
+
+    def action() -> int:
+        from ingest.ops import prices
+
+        plan, _ = build_plan(kw)
+        text = json.dumps(prices.to_dict(plan)) if kw["as_json"] else prices.render(plan)
+        click.echo(text)
+        return EXIT_OK
+
+    run_command(action)
+
+
+@prices_group.command("apply")
+@with_plan_options
+@click.option("--yes", is_flag=True, help="Really write the prices (they are instance-wide).")
+def apply_command(**kw: Any) -> None:
+    """Fit as `prices plan` does and write the prices into Phoenix (needs --yes).
+
+    A second apply on the same logs changes nothing; a changed fit updates in place.
+
+    \b
+    Example:
+      portkey-phoenix-ingest prices apply exports/*.jsonl --yes
+    """  # fmt: skip
+    start_logging(kw["verbose"], kw["quiet"])
+
+    def action() -> int:
+        from ingest.ops import prices
+
+        plan, table = build_plan(kw)
+        if not kw["as_json"] and not kw["quiet"]:
+            click.echo(prices.render(plan), err=True)
+        done = prices.apply_plan(plan, table, kw["yes"])
+        if kw["as_json"]:
+            click.echo(json.dumps({**prices.to_dict(plan), "applied": vars(done)}))
+        else:
+            click.echo(prices.render_applied(done))
+        return EXIT_OK
+
+    run_command(action)
+
+
+@prices_group.command("remove")
+@phoenix_options
+@click.option("--yes", is_flag=True, help="Really delete them.")
+@verbosity_options
+def remove_command(**kw: Any) -> None:
+    """Delete the custom models `prices apply` created (named portkey:...), nothing else."""
+    start_logging(kw["verbose"], kw["quiet"])
+
+    def action() -> int:
+        from ingest.ops import prices
+        from ingest.phoenix.models import ModelTable
+
+        removed = prices.remove(ModelTable(_phoenix(kw)), kw["yes"])
+        click.echo(
+            f"Deleted {len(removed)} custom model(s) of this tool"
+            + (f": {', '.join(removed)}." if removed else ".")
+            + " Phoenix's built-in prices and other custom models are untouched."
+        )
+        return EXIT_OK
+
+    run_command(action)
+
+
+def apply_prices_for_range(phoenix: PhoenixSettings, portkey: Any, since: datetime,
+                           until: datetime) -> None:  # fmt: skip
+    """`--apply-prices` of backfill/sync: plan and apply over the range before delivering."""
+    from ingest.ops import prices
+    from ingest.phoenix.models import ModelTable
+    from ingest.sources.windows import iso
+
+    table = ModelTable(phoenix)
+    collected = prices.collect(prices.portkey_lines(portkey, since, until))
+    source = f"from Portkey logs {iso(since)} .. {iso(until)}"
+    plan = prices.make_plan(collected, table.list(), source)
+    for model in plan.unfit:
+        click.echo(f"Warning: no price for {model.logs.model}: {model.fit.refused}", err=True)
+    click.echo(prices.render_applied(prices.apply_plan(plan, table, yes=True)), err=True)

@@ -1,0 +1,465 @@
+"""`prices plan / apply / remove`: Phoenix's own cost made equal to what Portkey billed.
+
+Phoenix prices every LLM span itself, once, when it stores it, from `llm.model_name`, the
+token counts and its price table; it ignores `llm.cost.*`. So the fix is Phoenix's price
+table: per model (as our spans name it) and period, the prices that reproduce the bill
+(`price_fit`), written as custom models named `portkey:...` (this tool's; `remove` deletes
+exactly those). Custom prices are instance-wide: every project with spans of that model.
+
+Logs are converted exactly as the spans are (`build_span_facts`), so the model name,
+provider and token counts fitted here are the ones Phoenix will price.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ingest.convert.attributes import LLM, build_span_facts
+from ingest.convert.records import parse_record
+from ingest.errors import ConfigError, RecordError
+from ingest.ops.price_fit import (
+    DEFAULT_TOLERANCE,
+    PROMPT_KIND,
+    TOKEN_TYPES,
+    ModelFit,
+    Observation,
+    billable_tokens,
+    fit_model,
+)
+from ingest.phoenix.models import ModelSpec, ModelTable, PhoenixModel, wait_for_refresh
+from ingest.sources.files import decode_line, expand_paths, read_lines
+from ingest.sources.windows import Window, iso
+
+PREFIX = "portkey:"  # every custom model this tool creates, and only those, is named so
+INSTANCE_WIDE = (
+    "Custom prices are instance-wide in Phoenix: they price every project's spans of these "
+    "models, and only spans stored after they are written."
+)
+_MODEL = "llm.model_name"
+_PROVIDER = "llm.provider"
+_KIND = "openinference.span.kind"
+
+
+# ---- reading logs ------------------------------------------------------------------------
+
+
+@dataclass
+class ModelLogs:
+    """One model's logs, as Phoenix will see their spans."""
+
+    model: str
+    provider: str
+    observations: list[Observation] = field(default_factory=list)
+    zero_billed: int = 0  # cost 0 (cache hits, failures): 0 billable tokens in Phoenix
+    no_cost: int = 0  # no cost, or not in USD
+    no_tokens: int = 0  # billed, but no token counts to price
+    not_llm: int = 0  # embeddings etc.: Phoenix prices only LLM spans
+    billed_usd: float = 0.0
+
+
+@dataclass
+class Collected:
+    models: dict[tuple[str, str], ModelLogs] = field(default_factory=dict)
+    logs: int = 0
+    unreadable: int = 0
+    no_model: int = 0
+
+
+def collect(raws: Iterable[Any]) -> Collected:
+    """Group decoded export lines by (model name, provider) as our spans carry them."""
+    out = Collected()
+    for raw in raws:
+        out.logs += 1
+        try:
+            record = parse_record(raw)
+        except RecordError:
+            out.unreadable += 1
+            continue
+        attributes = build_span_facts(record).attributes
+        model = str(attributes.get(_MODEL) or "").strip()
+        if not model:
+            out.no_model += 1
+            continue
+        provider = str(attributes.get(_PROVIDER) or "")
+        entry = out.models.setdefault((model, provider), ModelLogs(model, provider))
+        usd = record.cost_currency is None or record.cost_currency.upper() == "USD"
+        if attributes.get(_KIND) != LLM:
+            entry.not_llm += 1
+        elif record.cost is None or not usd:
+            entry.no_cost += 1
+        elif record.cost == 0:
+            entry.zero_billed += 1
+        else:
+            tokens = billable_tokens(attributes)
+            entry.billed_usd += record.cost / 100
+            if not any(tokens):
+                entry.no_tokens += 1
+            else:
+                entry.observations.append(
+                    Observation(record.created_at, tokens, record.cost / 100, record.log_id)
+                )
+    return out
+
+
+def lines_of(paths: Sequence[Path]) -> Iterator[Any]:
+    """Decoded lines of export files; lines that are not JSON count as unreadable."""
+    for path in expand_paths(list(paths)):
+        for line in read_lines(path):
+            try:
+                yield decode_line(line)
+            except RecordError:
+                yield None
+
+
+def portkey_lines(portkey: Any, since: datetime, until: datetime) -> Iterator[Any]:
+    """Decoded lines of Portkey exports of [since, until), downloaded to a temporary folder
+    (the export client `backfill` uses; windows over 50,000 logs are split)."""
+    from ingest.sources.portkey import PortkeyClient
+
+    client = PortkeyClient(portkey)
+    with tempfile.TemporaryDirectory(prefix="portkey-prices-") as folder:
+        for export in client.windows(Window(since, until), Path(folder)):
+            yield from lines_of([export.path])
+            export.path.unlink(missing_ok=True)
+
+
+# ---- the plan ----------------------------------------------------------------------------
+
+
+def exact_pattern(model: str, period: int = 0) -> str:
+    """An anchored regex matching exactly `model`. Phoenix allows one custom model per
+    (pattern, provider), so later periods wrap the name in more (?:) groups: the pattern is
+    longer, hence more specific in Phoenix's ranking, and wins from its start time on."""
+    return "^" + "(?:" * period + re.escape(model) + ")" * period + "$"
+
+
+def model_name(model: str, provider: str, start: datetime | None = None) -> str:
+    base = f"{PREFIX}{provider}/{model}" if provider else f"{PREFIX}{model}"
+    return base if start is None else f"{base} from {iso(start)}"
+
+
+def base_name(name: str) -> str:
+    return name.split(" from ", 1)[0]
+
+
+@dataclass
+class ModelPlan:
+    logs: ModelLogs
+    fit: ModelFit
+    specs: list[ModelSpec] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)  # per period: create / update / unchanged
+    phoenix_now: list[PhoenixModel | None] = field(default_factory=list)  # per period
+
+
+@dataclass
+class Plan:
+    source: str
+    tolerance: float
+    models: list[ModelPlan]
+    collected: Collected
+    stale: list[PhoenixModel] = field(default_factory=list)  # ours, for planned models, unused
+
+    @property
+    def fitted(self) -> list[ModelPlan]:
+        return [m for m in self.models if m.fit.refused is None]
+
+    @property
+    def unfit(self) -> list[ModelPlan]:
+        return [m for m in self.models if m.fit.refused is not None]
+
+    @property
+    def changes(self) -> int:
+        return sum(a != "unchanged" for m in self.fitted for a in m.actions) + len(self.stale)
+
+
+def _same(spec: ModelSpec, model: PhoenixModel) -> bool:
+    return (
+        spec.name_pattern == model.name_pattern
+        and spec.provider == model.provider
+        and spec.start_time == model.start_time
+        and spec.prices.keys() == model.prices.keys()
+        and all(math.isclose(p, model.prices[t], rel_tol=1e-9) for t, p in spec.prices.items())
+    )
+
+
+def phoenix_price(table: Sequence[PhoenixModel], model: str, provider: str,
+                  at: datetime) -> PhoenixModel | None:  # fmt: skip
+    """The price Phoenix would use for a span of `model` starting `at` (its lookup: custom
+    models first, the span's provider preferred, then the most specific pattern (approximated
+    by its length) and the latest start)."""
+    candidates = [
+        m
+        for m in table
+        if (m.start_time is None or m.start_time <= at) and re.search(m.name_pattern, model)
+    ]
+    for custom in (True, False):
+        tier = [m for m in candidates if m.custom == custom]
+        if provider and any(m.provider == provider for m in tier):
+            tier = [m for m in tier if m.provider == provider]
+        if tier:
+            return max(tier, key=lambda m: (len(m.name_pattern), m.start_time.timestamp()
+                                            if m.start_time else 0.0))  # fmt: skip
+    return None
+
+
+def make_plan(collected: Collected, table: Sequence[PhoenixModel], source: str,
+              tolerance: float = DEFAULT_TOLERANCE) -> Plan:  # fmt: skip
+    ours = {m.name: m for m in table if m.custom and m.name.startswith(PREFIX)}
+    plans: list[ModelPlan] = []
+    wanted: set[str] = set()
+    bases: set[str] = set()
+    for key in sorted(collected.models):
+        logs = collected.models[key]
+        if not logs.observations and not logs.no_tokens:
+            continue  # nothing billed to fit (only cache hits, embeddings, no cost)
+        fit = fit_model(logs.observations, tolerance)
+        if not logs.observations:
+            fit = ModelFit(refused="its billed logs carry no token counts to price")
+        plan = ModelPlan(logs, fit)
+        bases.add(model_name(logs.model, logs.provider))
+        for index, period in enumerate(fit.periods):
+            name = model_name(logs.model, logs.provider, period.start if index else None)
+            spec = ModelSpec(
+                name=name,
+                provider=logs.provider,
+                name_pattern=exact_pattern(logs.model, index),
+                start_time=period.start,
+                prices={"input": 0.0, "output": 0.0, **period.prices},
+            )
+            existing = ours.get(name)
+            plan.specs.append(spec)
+            plan.actions.append(
+                "create" if existing is None else "unchanged" if _same(spec, existing) else "update"
+            )
+            plan.phoenix_now.append(phoenix_price(table, logs.model, logs.provider, period.last))
+            wanted.add(name)
+        plans.append(plan)
+    stale = [m for n, m in ours.items() if base_name(n) in bases and n not in wanted]
+    return Plan(source, tolerance, plans, collected, stale)
+
+
+# ---- apply and remove --------------------------------------------------------------------
+
+
+@dataclass
+class Applied:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.deleted)
+
+
+def require_yes(yes: bool, what: Sequence[str]) -> None:
+    """Nothing is written to Phoenix's price table without --yes (it is instance-wide)."""
+    if yes or not what:
+        return
+    listing = "\n".join(f"  {line}" for line in what)
+    raise ConfigError(
+        "Phoenix's price table is instance-wide, so changing it needs --yes; nothing was "
+        f"changed. With --yes this would:\n{listing}"
+    )
+
+
+def describe_changes(plan: Plan) -> list[str]:
+    lines = [f"delete {m.name}" for m in plan.stale]
+    for model in plan.fitted:
+        for spec, action in zip(model.specs, model.actions, strict=True):
+            if action != "unchanged":
+                prices = ", ".join(f"{t} {p:g}" for t, p in spec.prices.items())
+                start = iso(spec.start_time) if spec.start_time else "-"
+                lines.append(
+                    f"{action} {spec.name}: pattern {spec.name_pattern}, provider "
+                    f"{spec.provider or '-'}, from {start}, $/1M tokens {prices}"
+                )
+    return lines
+
+
+def apply_plan(plan: Plan, table: ModelTable, yes: bool, wait: bool = True) -> Applied:
+    """Write the plan's prices; a second run with the same logs changes nothing."""
+    require_yes(yes, describe_changes(plan))
+    ours = {m.name: m for m in table.list() if m.custom and m.name.startswith(PREFIX)}
+    done = Applied()
+    for stale in plan.stale:  # first, so their patterns are free for the update/create below
+        table.delete(stale.id)
+        done.deleted.append(stale.name)
+    for model in plan.fitted:
+        for spec in model.specs:
+            existing = ours.get(spec.name)
+            if existing is None:
+                table.create(spec, PROMPT_KIND)
+                done.created.append(spec.name)
+            elif _same(spec, existing):
+                done.unchanged.append(spec.name)
+            else:
+                table.update(existing.id, spec, PROMPT_KIND)
+                done.updated.append(spec.name)
+    if done.changed and wait:
+        wait_for_refresh()
+    return done
+
+
+def ours_in(table: Sequence[PhoenixModel]) -> list[PhoenixModel]:
+    return [m for m in table if m.custom and m.name.startswith(PREFIX)]
+
+
+def remove(table: ModelTable, yes: bool) -> list[str]:
+    """Delete every custom model this tool created (named `portkey:...`), nothing else."""
+    mine = ours_in(table.list())
+    require_yes(yes, [f"delete {m.name}" for m in mine])
+    for model in mine:
+        table.delete(model.id)
+    return [m.name for m in mine]
+
+
+# ---- output ------------------------------------------------------------------------------
+
+
+def _prices(prices: Mapping[str, float]) -> str:
+    short = {"input": "in", "output": "out", "cache_read": "cache rd", "cache_write": "cache wr"}
+    return " ".join(f"{short[t]} {prices[t]:g}" for t in TOKEN_TYPES if t in prices) or "-"
+
+
+def _now(model: PhoenixModel | None) -> str:
+    if model is None:
+        return "none (cost 0)"
+    return f"{_prices(model.prices)} ({model.name})"
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+
+
+def render(plan: Plan) -> str:
+    out = [f"Token prices (USD per million tokens) that reproduce Portkey's bill, {plan.source}:"]
+    rows = [["model", "provider", "period", "prices", "logs", "worst error", "Phoenix now", ""]]
+    for m in plan.fitted:
+        for p, spec, action, now in zip(m.fit.periods, m.specs, m.actions, m.phoenix_now,
+                                        strict=True):  # fmt: skip
+            rows.append([m.logs.model, m.logs.provider or "-",
+                         f"{iso(p.start)} .. {iso(p.last)}", _prices(spec.prices), str(p.logs),
+                         f"{p.max_relative_error:.2%}", _now(now), action])  # fmt: skip
+    if len(rows) > 1:
+        out += _table(rows)
+    else:
+        out.append("  (no model could be fitted)")
+    skipped = [(m.logs, m.logs.zero_billed) for m in plan.models if m.logs.zero_billed]
+    if skipped:
+        out.append(
+            "Not fitted: "
+            + ", ".join(f"{n} zero-billed log(s) of {logs.model}" for logs, n in skipped)
+            + " (cache hits, failed requests: they carry 0 billable tokens in Phoenix)."
+        )
+    if plan.unfit:
+        out.append("Cannot fit (Phoenix keeps its current price for these):")
+        out += [f"  {m.logs.model} ({m.logs.provider or '-'}): {m.fit.refused}" for m in plan.unfit]
+    if plan.stale:
+        out.append("No longer planned, will be deleted: " + ", ".join(m.name for m in plan.stale))
+    out.append(INSTANCE_WIDE)
+    if plan.changes:
+        out.append(
+            f"{plan.changes} change(s) to Phoenix's price table. Write them with `prices apply "
+            "... --yes` BEFORE importing (Phoenix prices a span when it stores it)."
+        )
+    else:
+        out.append("Phoenix already has these prices: `prices apply` would change nothing.")
+    return "\n".join(out)
+
+
+def to_dict(plan: Plan) -> dict[str, Any]:
+    def model_dict(m: ModelPlan) -> dict[str, Any]:
+        return {
+            "model": m.logs.model,
+            "provider": m.logs.provider,
+            "billed_usd": m.logs.billed_usd,
+            "zero_billed_logs": m.logs.zero_billed,
+            "refused": m.fit.refused,
+            "periods": [
+                {
+                    "name": spec.name,
+                    "name_pattern": spec.name_pattern,
+                    "start": iso(p.start),
+                    "first_log": iso(p.first),
+                    "last_log": iso(p.last),
+                    "prices_per_million": spec.prices,
+                    "logs": p.logs,
+                    "max_relative_error": p.max_relative_error,
+                    "billed_usd": p.billed_usd,
+                    "action": action,
+                    "phoenix_now": None
+                    if now is None
+                    else {"name": now.name, "prices_per_million": now.prices},
+                }
+                for p, spec, action, now in zip(
+                    m.fit.periods, m.specs, m.actions, m.phoenix_now, strict=True
+                )
+            ],
+        }
+
+    return {
+        "source": plan.source,
+        "tolerance": plan.tolerance,
+        "logs": plan.collected.logs,
+        "models": [model_dict(m) for m in plan.models],
+        "stale": [m.name for m in plan.stale],
+        "changes": plan.changes,
+        "instance_wide": INSTANCE_WIDE,
+    }
+
+
+def render_applied(done: Applied) -> str:
+    if not done.changed:
+        return (
+            f"Phoenix already had these prices: nothing changed ({len(done.unchanged)} "
+            "custom model(s) up to date)."
+        )
+    parts = [f"{len(v)} {k}" for k, v in (("created", done.created), ("updated", done.updated),
+             ("deleted", done.deleted), ("unchanged", done.unchanged)) if v]  # fmt: skip
+    names = done.created + done.updated
+    return (
+        f"Phoenix's price table: {', '.join(parts)}"
+        + (f" ({', '.join(names)})" if names else "")
+        + f". {INSTANCE_WIDE} Spans stored before keep their old cost (see README: Cost in "
+        "Phoenix)."
+    )
+
+
+# ---- for reconcile -----------------------------------------------------------------------
+
+
+def drift_fix(drift_usd: float | None, billed_usd: float, unpriced_spans: int) -> str:
+    """The fix `reconcile` names beside a model whose Phoenix cost drifts from the bill."""
+    off = drift_usd is not None and not math.isclose(
+        drift_usd + billed_usd, billed_usd, rel_tol=0.01, abs_tol=1e-6
+    )
+    return "fix: prices apply" if off or unpriced_spans else ""
+
+
+def fix_lines(models: Sequence[Any], since: datetime, until: datetime) -> list[str]:
+    """One line naming the command, when some model's cost drifts (ModelTally-like items)."""
+    drifting = [
+        m.model
+        for m in models
+        if drift_fix(m.drift_usd, m.billed_cost_usd - m.unpriced_billed_usd, m.unpriced_spans)
+    ]
+    if not drifting:
+        return []
+    return [
+        f"To make Phoenix's cost equal the bill for {', '.join(drifting)}: "
+        f"portkey-phoenix-ingest prices plan --since {iso(since)} --until {iso(until)}, then "
+        "the same with `prices apply ... --yes`, before importing again (spans already stored "
+        "keep their cost: README, Cost in Phoenix)."
+    ]

@@ -1,0 +1,167 @@
+"""Phoenix's model price table over GraphQL: list every model, create, update and delete
+custom ones (`createModel` / `updateModel` / `deleteModel`, Phoenix 20.x).
+
+All traffic goes through `post_graphql`, the one function to switch to the shared transport.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import requests
+
+from ingest.errors import PhoenixAuthError, PhoenixError, PhoenixUnreachableError
+from ingest.phoenix.client import PhoenixSettings
+
+# Phoenix re-reads its model table every 5 s (daemons/generative_model_store.py): spans stored
+# sooner after a change may still get the old price.
+MODEL_REFRESH_S = 7.0
+
+_MODEL_FIELDS = (
+    "id name provider namePattern kind startTime "
+    "tokenPrices { tokenType kind costPerMillionTokens }"
+)
+_LIST = (
+    "query($after: String) { generativeModels(first: 500, after: $after) { "
+    f"edges {{ node {{ {_MODEL_FIELDS} }} }} pageInfo {{ hasNextPage endCursor }} }} }}"
+)
+_CREATE = "mutation($in: CreateModelMutationInput!) { createModel(input: $in) { model { id } } }"
+_UPDATE = "mutation($in: UpdateModelMutationInput!) { updateModel(input: $in) { model { id } } }"
+_DELETE = "mutation($in: DeleteModelMutationInput!) { deleteModel(input: $in) { model { id } } }"
+
+
+def post_graphql(
+    settings: PhoenixSettings,
+    query: str,
+    variables: Mapping[str, Any],
+    session: requests.Session | None = None,
+) -> dict[str, Any]:
+    """POST one GraphQL document; its `data`, or a PhoenixError that says what went wrong."""
+    url = f"{settings.base_url}/graphql"
+    headers = {**settings.auth_headers(), "Accept": "application/json"}
+    post: Callable[..., requests.Response] = (session or requests).post
+    try:
+        response = post(
+            url,
+            json={"query": query, "variables": dict(variables)},
+            headers=headers,
+            timeout=settings.request_timeout_s,
+        )
+    except requests.RequestException as exc:
+        raise PhoenixUnreachableError(
+            f"Phoenix at {settings.base_url} did not answer ({type(exc).__name__}). Check that "
+            "Phoenix is running and reachable (PHOENIX_COLLECTOR_ENDPOINT)."
+        ) from None
+    if response.status_code in (401, 403):
+        raise PhoenixAuthError(
+            f"Phoenix at {settings.base_url} refused the model table (HTTP "
+            f"{response.status_code}): set PHOENIX_API_KEY (or --api-key) to a key allowed to "
+            "edit models (not a viewer's)."
+        )
+    if response.status_code >= 300:
+        raise PhoenixError(
+            f"Phoenix at {settings.base_url} answered HTTP {response.status_code} on /graphql: "
+            f"{response.text.strip()[:300]}"
+        )
+    body = response.json()
+    if body.get("errors"):
+        message = "; ".join(str(error.get("message"))[:300] for error in body["errors"])
+        raise PhoenixError(f"Phoenix refused a model-table request: {message}")
+    data: dict[str, Any] = body.get("data") or {}
+    return data
+
+
+@dataclass(frozen=True)
+class PhoenixModel:
+    """One row of Phoenix's price table (built-in or custom)."""
+
+    id: str
+    name: str
+    provider: str
+    name_pattern: str
+    custom: bool
+    start_time: datetime | None
+    prices: dict[str, float] = field(default_factory=dict)  # per million tokens, by type
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A custom model to write: prices per million tokens by token type."""
+
+    name: str
+    provider: str
+    name_pattern: str
+    start_time: datetime | None
+    prices: dict[str, float]
+
+    def graphql_input(self, prompt_types: Mapping[str, bool]) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "provider": self.provider or None,
+            "namePattern": self.name_pattern,
+            "startTime": self.start_time.isoformat() if self.start_time else None,
+            "costs": [
+                {
+                    "tokenType": token_type,
+                    "costPerMillionTokens": price,
+                    "kind": "PROMPT" if prompt_types.get(token_type, True) else "COMPLETION",
+                }
+                for token_type, price in self.prices.items()
+            ],
+        }
+
+
+def _model(node: Mapping[str, Any]) -> PhoenixModel:
+    start = node.get("startTime")
+    return PhoenixModel(
+        id=str(node["id"]),
+        name=str(node["name"]),
+        provider=str(node.get("provider") or ""),
+        name_pattern=str(node["namePattern"]),
+        custom=node.get("kind") == "CUSTOM",
+        start_time=datetime.fromisoformat(start) if start else None,
+        prices={
+            str(price["tokenType"]): float(price["costPerMillionTokens"])
+            for price in node.get("tokenPrices") or []
+        },
+    )
+
+
+class ModelTable:
+    """Read and edit Phoenix's price table."""
+
+    def __init__(self, settings: PhoenixSettings, session: requests.Session | None = None):
+        self.settings = settings
+        self.session = session or requests.Session()
+
+    def _post(self, query: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+        return post_graphql(self.settings, query, variables, self.session)
+
+    def list(self) -> list[PhoenixModel]:
+        models: list[PhoenixModel] = []
+        after: str | None = None
+        while True:
+            page = self._post(_LIST, {"after": after})["generativeModels"]
+            models += [_model(edge["node"]) for edge in page["edges"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                return models
+            after = page["pageInfo"]["endCursor"]
+
+    def create(self, spec: ModelSpec, prompt_types: Mapping[str, bool]) -> str:
+        data = self._post(_CREATE, {"in": spec.graphql_input(prompt_types)})
+        return str(data["createModel"]["model"]["id"])
+
+    def update(self, model_id: str, spec: ModelSpec, prompt_types: Mapping[str, bool]) -> None:
+        self._post(_UPDATE, {"in": {"id": model_id, **spec.graphql_input(prompt_types)}})
+
+    def delete(self, model_id: str) -> None:
+        self._post(_DELETE, {"in": {"id": model_id}})
+
+
+def wait_for_refresh(sleep: Callable[[float], None] = time.sleep) -> None:
+    """Give Phoenix time to load a changed price table before spans are sent."""
+    sleep(MODEL_REFRESH_S)
