@@ -189,7 +189,7 @@ def zero_billed_rule_in_place() -> bool:
 # ---- against a real Phoenix ----------------------------------------------------------------
 
 
-def cost_summary(url: str, project: str, model: str | None = None) -> float:
+def cost_summary(url: str, project: str, model: str | None = None, where: str = "") -> float:
     """Phoenix's own cost of a project (or one model's spans in it), from GraphQL."""
     settings = PhoenixSettings(endpoint=url)
     node = post_graphql(settings, "query($n: String!) { getProjectByName(name: $n) { id } }",
@@ -197,6 +197,7 @@ def cost_summary(url: str, project: str, model: str | None = None) -> float:
     project_id = node["getProjectByName"]["id"]
     fresh = f"'{secrets.token_hex(4)}' != ''"  # Phoenix caches aggregates per filter
     condition = f"llm.model_name == '{model}' and {fresh}" if model else fresh
+    condition = f"{where} and {condition}" if where else condition
     data = post_graphql(
         settings,
         "query($id: ID!, $f: String!) { node(id: $id) { ... on Project { "
@@ -297,6 +298,8 @@ def test_plan_apply_import_cost_equals_the_bill(phoenix: Any, table: Any, tmp_pa
           f"({after_total / bill - 1:+.1%})")  # fmt: skip
     for model in (SONNET, BEDROCK):  # no zero-billed logs among these
         assert cost_summary(url, after, model) == pytest.approx(billed[model], rel=0.01)
+    billed_spans = cost_summary(url, after, MINI, where="portkey.cost > 0")
+    assert billed_spans == pytest.approx(billed[MINI], rel=0.01)  # both price periods
     if not zero_billed_rule_in_place():
         pytest.xfail(
             "pending the zero-billed rule (issue 11 item 4, convert helper): gateway cache hits "
@@ -380,3 +383,23 @@ def test_reconcile_names_prices_apply_for_each_drifting_model() -> None:
         "prices plan --since 2026-07-01T00:00:00Z --until 2026-07-02T00:00:00Z, then the same "
         "with `prices apply ... --yes`" in render(report)
     )
+
+
+def test_backfill_with_apply_prices_writes_prices_before_delivering(
+    phoenix: Any, table: Any, project: str
+) -> None:
+    from tests.portkey_double import PortkeyDouble
+
+    logs = [log for log in mixed_logs(120) if log["response"]["model"] in (SONNET, BEDROCK)]
+    with PortkeyDouble(export_cap=50, job_polls=1) as double:
+        double.add_logs(logs)
+        result = run_cli(
+            "backfill", "--since", "2026-08-01", "--until", "2026-08-04", "--apply-prices",
+            "--endpoint", phoenix.url, "--project", project, "--poll-interval", "0.02",
+            env={"PORTKEY_API_KEY": double.api_key, "PORTKEY_BASE_URL": double.base_url},
+        )  # fmt: skip
+        assert double.errors == []
+    assert result.returncode == 0, result.stderr
+    assert "Phoenix's price table: 2 created" in result.stderr
+    billed = billed_by_model(logs)
+    assert cost_summary(phoenix.url, project) == pytest.approx(sum(billed.values()), rel=0.01)

@@ -344,8 +344,14 @@ def _table(rows: list[list[str]]) -> list[str]:
 
 
 def render(plan: Plan) -> str:
-    out = [f"Token prices (USD per million tokens) that reproduce Portkey's bill, {plan.source}:"]
-    rows = [["model", "provider", "period", "prices", "logs", "worst error", "Phoenix now", ""]]
+    got = plan.collected
+    out = [
+        f"Token prices (USD per million tokens) that reproduce Portkey's bill, {plan.source} "
+        f"({got.logs} logs; {got.unreadable} unreadable, {got.no_model} without a model name):"
+    ]
+    rows = [
+        ["model", "provider", "period", "prices", "logs", "worst error", "Phoenix now", "apply"]
+    ]
     for m in plan.fitted:
         for p, spec, action, now in zip(m.fit.periods, m.specs, m.actions, m.phoenix_now,
                                         strict=True):  # fmt: skip
@@ -362,6 +368,12 @@ def render(plan: Plan) -> str:
             "Not fitted: "
             + ", ".join(f"{n} zero-billed log(s) of {logs.model}" for logs, n in skipped)
             + " (cache hits, failed requests: they carry 0 billable tokens in Phoenix)."
+        )
+    no_tokens = [m.logs for m in plan.models if m.logs.no_tokens]
+    if no_tokens:
+        out.append(
+            "Billed without token counts (Phoenix cannot price these from tokens): "
+            + ", ".join(f"{logs.no_tokens} log(s) of {logs.model}" for logs in no_tokens)
         )
     if plan.unfit:
         out.append("Cannot fit (Phoenix keeps its current price for these):")
