@@ -11,7 +11,7 @@ version="${1:-$(tr -d '[:space:]' < "$here/oldest.txt")}"
 constraints="$here/constraints-$version.txt"
 [[ -f "$constraints" ]] || { echo "no constraints file $constraints" >&2; exit 2; }
 venv="${PHOENIX_VENVS_DIR:-$HOME/.cache/portkey-phoenix-ingest}/phoenix-$version"
-python="${PYTHON:-python3.11}"
+python="${PYTHON:-$(command -v python3.11 || command -v python3)}"  # Phoenix 12.x: 3.10-3.13
 marker="$venv/.installed"
 want="arize-phoenix==$version $(sha256sum "$constraints" | cut -c1-16)"
 
