@@ -11,7 +11,7 @@ import pytest
 
 from ingest.errors import EXIT_USAGE, ConfigError
 from ingest.phoenix import capabilities as caps
-from ingest.phoenix.compat_reads import spans_in_window, stored_in_window
+from ingest.phoenix.compat_reads import spans_in_window, stored_by_query, stored_in_window
 
 
 @pytest.mark.parametrize(
@@ -209,3 +209,49 @@ def test_window_read_without_ids_asks_nothing() -> None:
     get_json = _pages([])
     assert stored_in_window(get_json, "p", [], WINDOW) == set()
     assert get_json.calls == []
+
+
+# -- the span query read (verification on servers without the span_id filter) ---------------
+
+
+def _query_server(rows_by_call: list[list[dict[str, Any]]] | None) -> Any:
+    calls: list[tuple[str, list[tuple[str, str]], dict[str, Any]]] = []
+
+    def post_text(path: str, params: Any, body: Any) -> str | None:
+        calls.append((path, list(params), body))
+        if rows_by_call is None:
+            return None
+        table = {"schema": {"fields": []}, "data": rows_by_call[len(calls) - 1]}
+        return f"--b\r\nContent-Type: application/json\r\n\r\n{json.dumps(table)}\r\n--b--\r\n"
+
+    post_text.calls = calls  # type: ignore[attr-defined]
+    return post_text
+
+
+def test_query_read_asks_for_the_ids_in_the_window_and_keeps_only_those() -> None:
+    post_text = _query_server([[{"0_span_id": "aa"}, {"0_span_id": "zz"}, {"0_span_id": 7}]])
+    assert stored_by_query(post_text, "my project", ["bb", "aa"], WINDOW) == {"aa"}
+    path, params, body = post_text.calls[0]
+    assert (path, params) == ("/v1/spans", [("project_name", "my project")])
+    assert body == {
+        "queries": [
+            {
+                "select": {"span_id": {"key": "context.span_id"}},
+                "filter": {"condition": "span_id in ['aa', 'bb']"},
+            }
+        ],
+        "start_time": "2025-06-01T11:59:59.999000+00:00",
+        "end_time": "2025-06-01T12:05:00.001000+00:00",
+        "limit": 2,
+    }
+
+
+def test_query_read_chunks_long_id_lists() -> None:
+    ids = [f"{n:016x}" for n in range(2500)]
+    post_text = _query_server([[{"0_span_id": ids[0]}], [], [{"0_span_id": ids[-1]}]])
+    assert stored_by_query(post_text, "p", ids, WINDOW) == {ids[0], ids[-1]}
+    assert [body["limit"] for _, _, body in post_text.calls] == [1000, 1000, 500]
+
+
+def test_query_read_of_a_missing_project_finds_nothing() -> None:
+    assert stored_by_query(_query_server(None), "p", ["aa"], WINDOW) == set()

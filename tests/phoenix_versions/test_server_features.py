@@ -18,7 +18,7 @@ from ingest.convert.records import parse_record
 from ingest.convert.spans import ConversionOptions, make_resource, to_span
 from ingest.errors import ConfigError
 from ingest.phoenix import capabilities as caps
-from ingest.phoenix.compat_reads import stored_in_window
+from ingest.phoenix.compat_reads import stored_by_query, stored_in_window
 from ingest.phoenix.local_server import LocalPhoenix
 from tests.conftest import OLDEST_PHOENIX
 
@@ -74,7 +74,26 @@ def test_window_delete_is_refused_on_the_oldest_server(phoenix_oldest: LocalPhoe
     assert answer.status_code == 405
 
 
-def test_window_read_finds_exactly_the_stored_ids(any_phoenix: LocalPhoenix, project: str) -> None:
+def _post_text(url: str) -> Any:
+    def post_text(path: str, params: Sequence[tuple[str, str]], body: Any) -> str | None:
+        answer = requests.post(
+            f"{url}{path}",
+            params=list(params),
+            headers={"accept": "application/json"},
+            json=body,
+            timeout=30,
+        )
+        if answer.status_code == 404:
+            return None
+        answer.raise_for_status()
+        return answer.text
+
+    return post_text
+
+
+def test_window_and_query_reads_find_exactly_the_stored_ids(
+    any_phoenix: LocalPhoenix, project: str
+) -> None:
     base = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
     options, resource = ConversionOptions(project=project), make_resource(project)
     records = [
@@ -99,3 +118,6 @@ def test_window_read_finds_exactly_the_stored_ids(any_phoenix: LocalPhoenix, pro
     # the window bounds the read: the first span only, when asked about its own second
     first = (base, base)
     assert stored_in_window(get_json, project, ids, first) == {ids[0]}
+    assert stored_by_query(_post_text(any_phoenix.url), project, ids, window) == set(ids[:20])
+    assert stored_by_query(_post_text(any_phoenix.url), project, ids, first) == {ids[0]}
+    assert stored_by_query(_post_text(any_phoenix.url), "no-such-project", ids, window) == set()
