@@ -52,6 +52,39 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPhoenix]:
     server.stop()
 
 
+OLDEST_PHOENIX = (REPO / "tests" / "phoenix_versions" / "oldest.txt").read_text().strip()
+
+
+def oldest_phoenix_venv() -> Path:
+    """Where tests/phoenix_versions/install.sh puts the oldest supported Phoenix server."""
+    cache = os.environ.get("PHOENIX_VENVS_DIR") or Path.home() / ".cache/portkey-phoenix-ingest"
+    return Path(cache) / f"phoenix-{OLDEST_PHOENIX}"
+
+
+@pytest.fixture(scope="session")
+def phoenix_oldest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPhoenix]:
+    """The oldest supported Phoenix, when installed (skipped otherwise; CI sets
+    PHOENIX_OLDEST_REQUIRED=1 so a failed install fails the tests instead)."""
+    venv = oldest_phoenix_venv()
+    if not (venv / ".installed").is_file():
+        message = (
+            f"Phoenix {OLDEST_PHOENIX} is not installed: run tests/phoenix_versions/install.sh"
+        )
+        if os.environ.get("PHOENIX_OLDEST_REQUIRED") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    command = [str(venv / "bin" / "phoenix"), "serve"]
+    server = LocalPhoenix(tmp_path_factory.mktemp("phoenix-oldest"), command=command).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["newest", "oldest"])
+def any_phoenix(request: pytest.FixtureRequest) -> LocalPhoenix:
+    """The `phoenix` fixture, once with the newest server and once with the oldest supported."""
+    return request.getfixturevalue("phoenix" if request.param == "newest" else "phoenix_oldest")
+
+
 @pytest.fixture
 def start_phoenix(tmp_path: Path) -> Iterator[Callable[..., LocalPhoenix]]:
     """A factory for Phoenix servers a test may kill, restart or give special settings."""

@@ -89,8 +89,10 @@ class LocalPhoenix:
         port: int | None = None,
         env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
+        command: list[str] | None = None,  # another Phoenix install, e.g. an older release
     ) -> None:
         self.working_dir = working_dir
+        self.command = command
         self.port = port or free_port()
         self.grpc_port = free_port()
         self.extra_env = dict(env or {})
@@ -117,7 +119,7 @@ class LocalPhoenix:
                 env.pop(name, None)  # the server must not pick up the client's settings
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            phoenix_command(),
+            self.command or phoenix_command(),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
