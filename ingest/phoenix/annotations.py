@@ -31,6 +31,7 @@ ROUTING = "portkey routing"
 OUTCOME = "portkey outcome"
 NAMES = (BILLED_COST, CACHE, ROUTING, OUTCOME)
 READ_SPANS = 1000  # span ids per read: the most Phoenix accepts in one request
+FIRST_WAIT_S = 0.2  # before reading back a post just made (2 of Phoenix's idle ticks)
 
 
 def outcome_label(status_code: Any, is_success: Any) -> str:
@@ -137,6 +138,7 @@ class SpanAnnotator:
         self.failed = 0
         self._posted: deque[list[dict[str, Any]]] = deque()  # posted, not yet read back
         self._unverified = 0
+        self._last_post_at = float("-inf")
 
     def annotate(self, spans: Sequence[ReadableSpan]) -> None:
         """Post the annotations of these (verified) spans that Phoenix does not hold yet."""
@@ -153,6 +155,7 @@ class SpanAnnotator:
         self.unchanged += unchanged
         self.written += unchanged
         if to_write and self._post(to_write, sync=False):
+            self._last_post_at = self.clock()
             self._posted.append(to_write)
             self._unverified += len(to_write)
         if self._unverified >= self.verify_after and len(self._posted) > 1:
@@ -184,10 +187,15 @@ class SpanAnnotator:
         self._unverified = 0
         if not wanted:
             return
+        # Phoenix's bulk inserter takes a post within its 0.1 s tick when it is idle (the end
+        # of a file): give the newest that long, then back off while some are still queued.
+        self.sleep(max(0.0, FIRST_WAIT_S - (self.clock() - self._last_post_at)))
         missing = self._missing(wanted)
         deadline = self.clock() + timeout_s
+        wait = FIRST_WAIT_S
         while missing and self.clock() < deadline:  # still queued in Phoenix: wait
-            self.sleep(0.5)
+            self.sleep(wait)
+            wait = min(wait * 2, 2.0)
             missing = self._missing(missing)
         if missing and self._post(missing, sync=True):  # lost or refused: once more
             missing = self._missing(missing)
