@@ -64,6 +64,7 @@ def run_ingester(path: Path, logs: int, tmp: Path, extra: list[str], stall_s: fl
         "resent": summary.get("resent", "?"),
         "server_cpu": server_cpu,
         "client_cpu": run.cpu_s,
+        "annotations": summary.get("annotations"),
         "note": f"import's own elapsed_s {summary.get('elapsed_s', '?')}",
     }
 

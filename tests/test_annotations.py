@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from ingest.convert.ids import span_hex
 from ingest.convert.records import parse_record
 from ingest.convert.spans import ConversionOptions, make_resource, to_span
 from ingest.phoenix.annotations import (
+    ANNOTATOR,
     BILLED_COST,
     CACHE,
     OUTCOME,
     ROUTING,
+    SpanAnnotator,
     annotations_for,
     outcome_label,
 )
@@ -104,6 +108,12 @@ def test_annotations_are_stored_not_duplicated_and_corrected_by_reruns(
     assert len(second) == 16, "one annotation per (span, name): upserted, not duplicated"
     assert {a["result"]["label"] for a in second if a["name"] == CACHE} == {"hit"}
     assert {a["result"]["score"] for a in second if a["name"] == BILLED_COST} == {0.01}
+    # Only what changed was written again: routing and outcome kept their stored rows.
+    before = {(a["span_id"], a["name"]): a["updated_at"] for a in first}
+    rewritten = {
+        a["name"] for a in second if before.get((a["span_id"], a["name"])) != a["updated_at"]
+    }
+    assert rewritten == {BILLED_COST, CACHE}
 
 
 def test_no_annotations_flag(phoenix: LocalPhoenix, project: str, tmp_path: Path) -> None:
@@ -112,3 +122,95 @@ def test_no_annotations_flag(phoenix: LocalPhoenix, project: str, tmp_path: Path
                      "--project", project, "--no-annotations")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert stored_annotations(phoenix.url, project) == []
+
+
+class FakePhoenixSpans:
+    """Phoenix's annotation store as the annotator sees it: upserts by (span, name), reads
+    by span ids; asynchronous posts land only when `land()` is called (Phoenix's queue)."""
+
+    def __init__(self) -> None:
+        self.stored: dict[tuple[str, str], dict] = {}
+        self.queued: list[dict] = []
+        self.posts: list[tuple[int, bool]] = []  # (annotations, sync) per request
+        self.reads = 0
+
+    def log_span_annotations(self, span_annotations: list[dict], sync: bool) -> None:
+        self.posts.append((len(span_annotations), sync))
+        self.queued.extend(span_annotations)
+        if sync:
+            self.land()
+
+    def land(self) -> None:
+        for item in self.queued:
+            self.stored[(item["span_id"], item["name"])] = item | {"identifier": ANNOTATOR}
+        self.queued.clear()
+
+    def get_span_annotations(self, span_ids: list[str], **_: object) -> list[dict]:
+        self.reads += 1
+        return [item for (span_id, _), item in self.stored.items() if span_id in span_ids]
+
+
+def fake_annotator(verify_after: int = 20_000) -> tuple[SpanAnnotator, FakePhoenixSpans]:
+    spans = FakePhoenixSpans()
+    reader = SimpleNamespace(
+        client=SimpleNamespace(spans=spans),
+        project_path="p",
+        settings=SimpleNamespace(request_timeout_s=5),
+    )
+    annotator = SpanAnnotator(reader, verify_after=verify_after, sleep=lambda _: spans.land())  # type: ignore[arg-type]
+    return annotator, spans
+
+
+def converted(count: int, **changes: object) -> list:
+    return [convert(make_log(i) | changes) for i in range(count)]
+
+
+def test_posts_once_per_batch_and_reads_back_at_the_end() -> None:
+    annotator, phoenix = fake_annotator()
+    annotator.annotate(converted(2))
+    annotator.annotate(converted(3)[2:])
+    phoenix.land()
+    annotator.annotate(converted(2)[1:])  # a log seen again: its annotations are in place
+    assert [sync for _, sync in phoenix.posts] == [False, False], "nothing posted twice"
+    assert phoenix.reads == 3, "one read per batch (what is stored), none to verify"
+    assert annotator.written == 3, "only the unchanged ones so far"
+    annotator.flush()
+    assert phoenix.reads == 4, "everything posted is read back in one read at the end"
+    assert (annotator.written, annotator.unchanged, annotator.failed) == (12, 3, 0)
+
+
+def test_rerun_writes_only_what_changed() -> None:
+    annotator, phoenix = fake_annotator()
+    annotator.annotate(converted(4))
+    annotator.flush()
+    assert (annotator.written, annotator.unchanged) == (12, 0)
+
+    again = SpanAnnotator(annotator.reader, sleep=lambda _: phoenix.land())
+    again.annotate(converted(4))  # the same values: nothing to write
+    again.annotate(converted(2, cost=9.0))  # a corrected cost: only that is written
+    again.flush()
+    assert phoenix.posts[1:] == [(2, False)]
+    assert (again.written, again.unchanged, again.failed) == (18, 16, 0)
+    assert phoenix.stored[(span_hex(converted(1)[0].context.span_id), BILLED_COST)][
+        "result"]["score"] == pytest.approx(0.09)  # fmt: skip
+
+
+def test_lost_posts_are_written_again_synchronously() -> None:
+    annotator, phoenix = fake_annotator()
+    annotator.sleep = lambda _: None  # Phoenix never inserts the queued posts
+    annotator.clock = iter(range(0, 1000, 10)).__next__  # type: ignore[assignment]
+    annotator.annotate(converted(2))
+    phoenix.queued.clear()  # lost (a restart empties Phoenix's queue)
+    annotator.flush()
+    assert phoenix.posts[-1] == (6, True)
+    assert (annotator.written, annotator.failed) == (6, 0)
+
+
+def test_a_long_run_reads_back_as_it_goes() -> None:
+    annotator, _ = fake_annotator(verify_after=6)
+    annotator.annotate(converted(2))  # 6 pending, but the newest post is never read back
+    assert annotator.written == 0
+    annotator.annotate(converted(3)[2:])
+    assert annotator.written == 6, "the first post was read back while the run went on"
+    annotator.flush()
+    assert (annotator.written, annotator.failed) == (9, 0)
