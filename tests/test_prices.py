@@ -391,6 +391,8 @@ def test_backfill_with_apply_prices_writes_prices_before_delivering(
     from tests.portkey_double import PortkeyDouble
 
     logs = [log for log in mixed_logs(120) if log["response"]["model"] in (SONNET, BEDROCK)]
+    for log in logs:  # the double takes ISO-8601 times
+        log["created_at"] = parse_record(log).created_at.isoformat()
     with PortkeyDouble(export_cap=50, job_polls=1) as double:
         double.add_logs(logs)
         result = run_cli(
