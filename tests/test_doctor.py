@@ -108,7 +108,7 @@ def test_a_good_setup_is_all_ok(
     assert "adm…jkl accepted" in line(result, "Phoenix API key")
     assert "with the logs.export scope" in line(result, "Portkey API key")
     assert f"{isolated_env} is writable" in line(result, "State directory")
-    assert result.output.rstrip().endswith("All checks passed (0 warning(s)).")
+    assert result.stdout.rstrip().endswith("All checks passed (0 warning(s)).")
 
     as_json = json.loads(doctor(app, "--json", env=good_env(auth_phoenix, portkey)).stdout)
     assert {check["status"] for check in as_json} == {"OK"}
@@ -127,7 +127,7 @@ def test_wrong_or_missing_phoenix_key(
         "(Phoenix: Settings > API Keys)"
     )
     assert line(result, "Portkey API key").startswith("OK")
-    assert result.output.rstrip().endswith("1 problem(s) to fix, 0 warning(s).")
+    assert result.stdout.rstrip().endswith("1 problem(s) to fix, 0 warning(s).")
 
     del env["PHOENIX_API_KEY"]
     result = doctor(app, "--api-key", "", env=env)
@@ -192,7 +192,7 @@ def test_unreachable_phoenix_and_unwritable_state_dir(app: click.Group, tmp_path
         "(Not a directory).\n"
         "fix: set --state-dir (or INGEST_STATE_DIR) to a directory this user can write"
     )
-    assert result.output.rstrip().endswith("2 problem(s) to fix, 1 warning(s).")
+    assert result.stdout.rstrip().endswith("2 problem(s) to fix, 1 warning(s).")
 
 
 def test_settings_from_the_config_file_are_named_with_the_file(
