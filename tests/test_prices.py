@@ -364,7 +364,8 @@ def test_plan_needs_files_or_a_range() -> None:
 
 
 def test_reconcile_names_prices_apply_for_each_drifting_model() -> None:
-    from ingest.ops.reconcile import ModelTally, Report, render
+    from ingest.ops.reconcile import ModelTally, Report
+    from ingest.ops.reconcile_render import render
 
     day = datetime(2026, 7, 1, tzinfo=UTC)
     drifting = ModelTally("gpt-4o-mini", "openai", 10, 0.01, phoenix_cost_usd=0.008)

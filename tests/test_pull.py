@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -457,13 +459,18 @@ def test_a_delivery_error_stops_export_jobs_in_flight_at_once(project: str) -> N
     """Phoenix is down: the first window fails to deliver while the next windows' export
     jobs are still running. The run reports at once (not when those jobs end) and frees
     the lock."""
-    with PortkeyDouble(export_cap=50, job_polls=10_000) as slow_jobs:
+    # Jobs never finish by themselves; the first window's job is finished by hand, so which
+    # window's job runs first cannot depend on thread timing. A port held bound but not
+    # listening refuses connections, and no other server can take it during the test.
+    with PortkeyDouble(export_cap=50, job_polls=None) as slow_jobs, socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
         slow_jobs.add_logs(spread(DAY0, 30, timedelta(hours=2, minutes=24)))  # 10 a day
-        slow_jobs.faults.queue("POST /logs/exports/{id}/start", Fault.job_stuck(1))  # window 1
+        finisher = threading.Thread(target=_finish_first_window, args=(slow_jobs,), daemon=True)
+        finisher.start()
         started = time.monotonic()
         result = run_cli(
             "backfill", "--since", "2026-07-01", "--until", "2026-07-04", "--concurrency", "3",
-            "--endpoint", f"http://127.0.0.1:{free_port()}", "--project", project,
+            "--endpoint", f"http://127.0.0.1:{closed.getsockname()[1]}", "--project", project,
             "--retry-deadline", "1", "--poll-interval", "1", "--log-format", "json",
             env=portkey_env(slow_jobs),
         )  # fmt: skip
@@ -473,6 +480,22 @@ def test_a_delivery_error_stops_export_jobs_in_flight_at_once(project: str) -> N
     assert elapsed < 20, f"took {elapsed:.1f} s: jobs in flight were still polled"
     done = json.loads(result.stderr.splitlines()[-1])
     assert (done["event"], done["outcome"], done["exit_code"]) == ("run_done", "failed", 1)
+
+
+def _finish_first_window(double: PortkeyDouble, timeout_s: float = 30.0) -> None:
+    """Finish the export job of 2026-07-01 as soon as it is running."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for request in list(double.requests):
+            if request.route != "POST /logs/exports/{id}/start":
+                continue
+            export_id = request.path.split("?")[0].rstrip("/").split("/")[-2]
+            item = double.export_item(export_id)
+            since = str(item["filters"].get("time_of_generation_min", ""))
+            if since.startswith("2026-07-01") and item["status"] == "in_progress":
+                double.finish_export(export_id)
+                return
+        time.sleep(0.05)
 
 
 def test_sync_and_backfill_json_end_with_run_done(

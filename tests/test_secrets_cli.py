@@ -100,6 +100,6 @@ def test_config_show_tells_only_whether_a_secret_is_set_and_where_from() -> None
     assert lines["portkey_api_key"] == ["(set)", "env", "PORTKEY_API_KEY"]
     assert lines["client_headers"] == ["x-proxy=(set)", "env", "PHOENIX_CLIENT_HEADERS"]
     _no_part_of_the_key(result.output)
-    document = CliRunner().invoke(cli, ["config", "show", "sync", "--json"], env=env).output
+    document = CliRunner().invoke(cli, ["config", "show", "sync", "--json"], env=env).stdout
     assert json.loads(document)["settings"]["api_key"]["value"] == "(set)"
     _no_part_of_the_key(document)
