@@ -127,6 +127,8 @@ def test_check_passes_on_the_sample_logs_and_spans_hold_no_secret(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "check passed" in result.stdout
     assert "FAIL" not in result.stdout
+    last = result.stderr.strip().splitlines()[-1]  # check ends with run_done like every run
+    assert " run_done command=check outcome=ok exit_code=0" in last, result.stderr
     stored = json.dumps(read_spans(phoenix.url, project))
     assert "sk-test-FAKE" not in stored
 
@@ -147,6 +149,8 @@ def test_check_fails_on_a_wrong_or_missing_span(phoenix: LocalPhoenix, tmp_path:
     assert "00000000-0000-4000-8000-000000000000: span" in result.stdout
     assert "not found in Phoenix" in result.stdout
     assert "check FAILED" in result.stdout
+    last = result.stderr.strip().splitlines()[-1]
+    assert " run_done command=check outcome=failed exit_code=1" in last, result.stderr
 
 
 def test_status_shows_files_and_last_run(phoenix: LocalPhoenix, project: str,

@@ -166,7 +166,8 @@ def test_missing_portkey_key_warns_unless_required(
     result = doctor(app, env=env)
     assert result.exit_code == 0, result.output
     assert line(result, "Portkey API key").startswith(
-        "WARN Portkey API key not configured: only needed for sync/backfill"
+        "WARN Portkey API key not configured: only needed for sync, backfill, reconcile, "
+        "prices plan/apply from Portkey and resync"
     )
     result = doctor(app, "--require-portkey", env=env)
     assert result.exit_code == 1

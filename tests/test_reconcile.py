@@ -272,6 +272,8 @@ def test_after_a_complete_sync_every_bucket_matches_and_the_exit_code_is_0(
     result = reconcile(double, phoenix, project)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No bucket is missing requests." in result.stdout
+    last = result.stderr.strip().splitlines()[-1]  # a successful reconcile ends with run_done too
+    assert " run_done command=reconcile outcome=ok exit_code=0" in last, result.stderr
     print(result.stdout)  # the table, for the issue note (pytest -s)
 
     doc = json.loads(reconcile(double, phoenix, project, "--json").stdout)

@@ -243,7 +243,7 @@ def check_portkey(
                 Check(
                     "Portkey API key",
                     FAIL,
-                    "PORTKEY_API_KEY is not set; sync and backfill need it.",
+                    "PORTKEY_API_KEY is not set; sync, backfill and reconcile need it.",
                     "set PORTKEY_API_KEY (or --portkey-api-key) to a Portkey API key with the "
                     "logs.export scope",
                 )
@@ -252,8 +252,10 @@ def check_portkey(
             Check(
                 "Portkey API key",
                 WARN,
-                "not configured: only needed for sync/backfill (import reads files).",
-                "for sync/backfill, set PORTKEY_API_KEY to a key with the logs.export scope",
+                "not configured: only needed for sync, backfill, reconcile, prices plan/apply "
+                "from Portkey and resync of a time range (import reads files).",
+                "for those, set PORTKEY_API_KEY to a key with the logs.export scope "
+                "(analytics.view too for reconcile)",
             )
         ], None
     try:
