@@ -179,11 +179,12 @@ def billed_by_model(logs: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def zero_billed_rule_in_place() -> bool:
-    """Does conversion give a span billed 0 zero billable tokens (issue 11 item 4)?"""
+def test_a_gateway_cache_hit_billed_zero_has_no_billable_tokens() -> None:
+    """Phoenix prices spans from their tokens: a request billed 0 must bill 0 tokens."""
     hit = next(log for log in mixed_logs(20) if log.get("cache_status") == "HIT")
     attributes = build_span_facts(parse_record(hit)).attributes
-    return not any(billable_tokens(attributes))
+    assert not any(billable_tokens(attributes))
+    assert attributes["portkey.token_count.prompt"] > 0, "the real counts stay visible"
 
 
 # ---- against a real Phoenix ----------------------------------------------------------------
@@ -300,11 +301,7 @@ def test_plan_apply_import_cost_equals_the_bill(phoenix: Any, table: Any, tmp_pa
         assert cost_summary(url, after, model) == pytest.approx(billed[model], rel=0.01)
     billed_spans = cost_summary(url, after, MINI, where="portkey.cost > 0")
     assert billed_spans == pytest.approx(billed[MINI], rel=0.01)  # both price periods
-    if not zero_billed_rule_in_place():
-        pytest.xfail(
-            "pending the zero-billed rule (issue 11 item 4, convert helper): gateway cache hits "
-            "billed 0 still carry billable tokens, so Phoenix charges them"
-        )
+    # Gateway cache hits billed 0 carry zero billable tokens, so Phoenix charges nothing.
     assert cost_summary(url, after, MINI) == pytest.approx(billed[MINI], rel=0.01)
     assert after_total == pytest.approx(bill, rel=0.01)
 
