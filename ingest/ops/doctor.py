@@ -18,9 +18,12 @@ from ingest.errors import ConfigError
 from ingest.http import RedirectRefused, Response, Transient, Transport
 from ingest.ops.config import mask
 from ingest.ops.doctor_local import FAIL, OK, WARN, Check, ServerTime, where_from
+from ingest.phoenix import capabilities
 from ingest.phoenix.settings import PhoenixSettings
 
-MIN_PHOENIX_MAJOR = 20
+# The supported Phoenix range: the oldest release and the newest the test suite runs against.
+OLDEST_PHOENIX = capabilities.format_version(capabilities.OLDEST_SUPPORTED)
+NEWEST_PHOENIX = capabilities.format_version(capabilities.NEWEST_TESTED)
 TIMEOUT_S = 10.0
 _PROBE_LOG_ID = "portkey-phoenix-ingest-doctor-probe"
 
@@ -114,7 +117,9 @@ def check_phoenix(
         )
         return checks, when
     checks.append(Check("Phoenix reachable", OK, f"{base} answers"))
-    checks.append(_phoenix_version(http))
+    features = capabilities.detect(lambda path: _get_text(http, path))
+    checks.append(_phoenix_version(features))
+    checks.append(_phoenix_features(features))
 
     checks.append(_phoenix_key(http, settings, key_from))
     if checks[-1].status != OK:
@@ -152,29 +157,44 @@ def _phoenix_key(http: Transport, settings: PhoenixSettings, key_from: str) -> C
     return Check(name, OK, f"key {mask(key)} accepted" if key else "no key needed (auth is off)")
 
 
-def _phoenix_version(http: Transport) -> Check:
+def _get_text(http: Transport, path: str) -> str | None:
     try:
-        answer = http.send("GET", "/arize_phoenix_version")
-    except (Transient, RedirectRefused) as exc:
-        return Check("Phoenix version", WARN, f"unknown ({_reason(exc)})")
-    version = answer.text.strip()[:40] if answer.status_code == 200 else ""
-    try:
-        major = int(version.split(".")[0])
-    except ValueError:
+        answer = http.send("GET", path)
+    except (Transient, RedirectRefused):
+        return None
+    return answer.text if answer.status_code == 200 else None
+
+
+def _phoenix_version(features: capabilities.ServerFeatures) -> Check:
+    supported = f"supported: {OLDEST_PHOENIX} to {NEWEST_PHOENIX}"
+    if features.version is None:
+        return Check("Phoenix version", WARN, f"{features.found()} ({supported})",
+                     f"use Phoenix {OLDEST_PHOENIX} or newer")  # fmt: skip
+    if features.version < capabilities.OLDEST_SUPPORTED:
         return Check(
             "Phoenix version",
             WARN,
-            f"unknown (HTTP {answer.status_code})",
-            f"use Phoenix {MIN_PHOENIX_MAJOR}.0 or newer",
+            f"{features.found()} is older than {OLDEST_PHOENIX}, the oldest supported",
+            f"upgrade Phoenix to {OLDEST_PHOENIX} or newer",
         )
-    if major < MIN_PHOENIX_MAJOR:
-        return Check(
-            "Phoenix version",
-            WARN,
-            f"{version} is older than {MIN_PHOENIX_MAJOR}.0, the oldest version tested",
-            f"upgrade Phoenix to {MIN_PHOENIX_MAJOR}.0 or newer",
-        )
-    return Check("Phoenix version", OK, version)
+    if features.version > capabilities.NEWEST_TESTED:
+        return Check("Phoenix version", OK, f"{features.found()} (newer than {NEWEST_PHOENIX}, "
+                     "the newest tested)")  # fmt: skip
+    return Check("Phoenix version", OK, f"{features.found()} ({supported})")
+
+
+def _phoenix_features(features: capabilities.ServerFeatures) -> Check:
+    """Which features this server offers; what it lacks is refused or done another way."""
+    summary = features.summary()
+    detail = "supported: " + ", ".join(f.key.replace("_", " ") for f, ok in summary if ok)
+    lacking = [
+        f"{f.key.replace('_', ' ')} (needs {capabilities.format_version(f.since)}: {f.instead})"
+        for f, ok in summary
+        if not ok
+    ]
+    if lacking:
+        detail += "; not on this server: " + "; ".join(lacking)
+    return Check("Phoenix features", OK, detail)
 
 
 def _phoenix_otlp(http: Transport, settings: PhoenixSettings) -> Check:
@@ -202,8 +222,8 @@ def _phoenix_otlp(http: Transport, settings: PhoenixSettings) -> Check:
         "Phoenix OTLP",
         FAIL,
         f"POST /v1/traces answered HTTP {answer.status_code} to an empty protobuf request.",
-        "check that PHOENIX_COLLECTOR_ENDPOINT is a Phoenix server (20.0 or newer) and not a "
-        "proxy that rewrites requests",
+        f"check that PHOENIX_COLLECTOR_ENDPOINT is a Phoenix server ({OLDEST_PHOENIX} or newer) "
+        "and not a proxy that rewrites requests",
     )
 
 

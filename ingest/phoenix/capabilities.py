@@ -42,7 +42,7 @@ SPAN_READ_BY_ID = Feature(
     "span_read_by_id",
     "Reading spans by id (the span_id filter of GET /v1/projects/{id}/spans)",
     (19, 6, 0),
-    "verification reads the batch's time window instead",
+    "`check` reads the logs' time window instead",
     ("get", "/v1/projects/{project_identifier}/spans", "span_id"),
 )
 TRACE_WINDOW_DELETE = Feature(

@@ -1,5 +1,5 @@
 """Checks before a backfill starts: retention would delete it, the UI would hide it, or the
-Phoenix server is older than this tool was tested with.
+Phoenix server is outside the range this tool is tested with.
 
 Phoenix's retention deletes traces by their start time at its next sweep, so backfilling
 history older than the project's retention only to see it deleted is refused without
@@ -15,11 +15,13 @@ from typing import Any
 
 from ingest.errors import ConfigError
 from ingest.http import RedirectRefused, Transient, Transport
+from ingest.phoenix import capabilities
 from ingest.phoenix.settings import PhoenixSettings
 
 log = logging.getLogger(__name__)
 
-TESTED_PHOENIX = (20, 26)  # the Phoenix server version the test suite runs against
+# The Phoenix releases the test suite runs against: the oldest supported and the newest.
+TESTED_PHOENIX = (capabilities.OLDEST_SUPPORTED, capabilities.NEWEST_TESTED)
 
 _RULE = """rule { __typename
   ... on TraceRetentionRuleMaxDays { maxDays }
@@ -74,13 +76,27 @@ def _retention(node: dict[str, Any] | None) -> Retention | None:
     return Retention(node["name"], node["cronExpression"], float(node["rule"].get("maxDays") or 0))
 
 
-def server_version(settings: PhoenixSettings) -> tuple[int, ...] | None:
-    try:
-        response = Transport(settings.service()).send("GET", "/arize_phoenix_version")
-        response.raise_for_status()
-        return tuple(int(part) for part in response.text.strip().split(".")[:3])
-    except (Transient, RedirectRefused, OSError, ValueError):
+def server_features(settings: PhoenixSettings) -> capabilities.ServerFeatures:
+    def get_text(path: str) -> str | None:
+        try:
+            response = Transport(settings.service()).send("GET", path)
+        except (Transient, RedirectRefused, OSError):
+            return None
+        return response.text if response.ok else None
+
+    return capabilities.detect(get_text)
+
+
+def range_warning(features: capabilities.ServerFeatures, base_url: str) -> str | None:
+    """A warning when the server is older than the oldest supported Phoenix."""
+    oldest, newest = TESTED_PHOENIX
+    if features.version is None or features.version >= oldest:
         return None
+    return (
+        f"Phoenix at {base_url} is version {features.found()}; this tool supports Phoenix "
+        f"{capabilities.format_version(oldest)} to {capabilities.format_version(newest)}. "
+        "Older servers may lack annotations or the span query: upgrade Phoenix if the run fails."
+    )
 
 
 def check_backfill(
@@ -89,14 +105,17 @@ def check_backfill(
 ) -> list[str]:  # fmt: skip
     """Warnings to show before a backfill; raises ConfigError when retention would delete
     part of the range and `force` is not set."""
-    warnings: list[str] = []
-    version = server_version(settings)
-    if version is not None and version[:2] < TESTED_PHOENIX:
+    features = server_features(settings)
+    warnings = [w for w in [range_warning(features, settings.base_url)] if w]
+    if not features.supports(capabilities.RETENTION_POLICIES):
+        # No retention policies to read: skip the guard, say so, and go on.
+        feature = capabilities.RETENTION_POLICIES
         warnings.append(
-            f"Phoenix at {settings.base_url} is version {'.'.join(map(str, version))}; this "
-            f"tool was tested with {'.'.join(map(str, TESTED_PHOENIX))}. Older servers may "
-            "lack span reads by id or annotations: upgrade Phoenix if the run fails."
+            f"{feature.title} needs Phoenix {capabilities.format_version(feature.since)} or "
+            f"newer; Phoenix at {settings.base_url} is version {features.found()}, so it was "
+            "skipped: check the project's retention in Phoenix yourself."
         )
+        return warnings
     policy = retention(settings)
     if policy is not None and policy.max_days > 0:
         cutoff = (now or datetime.now(UTC)) - timedelta(days=policy.max_days)

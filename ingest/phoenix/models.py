@@ -1,5 +1,6 @@
 """Phoenix's model price table over GraphQL: list every model, create, update and delete
-custom ones (`createModel` / `updateModel` / `deleteModel`, Phoenix 20.x).
+custom ones (`createModel` / `updateModel` / `deleteModel`; Phoenix 12.18.0 and newer, older
+servers are refused by version: their `generativeModels` is a plain list).
 
 All traffic goes through `post_graphql`, the one function to switch to the shared transport.
 """
@@ -15,6 +16,7 @@ from typing import Any
 import requests
 
 from ingest.errors import PhoenixAuthError, PhoenixError, PhoenixUnreachableError
+from ingest.phoenix import capabilities
 from ingest.phoenix.client import PhoenixSettings
 
 # Phoenix re-reads its model table every 5 s (daemons/generative_model_store.py): spans stored
@@ -137,8 +139,24 @@ class ModelTable:
     def __init__(self, settings: PhoenixSettings, session: requests.Session | None = None):
         self.settings = settings
         self.session = session or requests.Session()
+        self._checked = False
+
+    def _get_text(self, path: str) -> str | None:
+        try:
+            response = self.session.get(
+                f"{self.settings.base_url}{path}",
+                headers=self.settings.auth_headers(),
+                timeout=self.settings.request_timeout_s,
+            )
+        except requests.RequestException:
+            return None  # the GraphQL request that follows says what went wrong
+        return response.text if response.ok else None
 
     def _post(self, query: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+        if not self._checked:  # once: refuse a server without the models API, by version
+            features = capabilities.detect(self._get_text)
+            capabilities.require(features, capabilities.CUSTOM_MODEL_PRICES, self.settings.base_url)
+            self._checked = True
         return post_graphql(self.settings, query, variables, self.session)
 
     def list(self) -> list[PhoenixModel]:

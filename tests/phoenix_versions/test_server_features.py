@@ -18,9 +18,12 @@ from ingest.convert.records import parse_record
 from ingest.convert.spans import ConversionOptions, make_resource, to_span
 from ingest.errors import ConfigError
 from ingest.phoenix import capabilities as caps
+from ingest.phoenix import guards
+from ingest.phoenix.client import PhoenixSettings, SpanReader
 from ingest.phoenix.compat_reads import stored_by_query, stored_in_window
 from ingest.phoenix.local_server import LocalPhoenix
-from tests.conftest import OLDEST_PHOENIX
+from ingest.phoenix.models import ModelSpec, ModelTable
+from tests.conftest import OLDEST_PHOENIX, run_cli
 
 
 def _get_text(url: str) -> Any:
@@ -121,3 +124,86 @@ def test_window_and_query_reads_find_exactly_the_stored_ids(
     assert stored_by_query(_post_text(any_phoenix.url), project, ids, window) == set(ids[:20])
     assert stored_by_query(_post_text(any_phoenix.url), project, ids, first) == {ids[0]}
     assert stored_by_query(_post_text(any_phoenix.url), "no-such-project", ids, window) == set()
+
+
+def test_doctor_names_the_version_and_the_features_the_oldest_server_lacks(
+    phoenix_oldest: LocalPhoenix,
+) -> None:
+    result = run_cli("doctor", env={"PHOENIX_COLLECTOR_ENDPOINT": phoenix_oldest.url})
+    lines = {line.split("  ")[0]: line for line in result.stdout.splitlines()}
+    version = next(line for line in result.stdout.splitlines() if "Phoenix version" in line)
+    assert version.split() == ["OK", "Phoenix", "version", OLDEST_PHOENIX, "(supported:",
+                               OLDEST_PHOENIX, "to", "20.26.1)"], lines  # fmt: skip
+    features = next(line for line in result.stdout.splitlines() if "Phoenix features" in line)
+    assert "supported: span delete, trace delete, span annotations, span query dsl" in features
+    assert (
+        "not on this server: span read by id (needs 19.6.0: `check` reads the logs' time "
+        "window instead); trace window delete (needs 20.6.0: delete the traces in the Phoenix "
+        "UI, then run the command again)"
+    ) in features
+
+
+def test_custom_prices_work_on_the_oldest_server(phoenix_oldest: LocalPhoenix) -> None:
+    table = ModelTable(PhoenixSettings(endpoint=phoenix_oldest.url))
+    before = table.list()
+    assert any(not model.custom for model in before), "the built-in models are listed"
+    name = f"compat-model-{secrets.token_hex(3)}"
+    spec = ModelSpec(name, "compat", f"^{name}$", None, {"input": 1.5, "output": 6.0})
+    model_id = table.create(spec, {"input": True, "output": False})
+    mine = [model for model in table.list() if model.id == model_id]
+    assert [(m.name, m.custom, m.prices) for m in mine] == [
+        (name, True, {"input": 1.5, "output": 6.0})
+    ]
+    table.delete(model_id)
+    assert model_id not in {model.id for model in table.list()}
+
+
+def test_a_server_without_the_models_api_is_refused_by_version() -> None:
+    features = caps.ServerFeatures((12, 0, 0), "12.0.0")
+    with pytest.raises(ConfigError) as refused:
+        caps.require(features, caps.CUSTOM_MODEL_PRICES, "http://phoenix:6006")
+    assert str(refused.value) == (
+        "Custom model prices (the GraphQL models API: generativeModels, createModel) needs "
+        "Phoenix 12.18.0 or newer, but the Phoenix server at http://phoenix:6006 is version "
+        "12.0.0. Upgrade Phoenix, or add the prices in the Phoenix UI (Settings > Models)."
+    )
+
+
+def test_backfill_on_the_oldest_server_reads_its_retention_policy(
+    phoenix_oldest: LocalPhoenix, project: str
+) -> None:
+    settings = PhoenixSettings(endpoint=phoenix_oldest.url, project=project)
+    since = datetime(2020, 1, 1, tzinfo=UTC)
+    # the default policy keeps traces forever: no warning, no refusal, no "older" note
+    assert guards.check_backfill(settings, since, since + timedelta(days=1), False) == []
+
+
+def test_retention_guard_is_skipped_with_a_note_without_retention_policies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    old = caps.ServerFeatures((12, 0, 0), "12.0.0")
+    monkeypatch.setattr(guards, "server_features", lambda settings: old)
+    settings = PhoenixSettings(endpoint="http://127.0.0.1:9", project="p")
+    since = datetime(2020, 1, 1, tzinfo=UTC)
+    assert guards.check_backfill(settings, since, since + timedelta(days=1), False) == [
+        "Phoenix at http://127.0.0.1:9 is version 12.0.0; this tool supports Phoenix 12.18.0 "
+        "to 20.26.1. Older servers may lack annotations or the span query: upgrade Phoenix if "
+        "the run fails.",
+        "The retention guard (Phoenix's trace retention policies) needs Phoenix 12.18.0 or "
+        "newer; Phoenix at http://127.0.0.1:9 is version 12.0.0, so it was skipped: check the "
+        "project's retention in Phoenix yourself.",
+    ]
+
+
+def test_the_reader_names_an_older_servers_version_not_a_wrong_endpoint(
+    phoenix_oldest: LocalPhoenix,
+) -> None:
+    reader = SpanReader(PhoenixSettings(endpoint=phoenix_oldest.url, project="p"))
+    assert reader.features.found() == OLDEST_PHOENIX
+    error = reader._unexpected("HTTP 422: unprocessable")
+    assert str(error) == (
+        f"Phoenix {OLDEST_PHOENIX} at {phoenix_oldest.url} did not answer a span read as this "
+        "tool expects (HTTP 422: unprocessable). This tool supports Phoenix 12.18.0 to 20.26.1: "
+        "upgrade Phoenix if it is older, and run `doctor` to see which features it offers."
+    )
+    assert "PHOENIX_COLLECTOR_ENDPOINT" not in str(error)
