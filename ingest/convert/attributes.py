@@ -123,7 +123,7 @@ def _build(
     attributes.update(provider_attributes(record.ai_org, model, requested_model(record, request)))
     tokens = dict(token_attributes(record, response, failed))
     attributes.update(tokens)
-    attributes.update(cost_attributes(record, tokens_known=bool(tokens), failed=failed))
+    attributes.update(cost_attributes(record))
     attributes.update(io_attributes(bodies))
     if kind == EMBEDDING:
         attributes.update(embedding_text_attributes(request, cap, truncated))

@@ -5,8 +5,8 @@ Phoenix prices an LLM span itself from `llm.model_name` and `llm.token_count.*`,
 `llm.cost.*`. So the billable counts we emit follow the bill: a request Portkey billed
 nothing for while tokens were counted (a gateway cache hit, a failed request) gets
 `llm.token_count.* = 0`, and its real counts move to `portkey.token_count.*`. A failed
-request whose log states no usage gets no token counts and no `llm.cost.total` at all
-rather than invented zeros.
+request whose log states no usage gets no token counts rather than invented zeros; the
+cost Portkey reported for it (usually 0) is kept.
 """
 
 from __future__ import annotations
@@ -181,9 +181,8 @@ def whole(number: float) -> int | float:
     return number
 
 
-def cost_attributes(record: LogRecord, tokens_known: bool, failed: bool) -> Iterator[Pair]:
+def cost_attributes(record: LogRecord) -> Iterator[Pair]:
     if not billed_in_usd(record) or record.cost is None:
         return
-    if failed and record.cost == 0 and not tokens_known:
-        return  # a failed request that used nothing: a zero here is not a bill
+    # A zero Portkey reported is a bill of zero (a failed request, a cache hit): kept.
     yield SA.LLM_COST_TOTAL, tidy(record.cost / 100)  # Portkey reports cents
