@@ -177,7 +177,8 @@ def _print_state(doc: dict[str, Any], indent: str, files: bool = True) -> None:
         click.echo(
             f"{indent}Resync in progress: {escape(str(unit))} into '{entry.get('project')}', "
             f"started {entry.get('started_at')}, deleting {entry.get('deleting')} spans: some "
-            "may be missing until it finishes. Run resync again (with --yes) to complete it."
+            "may be missing or stale until it finishes (sync re-delivers what is missing). Run "
+            "resync again (with --yes) to complete it."
         )
     for name, run in sorted(doc["runs"].items()):
         click.echo(

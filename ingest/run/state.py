@@ -412,3 +412,10 @@ def pending_resyncs(doc: dict[str, Any], project: str, kind: str) -> list[dict[s
     """The unfinished resync units of one project and kind ("window" or "file")."""
     entries = doc.get("resyncs", {}).values()
     return [e for e in entries if e.get("project") == project and e.get("kind") == kind]
+
+
+def resync_holes(doc: dict[str, Any], project: str) -> list[tuple[datetime, datetime]]:
+    """[since, until) of the windows whose resync was interrupted: `sync` exports them again
+    so what was deleted is delivered (the resync itself stays pending until rerun)."""
+    return [(datetime.fromisoformat(e["since"]), datetime.fromisoformat(e["until"]))
+            for e in pending_resyncs(doc, project, "window")]  # fmt: skip
