@@ -226,6 +226,8 @@ def test_resync_of_one_window_of_a_backfilled_range(
     )
     assert result.returncode == 0, result.stderr
     summary = last_json(result)
+    print("resync of one day:", {k: summary[k] for k in ("units", "logs", "deleted", "resent",
+          "verified", "other_spans_before", "other_spans_after", "elapsed_s")})  # fmt: skip
     n = len(day2)
     assert (summary["deleted"], summary["resent"], summary["verified"]) == (n, n, n)
     after = {s["attributes"]["portkey.log_id"]: s for s in read_spans(phoenix.url, project)}

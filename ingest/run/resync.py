@@ -212,6 +212,8 @@ class Resyncer:
 
     def _count(self, plan: UnitPlan) -> int:
         assert plan.earliest and plan.latest
+        if self.totals.project_id() is None:
+            return 0  # no such project yet: nothing stored
         window = Window(plan.earliest, plan.latest + timedelta(microseconds=1))
         return self.totals.count(window, "")
 
