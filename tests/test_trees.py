@@ -82,3 +82,29 @@ def test_a_parent_delivered_by_an_earlier_run_is_found_and_resync_fixes_the_reve
     assert spans[logs[2]["id"]]["parent_id"] == agent_span  # found in the index of run 2
     act_span = spans[logs[2]["id"]]["context"]["span_id"]
     assert spans[logs[3]["id"]]["parent_id"] == act_span
+
+
+def test_the_index_resolves_a_shared_span_id_the_same_way_in_any_order(tmp_path: Path) -> None:
+    from ingest.convert.records import parse_record
+    from ingest.convert.trees import ParentIndex
+    from ingest.run.parents import ParentStore
+
+    logs = [parse_record(log) for log in tree_logs()]
+    child = logs[3]  # tool -> act
+    for order in (logs, logs[::-1]):
+        index = ParentIndex()
+        for record in order:
+            index.remember(record)
+        assert index.parent_of(logs[5]) is None  # its parent is not a logged request
+        retry_parent = index.parent_of(
+            parse_record({**tree_logs()[5], "id": "x", "parent_span_id": "agent-run-tool"})
+        )
+        assert retry_parent == min(logs[3].log_id, logs[4].log_id)
+        assert index.parent_of(child) == logs[2].log_id
+
+    store = ParentStore(tmp_path / "parents.sqlite3", "p", limit=3)
+    store.add([("t", "a", "log-b"), ("t", "a", "log-a"), ("t", "b", "log-c")])
+    assert store.lookup("t", "a") == "log-a" and store.lookup("u", "a") is None
+    store.add([("t", str(i), f"l{i}") for i in range(5)])
+    assert store.lookup("t", "4") == "l4" and store.lookup("t", "a") is None  # bounded
+    assert ParentStore(tmp_path / "parents.sqlite3", "other").lookup("t", "4") is None

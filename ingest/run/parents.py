@@ -85,6 +85,8 @@ def index_parents(
     for chunk in chunk_lines(read_lines(path, max_line_bytes=max_line_bytes), batch):
         raws = []
         for line in chunk:
+            if enricher is None and b"span_id" not in line.data:
+                continue  # no Portkey span id: nothing to index (most exports), no parse
             try:
                 raws.append(decode_line(line))
             except RecordError:
