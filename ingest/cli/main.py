@@ -19,6 +19,7 @@ from ingest.cli.file_cmds import (
 from ingest.cli.prices_cmd import prices_group
 from ingest.cli.pull_cmds import backfill_command, sync_command
 from ingest.cli.reconcile_cmd import reconcile_command
+from ingest.cli.resync_cmd import resync_command
 from ingest.cli.runner import IngestGroup
 from ingest.ops.config import config_option
 
@@ -47,7 +48,7 @@ def cli() -> None:
 for command in (
     import_command, convert_command, status_command, check_command, demo_command,
     sync_command, backfill_command, config_group, doctor_command, reconcile_command,
-    prices_group,
+    prices_group, resync_command,
 ):  # fmt: skip
     cli.add_command(command)
 

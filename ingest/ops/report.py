@@ -172,6 +172,14 @@ def _print_state(doc: dict[str, Any], indent: str, files: bool = True) -> None:
             f"{indent}Backfill {entry.get('since')} .. {entry.get('until')} into "
             f"'{entry.get('project')}': {state}"
         )
+    for entry in doc.get("resyncs", {}).values():  # deleted, not yet verified re-delivered
+        unit = entry.get("path") or f"{entry.get('since')} .. {entry.get('until')}"
+        click.echo(
+            f"{indent}Resync in progress: {escape(str(unit))} into '{entry.get('project')}', "
+            f"started {entry.get('started_at')}, deleting {entry.get('deleting')} spans: some "
+            "may be missing or stale until it finishes (sync re-delivers what is missing). Run "
+            "resync again (with --yes) to complete it."
+        )
     for name, run in sorted(doc["runs"].items()):
         click.echo(
             f"{indent}Last {name}: {run.get('finished_at')} into '{run.get('project')}' "

@@ -31,6 +31,7 @@ from ingest.phoenix.client import PhoenixSettings, SpanReader, SpanSender
 from ingest.run.delivery import Batch, Deliverer, DeliveryStats, Tuning
 from ingest.run.logs import event
 from ingest.run.outcome import outcome_of
+from ingest.run.parents import index_parents, parent_store
 from ingest.run.progress import Progress
 from ingest.run.quarantine import Quarantine
 from ingest.run.state import StateStore, advance_file, new_file_entry, record_run
@@ -173,7 +174,10 @@ class FileImporter:
         # Span ids of the current file: a log id seen twice is sent once. Kept per file so
         # memory stays flat over a long backfill; across files, the pre-check catches repeats.
         self._seen: set[int] = set()
-        self.parents = ParentIndex()
+        # Parent links are a function of the logs (trees.py): indexed file by file before
+        # conversion, and across runs beside the state.
+        self.parents = ParentIndex(earlier=parent_store(store.dir if store else None,
+                                                        options.project))  # fmt: skip
         self.progress = progress or Progress(enabled=False)
         # Where the run is and what fraction is done, for the progress line; callers that
         # know more (the backfill's windows) replace it.
@@ -241,6 +245,8 @@ class FileImporter:
                                  done)  # fmt: skip
 
         started = time.monotonic()
+        index_parents(path, self.parents, self.options.max_line_bytes, self.enricher,
+                      unwrap_quarantined)  # fmt: skip
         self.deliverer.run(self._batches(path, progress["offset"], progress["line"]), commit)
         event(
             "file_done", file=str(path), project=self.options.project, lines=progress["line"],

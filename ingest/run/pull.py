@@ -39,6 +39,7 @@ from ingest.run.state import (
     finish_backfill,
     make_private_dir,
     mark_window_done,
+    resync_holes,
     shard_dir,
     sync_entry,
     sync_start,
@@ -250,6 +251,8 @@ def sync(
         except FutureWatermarkError as exc:
             raise FutureWatermarkError(f"{store.path}: {exc}") from None
         windows = plan_windows(start, end, pull.window)
+        holes = [Window(*h) for h in resync_holes(store.doc, pull.options.project)]  # issue 16
+        windows = [h for h in holes if h not in windows] + windows
 
         def on_done(window: Window) -> None:
             advance_watermark(entry, window.until)

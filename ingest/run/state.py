@@ -106,7 +106,7 @@ class StateStore:
                 f"portkey-phoenix-ingest (state version {doc['version']}, this one reads "
                 f"{STATE_VERSION}). Upgrade portkey-phoenix-ingest, or use another --state-dir."
             )
-        for section in ("files", "runs", "sync", "backfills"):
+        for section in ("files", "runs", "sync", "backfills", "resyncs"):
             if not isinstance(doc.setdefault(section, {}), dict):
                 raise self._corrupt(f"its '{section}' section is not an object")
         if problem := shape_problem(doc):
@@ -393,3 +393,29 @@ def record_run(
     """The last run of a command: when, how it ended, and its counts (`status` shows it)."""
     doc["runs"][kind] = {"finished_at": utc_now(), "outcome": outcome, "exit_code": exit_code,
                          **fields}  # fmt: skip
+
+
+# ---- resync: a unit (window or file) whose spans are being deleted and re-delivered ------
+# Recorded (and saved) before the first delete, cleared only once the re-delivered spans and
+# their annotations are verified: while it is there, the project may lack some of its logs.
+
+
+def begin_resync(doc: dict[str, Any], key: str, unit: dict[str, Any]) -> None:
+    doc.setdefault("resyncs", {})[key] = {**unit, "started_at": utc_now()}
+
+
+def end_resync(doc: dict[str, Any], key: str) -> None:
+    doc.setdefault("resyncs", {}).pop(key, None)
+
+
+def pending_resyncs(doc: dict[str, Any], project: str, kind: str) -> list[dict[str, Any]]:
+    """The unfinished resync units of one project and kind ("window" or "file")."""
+    entries = doc.get("resyncs", {}).values()
+    return [e for e in entries if e.get("project") == project and e.get("kind") == kind]
+
+
+def resync_holes(doc: dict[str, Any], project: str) -> list[tuple[datetime, datetime]]:
+    """[since, until) of the windows whose resync was interrupted: `sync` exports them again
+    so what was deleted is delivered (the resync itself stays pending until rerun)."""
+    return [(datetime.fromisoformat(e["since"]), datetime.fromisoformat(e["until"]))
+            for e in pending_resyncs(doc, project, "window")]  # fmt: skip
