@@ -1,7 +1,7 @@
 """Delete spans from Phoenix one by one, by their OpenTelemetry span id.
 
-`DELETE /v1/spans/{span_id}` (Phoenix 18.1 and 20.x) removes exactly one span and its
-annotations; its children stay, and a deleted id can be inserted again. The id is matched
+`DELETE /v1/spans/{span_id}` (every supported Phoenix, 12.18 to 20.x) removes exactly one
+span and its annotations; its children stay, and a deleted id can be inserted again. The id is matched
 server-wide (span ids are unique across a Phoenix server), so callers delete only ids they
 have just read back from their own project. An unknown id answers 404: already gone, which
 makes a repeated delete harmless. There is no bulk form by id; a trace or time-window delete
@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ingest.errors import PhoenixError
 from ingest.phoenix.api import PhoenixApi
+from ingest.phoenix.capabilities import SPAN_DELETE, format_version
 from ingest.phoenix.settings import PhoenixSettings
 
 # Tests only: SIGKILL this process right after the N-th span delete (a crash between the
@@ -72,10 +73,11 @@ class SpanDeleter:
 
 
 def missing_endpoint(settings: PhoenixSettings, status: int) -> str:
-    """The refusal when this Phoenix has no span delete (kept in one place: the version
-    checks may move to a capabilities module)."""
+    """The refusal when this Phoenix has no span delete: the feature, the version it needs
+    and what the server answered."""
     return (
         f"Phoenix at {settings.base_url} cannot delete a span by id (DELETE /v1/spans/{{id}} "
-        f"answered HTTP {status}): resync needs Phoenix 18.1 or later. Nothing was deleted "
-        "by this request; upgrade Phoenix, then rerun resync."
+        f"answered HTTP {status}): {SPAN_DELETE.title} needs Phoenix "
+        f"{format_version(SPAN_DELETE.since)} or newer. Nothing was deleted by this request; "
+        "upgrade Phoenix, then rerun resync."
     )
