@@ -2,10 +2,11 @@
 
 `DELETE /v1/spans/{span_id}` (every supported Phoenix, 12.18 to 20.x) removes exactly one
 span and its annotations; its children stay, and a deleted id can be inserted again. The id
-is matched server-wide (span ids are unique across a Phoenix server), so callers delete only ids they
-have just read back from their own project. An unknown id answers 404: already gone, which
-makes a repeated delete harmless. There is no bulk form by id; a trace or time-window delete
-would also take spans this tool did not re-deliver, so this is the exact way.
+is matched server-wide (span ids are unique across a Phoenix server), so callers delete only
+ids they have just read back from their own project. An unknown id answers 404: already
+gone, which makes a repeated delete harmless. There is no bulk form by id; a trace or
+time-window delete would also take spans this tool did not re-deliver, so this is the exact
+way.
 """
 
 from __future__ import annotations
