@@ -104,22 +104,47 @@ class Deliverer:
         self._resends_of: Batch | None = None
         self._resends = 0
         self._last_progress = clock()
+        self._stream: tuple[deque[Batch], Callable[[Batch], None]] | None = None  # in `run`
 
     def run(self, batches: Iterable[Batch], commit: Callable[[Batch], None]) -> DeliveryStats:
+        """Deliver `batches` (one stream, possibly over many files or windows: the next is
+        sent while the previous one's tail is still unverified) and commit them in order."""
         pending: deque[Batch] = deque()
-        for batch in batches:
-            # Make room first: the budget bounds what is in flight once this batch is sent.
-            self._settle(pending, commit, incoming=batch)
-            self._submit(batch)
-            pending.append(batch)
-            self._settle(pending, commit, incoming=_NOTHING)
-        self._settle(pending, commit, incoming=None)
+        self._stream = (pending, commit)
+        try:
+            source = iter(batches)
+            while True:
+                try:
+                    batch = next(source, None)
+                except Exception:
+                    # The source failed (an unreadable file): what was sent before it is
+                    # still delivered and committed, as if the files had gone one by one.
+                    self._settle(pending, commit, incoming=None)
+                    raise
+                if batch is None:
+                    break
+                # Make room first: the budget bounds what is in flight once this is sent.
+                self._settle(pending, commit, incoming=batch)
+                self._submit(batch)
+                pending.append(batch)
+                self._settle(pending, commit, incoming=_NOTHING)
+            self._settle(pending, commit, incoming=None)
+        finally:
+            self._stream = None
         if self.annotator is not None:
             try:
                 self.annotator.flush()
             except Exception as exc:
                 log.warning("annotations could not be confirmed (%s)", type(exc).__name__)
         return self.stats
+
+    def drain(self) -> None:
+        """Verify and commit everything in flight now: for a source about to wait (the next
+        window's export job), so the previous window is committed meanwhile. Called from
+        inside `run`'s batch source; does nothing outside a run."""
+        if self._stream is not None:
+            pending, commit = self._stream
+            self._settle(pending, commit, incoming=None)
 
     def _over_budget(self, pending: deque[Batch], incoming: Batch) -> bool:
         """Would sending `incoming` put more than the budget in flight? Never when nothing
