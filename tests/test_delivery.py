@@ -221,7 +221,13 @@ def test_annotations_follow_commits_in_order() -> None:
             pass
 
     deliver(FakePhoenix(), batches([1, 1]), annotator=Recorder())
-    assert annotated == [[hex_id(0)], [hex_id(1)]]
+    assert annotated == [[hex_id(0), hex_id(1)]], "verified by one read: one annotate call"
+    annotated.clear()
+    deliver(FakePhoenix(), batches([2, 2, 2]), Tuning(batch_size=3, precheck=False,
+                                                         max_poll_s=0.1), Recorder())  # fmt: skip
+    assert annotated == [[hex_id(n) for n in range(4)], [hex_id(4), hex_id(5)]], (
+        "grouped up to a batch's worth of spans, in commit order"
+    )
 
 
 def test_the_per_line_step_closes_batches_by_encoded_bytes_before_sending(tmp_path: Path) -> None:

@@ -178,8 +178,7 @@ class Deliverer:
         covers every pending batch, so the in-flight count tracks what Phoenix has not
         stored yet and its queue stays full."""
         while pending:
-            while pending and not pending[0].awaiting:
-                self._commit(pending.popleft(), commit)
+            self._commit_verified(pending, commit)
             if not pending or (incoming is not None and not self._over_budget(pending, incoming)):
                 return
             self._wait_for_progress(pending)
@@ -228,17 +227,31 @@ class Deliverer:
         self.stats.resent += len(oldest.awaiting)
         self._last_progress = self.clock()
 
-    def _commit(self, batch: Batch, commit: Callable[[Batch], None]) -> None:
-        if self.annotator is not None and batch.spans:
-            # Annotations need stored spans; they are verified as later batches go by, and a
-            # failure is counted, never holding the spans back.
-            try:
-                self.annotator.annotate(batch.spans)
-            except Exception as exc:
-                log.warning("annotations for %d spans failed (%s); rerun to retry them",
-                            len(batch.spans), type(exc).__name__)  # fmt: skip
-                self.stats.annotation_errors += len(batch.spans)
-        commit(batch)
+    def _commit_verified(self, pending: deque[Batch], commit: Callable[[Batch], None]) -> None:
+        """Commit the verified prefix, in order. Annotations go first, for up to a batch's
+        worth of spans at a time: many small batches (small files) verified by one read cost
+        Phoenix one annotation read and post, not one each."""
+        while pending and not pending[0].awaiting:
+            group = [pending.popleft()]
+            spans = len(group[0].spans)
+            while pending and not pending[0].awaiting and spans < self.tuning.batch_size:
+                group.append(pending.popleft())
+                spans += len(group[-1].spans)
+            self._annotate([span for batch in group for span in batch.spans])
+            for batch in group:
+                commit(batch)
+
+    def _annotate(self, spans: list[ReadableSpan]) -> None:
+        if self.annotator is None or not spans:
+            return
+        # Annotations need stored spans; they are verified as later batches go by, and a
+        # failure is counted, never holding the spans back.
+        try:
+            self.annotator.annotate(spans)
+        except Exception as exc:
+            log.warning("annotations for %d spans failed (%s); rerun to retry them",
+                        len(spans), type(exc).__name__)  # fmt: skip
+            self.stats.annotation_errors += len(spans)
 
     def _poll_interval(self, awaiting: int) -> float:
         expected = awaiting / max(self._rate, 1.0)
