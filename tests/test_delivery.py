@@ -221,7 +221,13 @@ def test_annotations_follow_commits_in_order() -> None:
             pass
 
     deliver(FakePhoenix(), batches([1, 1]), annotator=Recorder())
-    assert annotated == [[hex_id(0)], [hex_id(1)]]
+    assert annotated == [[hex_id(0), hex_id(1)]], "verified by one read: one annotate call"
+    annotated.clear()
+    deliver(FakePhoenix(), batches([2, 2, 2]), Tuning(batch_size=3, precheck=False,
+                                                         max_poll_s=0.1), Recorder())  # fmt: skip
+    assert annotated == [[hex_id(n) for n in range(4)], [hex_id(4), hex_id(5)]], (
+        "grouped up to a batch's worth of spans, in commit order"
+    )
 
 
 def test_the_per_line_step_closes_batches_by_encoded_bytes_before_sending(tmp_path: Path) -> None:
@@ -254,3 +260,118 @@ def test_the_per_line_step_closes_batches_by_encoded_bytes_before_sending(tmp_pa
     assert all(batch.size_bytes - one_span < 2_000 for batch in full), "closed at the bound"
     lines = [batch.position.line for batch in full]
     assert len(full) > 1 and lines == sorted(lines), "each batch ends after a whole line"
+
+
+# ---- one stream over many files: the next file is sent while the previous one's tail is
+# ---- still unverified; commits stay in order and only over the verified prefix ------------
+
+
+def import_two_files(
+    tmp_path: Path, phoenix: FakePhoenix, tuning: Tuning
+) -> tuple[list[tuple[str, int, bool]], dict[str, Any], list[list[str]]]:
+    """`a.jsonl` and `b.jsonl` (10 logs each, batches of 5) through the real per-line step
+    and state store, into the fake Phoenix. Returns the commits (file, line, final), the
+    state document on disk (whatever ended the run) and each file's span ids."""
+    import json
+
+    from ingest.convert.ids import span_id_for
+    from ingest.convert.spans import ConversionOptions
+    from ingest.run.pipeline import RunSetup, started_run
+    from ingest.run.state import StateStore
+    from tests.logs_factory import write_logs
+
+    files = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    ids = [
+        [span_hex(span_id_for("p", log["id"])) for log in write_logs(path, 10, prefix=path.stem)]
+        for path in files
+    ]
+    clock = Clock()
+    deliverer = Deliverer(phoenix, phoenix, tuning, clock=clock, sleep=clock.sleep)
+    store = StateStore(tmp_path / "state")
+    setup = RunSetup("import", ConversionOptions(project="p"), tuning=tuning, sink=deliverer,
+                     quarantine_path=tmp_path / "q.jsonl")  # fmt: skip
+    commits: list[tuple[str, int, bool]] = []
+    try:
+        with store.locked(), started_run(setup, store) as importer:
+            commit = importer.commit
+
+            def recording(batch: Batch) -> None:
+                commit(batch)
+                commits.append((batch.position.file.path.stem, batch.position.line,
+                                batch.position.final))  # fmt: skip
+
+            importer.commit = recording  # type: ignore[method-assign]
+            importer.run(files)
+    except RuntimeError:
+        pass
+    state = json.loads((tmp_path / "state" / "state.json").read_text())
+    return commits, state, ids
+
+
+def progress_of(state: dict[str, Any], stem: str) -> dict[str, Any] | None:
+    found = [e for e in state["files"].values() if e["path"].endswith(f"{stem}.jsonl")]
+    return found[0] if found else None
+
+
+def test_two_files_in_flight_commit_in_order_and_the_second_is_sent_before_the_first_verifies(
+    tmp_path: Path,
+) -> None:
+    from ingest.convert.ids import span_id_for
+    from tests.logs_factory import make_log
+
+    a_ids = {span_hex(span_id_for("p", make_log(n, prefix="a")["id"])) for n in range(10)}
+    a_unverified_at_send: list[int] = []
+
+    def newest_first(phoenix: FakePhoenix) -> None:  # one batch per read, b before a's tail
+        for sent in reversed(phoenix.sends):
+            if any(i in phoenix.queue for i in sent):
+                phoenix.stored.update(sent)
+                phoenix.queue = [i for i in phoenix.queue if i not in sent]
+                return
+
+    class Watching(FakePhoenix):
+        def send(self, spans: list[ReadableSpan]) -> int:
+            a_unverified_at_send.append(len(a_ids - self.stored))
+            return super().send(spans)
+
+    phoenix = Watching(newest_first)
+    tuning = Tuning(batch_size=5, precheck=False, min_poll_s=0.1, max_poll_s=0.1)
+    commits, state, file_ids = import_two_files(tmp_path, phoenix, tuning)
+    assert set(file_ids[0]) == a_ids
+    assert len(phoenix.sends) == 4 and a_unverified_at_send[2] == 10, (
+        "b's first batch went out while none of a was verified: no idle gap between files"
+    )
+    assert commits == [("a", 5, False), ("a", 10, False), ("a", 10, True),
+                       ("b", 5, False), ("b", 10, False), ("b", 10, True)]  # fmt: skip
+    assert progress_of(state, "a")["complete"] and progress_of(state, "b")["complete"]
+    assert phoenix.stored == set(file_ids[0]) | set(file_ids[1])
+
+
+def test_a_failure_in_the_second_file_commits_only_the_verified_prefix_of_the_first(
+    tmp_path: Path,
+) -> None:
+    first_batch_of_a: set[str] = set()
+
+    def store_a_head_only(phoenix: FakePhoenix) -> None:  # a's tail stays unverified
+        phoenix.stored.update(i for i in phoenix.queue if i in first_batch_of_a)
+
+    class RefusingB(FakePhoenix):
+        def send(self, spans: list[ReadableSpan]) -> int:
+            if not first_batch_of_a:
+                first_batch_of_a.update(span_hex(s.context.span_id) for s in spans)
+            if len(self.sends) == 2:  # b's first batch: Phoenix refuses it
+                raise RuntimeError("Phoenix answered 500")
+            return super().send(spans)
+
+    phoenix = RefusingB(store_a_head_only)
+    # Two batches of a fit the budget; b's first batch waits for a read, which verifies
+    # a's first batch only, then goes out while a's second batch is still unverified.
+    tuning = Tuning(batch_size=5, max_in_flight=10, precheck=False, min_poll_s=0.1,
+                    max_poll_s=0.1)  # fmt: skip
+    commits, state, _ = import_two_files(tmp_path, phoenix, tuning)
+    assert commits == [("a", 5, False)], "a's verified head only; nothing unverified"
+    a = progress_of(state, "a")
+    assert a is not None and (a["line"], a["complete"], a["delivered"]) == (5, False, 5)
+    b = progress_of(state, "b")
+    assert b is None or (b["offset"], b["complete"], b["delivered"]) == (0, False, 0)
+    assert state["runs"]["import"]["outcome"] == "failed"

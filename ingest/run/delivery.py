@@ -104,22 +104,47 @@ class Deliverer:
         self._resends_of: Batch | None = None
         self._resends = 0
         self._last_progress = clock()
+        self._stream: tuple[deque[Batch], Callable[[Batch], None]] | None = None  # in `run`
 
     def run(self, batches: Iterable[Batch], commit: Callable[[Batch], None]) -> DeliveryStats:
+        """Deliver `batches` (one stream, possibly over many files or windows: the next is
+        sent while the previous one's tail is still unverified) and commit them in order."""
         pending: deque[Batch] = deque()
-        for batch in batches:
-            # Make room first: the budget bounds what is in flight once this batch is sent.
-            self._settle(pending, commit, incoming=batch)
-            self._submit(batch)
-            pending.append(batch)
-            self._settle(pending, commit, incoming=_NOTHING)
-        self._settle(pending, commit, incoming=None)
+        self._stream = (pending, commit)
+        try:
+            source = iter(batches)
+            while True:
+                try:
+                    batch = next(source, None)
+                except Exception:
+                    # The source failed (an unreadable file): what was sent before it is
+                    # still delivered and committed, as if the files had gone one by one.
+                    self._settle(pending, commit, incoming=None)
+                    raise
+                if batch is None:
+                    break
+                # Make room first: the budget bounds what is in flight once this is sent.
+                self._settle(pending, commit, incoming=batch)
+                self._submit(batch)
+                pending.append(batch)
+                self._settle(pending, commit, incoming=_NOTHING)
+            self._settle(pending, commit, incoming=None)
+        finally:
+            self._stream = None
         if self.annotator is not None:
             try:
                 self.annotator.flush()
             except Exception as exc:
                 log.warning("annotations could not be confirmed (%s)", type(exc).__name__)
         return self.stats
+
+    def drain(self) -> None:
+        """Verify and commit everything in flight now: for a source about to wait (the next
+        window's export job), so the previous window is committed meanwhile. Called from
+        inside `run`'s batch source; does nothing outside a run."""
+        if self._stream is not None:
+            pending, commit = self._stream
+            self._settle(pending, commit, incoming=None)
 
     def _over_budget(self, pending: deque[Batch], incoming: Batch) -> bool:
         """Would sending `incoming` put more than the budget in flight? Never when nothing
@@ -153,8 +178,7 @@ class Deliverer:
         covers every pending batch, so the in-flight count tracks what Phoenix has not
         stored yet and its queue stays full."""
         while pending:
-            while pending and not pending[0].awaiting:
-                self._commit(pending.popleft(), commit)
+            self._commit_verified(pending, commit)
             if not pending or (incoming is not None and not self._over_budget(pending, incoming)):
                 return
             self._wait_for_progress(pending)
@@ -203,17 +227,31 @@ class Deliverer:
         self.stats.resent += len(oldest.awaiting)
         self._last_progress = self.clock()
 
-    def _commit(self, batch: Batch, commit: Callable[[Batch], None]) -> None:
-        if self.annotator is not None and batch.spans:
-            # Annotations need stored spans; they are verified as later batches go by, and a
-            # failure is counted, never holding the spans back.
-            try:
-                self.annotator.annotate(batch.spans)
-            except Exception as exc:
-                log.warning("annotations for %d spans failed (%s); rerun to retry them",
-                            len(batch.spans), type(exc).__name__)  # fmt: skip
-                self.stats.annotation_errors += len(batch.spans)
-        commit(batch)
+    def _commit_verified(self, pending: deque[Batch], commit: Callable[[Batch], None]) -> None:
+        """Commit the verified prefix, in order. Annotations go first, for up to a batch's
+        worth of spans at a time: many small batches (small files) verified by one read cost
+        Phoenix one annotation read and post, not one each."""
+        while pending and not pending[0].awaiting:
+            group = [pending.popleft()]
+            spans = len(group[0].spans)
+            while pending and not pending[0].awaiting and spans < self.tuning.batch_size:
+                group.append(pending.popleft())
+                spans += len(group[-1].spans)
+            self._annotate([span for batch in group for span in batch.spans])
+            for batch in group:
+                commit(batch)
+
+    def _annotate(self, spans: list[ReadableSpan]) -> None:
+        if self.annotator is None or not spans:
+            return
+        # Annotations need stored spans; they are verified as later batches go by, and a
+        # failure is counted, never holding the spans back.
+        try:
+            self.annotator.annotate(spans)
+        except Exception as exc:
+            log.warning("annotations for %d spans failed (%s); rerun to retry them",
+                        len(spans), type(exc).__name__)  # fmt: skip
+            self.stats.annotation_errors += len(spans)
 
     def _poll_interval(self, awaiting: int) -> float:
         expected = awaiting / max(self._rate, 1.0)

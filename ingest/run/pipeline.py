@@ -3,6 +3,11 @@
 Reading, parsing and conversion happen here; the ordering of send -> verify -> commit lives
 in `delivery.Deliverer`, and this module only says what a commit records: the offset of the
 last verified line of a file, its counts, and whether the file is complete.
+
+A run is one delivery stream over all its files: file k+1 is read, converted and sent while
+file k's tail is still being verified, so Phoenix's queue never runs dry at a file boundary.
+Each batch's position names its file; the deliverer commits strictly in stream order, so
+every file's cursor still moves only over its verified prefix.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -133,11 +138,23 @@ class Enricher(Protocol):
     def enrich(self, raws: list[dict[str, Any]]) -> None: ...
 
 
+@dataclass
+class FileRun:
+    """One file in a run's stream: its progress entry and how its commits are reported."""
+
+    path: Path
+    progress: dict[str, Any]
+    persist: bool  # save the state file at each commit (not for Portkey's downloads)
+    describe: Callable[[Path, int, int], tuple[str, float | None]]
+    started: float = field(default_factory=time.monotonic)
+
+
 @dataclass(frozen=True)
 class FilePosition:
     offset: int
     line: int
     final: bool
+    file: FileRun | None = field(default=None, compare=False, repr=False)
 
 
 class Sink(Protocol):
@@ -185,9 +202,14 @@ class FileImporter:
         self._started = time.monotonic()
 
     def run(self, files: list[Path]) -> RunSummary:
-        for path in files:
-            self.import_file(path)
+        """Deliver every file in one stream (no idle gap between files), in order."""
+        self.deliverer.run(self._stream(files), self.commit)
         return self.summary
+
+    def _stream(self, files: list[Path]) -> Iterator[Batch]:
+        streamed: set[int] = set()  # progress entries already in this run's stream
+        for path in files:
+            yield from self.file_batches(path, streamed=streamed)
 
     def finish(self) -> RunSummary:
         """Close the quarantine file and fill in the summary's delivery figures. Delivered
@@ -207,11 +229,27 @@ class FileImporter:
         return self.summary
 
     def import_file(self, path: Path, remember: bool = True) -> dict[str, Any]:
-        """Deliver one file (resuming after its last verified line); return its progress.
+        """Deliver one file on its own (resuming after its last verified line); return its
+        progress."""
+        runs: list[FileRun] = []
+        self.deliverer.run(self.file_batches(path, remember, runs.append), self.commit)
+        return runs[0].progress if runs else {}
+
+    def file_batches(
+        self,
+        path: Path,
+        remember: bool = True,
+        opened: Callable[[FileRun], None] | None = None,
+        streamed: set[int] | None = None,
+    ) -> Iterator[Batch]:
+        """One file's batches for a stream, resuming after its last verified line; nothing
+        when it is complete. Set up lazily, when the stream reaches the file.
 
         `remember=False` (Portkey's downloads): progress lives for this run only. A window is
         committed whole; a re-run exports it again as a new file (another fingerprint), so a
-        saved cursor inside it could never be used, and saving it cost an fsync per batch."""
+        saved cursor inside it could never be used, and saving it cost an fsync per batch.
+        `streamed` holds the progress entries already in this stream: the same content
+        listed twice is imported once (the first may not be committed yet)."""
         self.summary.files += 1
         self._seen.clear()
         persist = remember and self.store is not None
@@ -220,40 +258,50 @@ class FileImporter:
             progress = self.store.file_progress(self.options.project, fingerprint(path), path)
         else:
             progress = new_file_entry(self.options.project, "") | {"path": str(path)}
+        run = FileRun(path, progress, persist, self.describe)
+        if opened is not None:
+            opened(run)
         self.summary.widen(progress.get("earliest"), progress.get("latest"))
-        if progress["complete"]:
+        if progress["complete"] or (streamed is not None and id(progress) in streamed):
             self.summary.files_already_done += 1
             log.info("%s: already imported into %s, skipped", path, self.options.project)
-            return progress
+            return
+        if streamed is not None:
+            streamed.add(id(progress))
         if progress["offset"]:
             log.info("%s: resuming after line %d", path, progress["line"])
-
-        def commit(batch: Batch) -> None:
-            position: FilePosition = batch.position
-            advance_file(
-                progress, offset=position.offset, line=position.line, final=position.final,
-                delivered=batch.delivered, already_present=batch.already_present,
-                counts=batch.counts, starts_ns=(span.start_time or 0 for span in batch.spans),
-            )  # fmt: skip
-            self.summary.delivered += batch.delivered
-            self.summary.already_present += batch.already_present
-            if persist:
-                assert self.store is not None
-                self.store.save()
-            where, done = self.describe(path, position.line, position.offset)
-            self.progress.update(where, self.summary.delivered, self.summary.already_present,
-                                 done)  # fmt: skip
-
-        started = time.monotonic()
         index_parents(path, self.parents, self.options.max_line_bytes, self.enricher,
                       unwrap_quarantined)  # fmt: skip
-        self.deliverer.run(self._batches(path, progress["offset"], progress["line"]), commit)
-        event(
-            "file_done", file=str(path), project=self.options.project, lines=progress["line"],
-            delivered=progress["delivered"], already_present=progress["already_present"],
-            quarantined=progress["quarantined"], duration_s=round(time.monotonic() - started, 3),
+        for batch in self._batches(path, progress["offset"], progress["line"]):
+            batch.position = replace(batch.position, file=run)
+            yield batch
+
+    def commit(self, batch: Batch) -> None:
+        """A verified batch: its file's cursor and counts move past it, and the state file
+        is saved; the file's final batch marks it complete."""
+        position: FilePosition = batch.position
+        run = position.file
+        assert run is not None
+        progress = run.progress
+        advance_file(
+            progress, offset=position.offset, line=position.line, final=position.final,
+            delivered=batch.delivered, already_present=batch.already_present,
+            counts=batch.counts, starts_ns=(span.start_time or 0 for span in batch.spans),
         )  # fmt: skip
-        return progress
+        self.summary.delivered += batch.delivered
+        self.summary.already_present += batch.already_present
+        if run.persist:
+            assert self.store is not None
+            self.store.save()
+        where, done = run.describe(run.path, position.line, position.offset)
+        self.progress.update(where, self.summary.delivered, self.summary.already_present, done)
+        if position.final:
+            event(
+                "file_done", file=str(run.path), project=self.options.project,
+                lines=progress["line"], delivered=progress["delivered"],
+                already_present=progress["already_present"], quarantined=progress["quarantined"],
+                duration_s=round(time.monotonic() - run.started, 3),
+            )  # fmt: skip
 
     def _batches(self, path: Path, offset: int, line_no: int) -> Iterator[Batch]:
         """Batches bounded in spans and in encoded bytes, each ending after a whole line."""

@@ -2,9 +2,10 @@
 
 A range is cut into fixed windows (one day by default). Export jobs for the next windows run
 in worker threads while the current window's file is delivered, so Portkey's job latency
-overlaps Phoenix's ingest. Windows are delivered and committed strictly in order: a window
-counts as done only when every span of its export file was read back from Phoenix, and only
-then does the sync watermark (or the backfill's progress) move past it.
+overlaps Phoenix's ingest, and the windows form one delivery stream, so the next window is
+sent while the previous one's tail is verified. Windows are committed strictly in order: a
+window counts as done only when every span of its export files was read back from Phoenix,
+and only then does the sync watermark (or the backfill's progress) move past it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import shutil
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,9 +28,9 @@ import click
 
 from ingest.convert.spans import ConversionOptions
 from ingest.phoenix.client import PhoenixSettings
-from ingest.run.delivery import Tuning
+from ingest.run.delivery import Batch, Tuning
 from ingest.run.logs import event
-from ingest.run.pipeline import FileImporter, RunSetup, RunSummary, started_run
+from ingest.run.pipeline import FileImporter, FileRun, RunSetup, RunSummary, started_run
 from ingest.run.progress import Progress
 from ingest.run.state import (
     FutureWatermarkError,
@@ -124,37 +125,84 @@ class Puller:
         is_done: Callable[[Window], bool],
         on_done: Callable[[Window], None],
     ) -> PullResult:
-        """Deliver every window not yet done, in order; `on_done` commits each one."""
+        """Deliver every window not yet done, in order; `on_done` commits each one.
+
+        One delivery stream over all windows: window k+1's files are read and sent while
+        window k's tail is still being verified. Each window ends with an empty marker batch
+        whose commit (after every earlier batch is verified and committed) calls `on_done`."""
         result = PullResult(windows_planned=len(windows))
         todo = [window for window in windows if not is_done(window)]
         result.windows_skipped = len(windows) - len(todo)
         _empty_dir(self.downloads)  # leftovers of an interrupted run; we hold the lock
         pending: deque[tuple[Window, Future[list[WindowFile]]]] = deque()
-        queue = iter(todo)
+
+        def commit(batch: Batch) -> None:
+            if isinstance(batch.position, WindowDone):
+                self._window_done(batch.position, result, on_done)
+            else:
+                self.importer.commit(batch)
+
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="export") as pool:
             try:
-                while True:
-                    while len(pending) < self.concurrency and not self._out_of_time():
-                        window = next(queue, None)
-                        if window is None:
-                            break
-                        pending.append((window, pool.submit(self._fetch, window)))
-                    if not pending:
-                        break
-                    window, future = pending.popleft()
-                    files = future.result()
-                    number = result.windows_skipped + result.windows_done + 1
-                    self.importer.describe = _window_describer(window, number, len(windows))
-                    self._deliver(window, files, result)
-                    on_done(window)
-                    result.windows_done += 1
-                    result.done.append(window)
+                stream = self._stream(iter(todo), pending, pool, len(windows), result)
+                self.importer.deliverer.run(stream, commit)
                 result.stopped_early = result.windows_remaining > 0
             finally:
                 self.stopping.set()
                 for _, future in pending:
                     future.cancel()
         return result
+
+    def _stream(
+        self,
+        queue: Iterator[Window],
+        pending: deque[tuple[Window, Future[list[WindowFile]]]],
+        pool: ThreadPoolExecutor,
+        total: int,
+        result: PullResult,
+    ) -> Iterator[Batch]:
+        """Batches of every window's export files, in order, each window closed by its
+        marker; export jobs for the next windows run ahead in the pool."""
+        number = result.windows_skipped
+        while True:
+            while len(pending) < self.concurrency and not self._out_of_time():
+                window = next(queue, None)
+                if window is None:
+                    break
+                pending.append((window, pool.submit(self._fetch, window)))
+            if not pending:
+                return
+            window, future = pending[0]
+            if not future.done():  # commit what is in flight while the export job runs
+                drain = getattr(self.importer.deliverer, "drain", None)
+                if drain is not None:
+                    drain()
+            files = future.result()
+            pending.popleft()
+            number += 1
+            self.importer.describe = _window_describer(window, number, total)
+            done = WindowDone(window, files, self.clock())
+            for export in files:
+                yield from self.importer.file_batches(export.path, False, done.runs.append)
+            yield Batch(spans=[], position=done)
+
+    def _window_done(
+        self, done: WindowDone, result: PullResult, on_done: Callable[[Window], None]
+    ) -> None:
+        """Every batch of the window is verified and committed: move past it."""
+        for export in done.files:
+            export.path.unlink(missing_ok=True)
+        result.export_files += len(done.files)
+        result.logs_exported += sum(export.total for export in done.files)
+        event(
+            "window_done", window=window_key(done.window),
+            logs=sum(f.total for f in done.files), export_files=len(done.files),
+            delivered=sum(run.progress["delivered"] for run in done.runs),
+            duration_s=round(self.clock() - done.started, 3),
+        )  # fmt: skip
+        on_done(done.window)
+        result.windows_done += 1
+        result.done.append(done.window)
 
     def _out_of_time(self) -> bool:
         return self.deadline is not None and self.clock() >= self.deadline
@@ -174,19 +222,15 @@ class Puller:
         if self.stopping.wait(seconds):
             raise RunStopped("the run is stopping: export job no longer polled")
 
-    def _deliver(self, window: Window, files: list[WindowFile], result: PullResult) -> None:
-        started = self.clock()
-        before = self.importer.deliverer.stats.delivered
-        for export in files:
-            self.importer.import_file(export.path, remember=False)
-            export.path.unlink(missing_ok=True)
-            result.export_files += 1
-            result.logs_exported += export.total
-        event(
-            "window_done", window=window_key(window), logs=sum(f.total for f in files),
-            export_files=len(files), delivered=self.importer.deliverer.stats.delivered - before,
-            duration_s=round(self.clock() - started, 3),
-        )  # fmt: skip
+
+@dataclass
+class WindowDone:
+    """The position of a window's marker batch: committing it commits the window."""
+
+    window: Window
+    files: list[WindowFile]
+    started: float
+    runs: list[FileRun] = field(default_factory=list)
 
 
 def _window_describer(
