@@ -14,11 +14,17 @@ Target: flat as the input grows, under 150 MB; the growth per extra log is extra
     python bench/bench_memory.py          # convert 10,000 and 200,000; import 5,000 and 20,000
     python bench/bench_memory.py --convert 2000,10000 --import 2000,10000
     python bench/bench_memory.py --import ''         # convert only: no Phoenix needed
+    python bench/bench_memory.py --convert '' --import '' --hostile   # issue 9's inputs only
+
+`--hostile` also imports two hostile inputs: a .jsonl.gz expanding to one ~1 GB line between
+sound records (the line is quarantined unread), and 20 records of 200,000 embedding inputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
 import os
 import subprocess
 import sys
@@ -46,11 +52,36 @@ def baseline(code: str) -> float:
     return usage.ru_maxrss / 1024
 
 
+def write_hostile(tmp: Path) -> dict[str, tuple[Path, int]]:
+    """The hostile inputs of issue 9, and how many of their records should be stored."""
+    big = tmp / "one-huge-line.jsonl.gz"
+    block = b"x" * (1 << 20)
+    with gzip.open(big, "wb", compresslevel=1) as stream:
+        for index in range(3):
+            stream.write(json.dumps({"id": f"ok-{index}", "created_at": "2026-07-25T11:14:18Z"})
+                         .encode() + b"\n")  # fmt: skip
+            if index == 1:
+                stream.write(b'{"id": "huge", "created_at": "2026-07-25T11:14:18Z", "pad": "')
+                for _ in range(1024):
+                    stream.write(block)
+                stream.write(b'"}\n')
+    inputs = tmp / "embedding-inputs.jsonl"
+    with inputs.open("w") as handle:
+        for index in range(20):
+            texts = [f"input {index}-{i}" for i in range(200_000)]
+            record = {"id": f"emb-{index}", "created_at": "2026-07-25T11:14:18Z",
+                      "request_url": "https://api.openai.com/v1/embeddings",
+                      "request": {"model": "text-embedding-3-small", "input": texts}}  # fmt: skip
+            handle.write(json.dumps(record) + "\n")
+    return {"1 GB line (.gz)": (big, 3), "20 x 200,000 inputs": (inputs, 20)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--convert", type=sizes, default=[10_000, 200_000], help="log counts")
     parser.add_argument("--import", dest="imports", type=sizes, default=[5_000, 20_000])
     parser.add_argument("--size", choices=SIZES, default="typical")
+    parser.add_argument("--hostile", action="store_true", help="also import issue 9's inputs")
     args = parser.parse_args()
 
     common.print_machine()
@@ -88,8 +119,22 @@ def main() -> None:
                 )
             )
             print(f"  convert {count:,}: {run.max_rss_mb:.0f} MB", flush=True)
-        if args.imports:
+        if args.imports or args.hostile:
             with LocalPhoenix(tmp / "phoenix") as phoenix:
+                for case, (path, sound) in write_hostile(tmp).items() if args.hostile else ():
+                    project = f"memory-hostile-{sound}"
+                    run = common.run_cli(
+                        ["import", str(path), "--endpoint", phoenix.url, "--project", project,
+                         "--state-dir", str(tmp / f"state-{project}"), "--json"],
+                        tmp,
+                        name=project,
+                    )  # fmt: skip
+                    common.check_cli(run, "import")
+                    if (stored := common.record_count(phoenix.url, project)) != sound:
+                        sys.exit(f"import of {case} left {stored} spans in Phoenix, not {sound}")
+                    rows.append((f"import {case}", f"{sound}", f"{path.stat().st_size / 1e6:,.0f}",
+                                 f"{run.wall_s:.1f}", "-", f"{run.max_rss_mb:.0f}"))  # fmt: skip
+                    print(f"  import {case}: {run.max_rss_mb:.0f} MB", flush=True)
                 for count in args.imports:
                     path = tmp / f"import-{count}.jsonl"
                     size = write_logs(path, count, args.size, prefix=f"mem{count}")

@@ -41,7 +41,7 @@ class Quarantine:
         entry["raw"] = text
         self.count += 1
         if self.echo:
-            click.echo(f"{source}:{line}: rejected: {escape(reason)}", err=True)
+            click.echo(f"{escape(str(source))}:{line}: rejected: {escape(reason)}", err=True)
         if self.path is None:
             return
         handle = self._open()
