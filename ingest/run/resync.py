@@ -19,10 +19,13 @@ export file), in this order:
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import time
 import types
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -48,6 +51,7 @@ from ingest.run.state import (
     StateStore,
     begin_resync,
     end_resync,
+    make_private_dir,
     pending_resyncs,
     shard_dir,
 )
@@ -309,24 +313,68 @@ def _with_pending_files(store: StateStore, project: str, files: list[Path]) -> l
 
 
 class ResyncPuller(Puller):
-    """The backfill's puller (windows exported ahead, --concurrency), replacing each window."""
+    """The backfill's puller (windows exported ahead, --concurrency, --max-duration), but each
+    window is replaced whole before the next one starts: its spans are deleted, then it is
+    re-delivered and verified. No overlap between windows here: a unit's delete must come
+    after the previous unit's verification, so a crash leaves at most one unit pending."""
 
     resyncer: Resyncer
 
-    def _deliver(self, window: Window, files: list[WindowFile], result: PullResult) -> None:
+    def run(
+        self,
+        windows: list[Window],
+        is_done: Callable[[Window], bool],
+        on_done: Callable[[Window], None],
+    ) -> PullResult:
+        result = PullResult(windows_planned=len(windows))
+        shutil.rmtree(self.downloads, ignore_errors=True)  # leftovers; we hold the lock
+        make_private_dir(self.downloads)
+        pending: deque[tuple[Window, Future[list[WindowFile]]]] = deque()
+        queue = iter(window for window in windows if not is_done(window))
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="export") as pool:
+            try:
+                while True:
+                    while len(pending) < self.concurrency and not self._out_of_time():
+                        window = next(queue, None)
+                        if window is None:
+                            break
+                        pending.append((window, pool.submit(self._fetch, window)))
+                    if not pending:
+                        break
+                    window, future = pending.popleft()
+                    files = future.result()
+                    self._replace(window, files)
+                    result.export_files += len(files)
+                    result.logs_exported += sum(export.total for export in files)
+                    on_done(window)
+                    result.windows_done += 1
+                    result.done.append(window)
+                result.stopped_early = result.windows_remaining > 0
+            finally:
+                self.stopping.set()  # export jobs still polled stop at their next wait
+                for _, future in pending:
+                    future.cancel()
+        return result
+
+    def _replace(self, window: Window, files: list[WindowFile]) -> None:
         paths = [export.path for export in files]
         name = window_key(window)
-        if self.resyncer.store is None:  # dry run
-            self.resyncer.describe(name, self.resyncer.plan(paths))
+        try:
+            if self.resyncer.store is None:  # dry run
+                self.resyncer.describe(name, self.resyncer.plan(paths))
+                return
+            unit = {"kind": "window", "since": window.since.isoformat(),
+                    "until": window.until.isoformat()}  # fmt: skip
+            key = f"{self.resyncer.settings.project}|window|{name}"
+
+            def deliver() -> None:
+                for path in paths:
+                    self.importer.import_file(path, remember=False)
+
+            self.resyncer.replace(key, unit, paths, deliver)
+        finally:
             for path in paths:
                 path.unlink(missing_ok=True)
-            return
-        unit = {"kind": "window", "since": window.since.isoformat(),
-                "until": window.until.isoformat()}  # fmt: skip
-        key = f"{self.resyncer.settings.project}|window|{name}"
-        self.resyncer.replace(
-            key, unit, paths, lambda: super(ResyncPuller, self)._deliver(window, files, result)
-        )
 
 
 def resync_range(
