@@ -18,6 +18,7 @@ import time
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 import httpx
@@ -90,7 +91,9 @@ def test_a_failed_check_keeps_its_project_and_prints_its_link(
     link = re.search(rf"Project '{name}' kept: (\S+)", result.stdout)
     assert link, result.stdout
     project_id = import_phoenix_client()(base_url=phoenix.url).projects.get(project_name=name)["id"]
-    assert link[1].startswith(f"{phoenix.url}/projects/{project_id}?timeRangeStart=2026-")
+    # The id is base64 ("UHJvamVjdDo0NQ=="): quoted in the URL, as Phoenix's own links are.
+    expected = f"{phoenix.url}/projects/{quote(project_id, safe='')}?timeRangeStart=2026-"
+    assert link[1].startswith(expected)
 
 
 # ---- demo: SIGTERM and SIGHUP stop the Phoenix child as Ctrl-C does --------------------------
