@@ -2,7 +2,8 @@
 custom ones (`createModel` / `updateModel` / `deleteModel`; Phoenix 12.18.0 and newer, older
 servers are refused by version: their `generativeModels` is a plain list).
 
-All traffic goes through `post_graphql`, the one function to switch to the shared transport.
+All traffic goes through `post_graphql`, on the phoenix layer's one transport (`PhoenixApi`:
+retries within the deadline, auth and redirect errors as everywhere else).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import requests
-
-from ingest.errors import PhoenixAuthError, PhoenixError, PhoenixUnreachableError
+from ingest.errors import PhoenixError
+from ingest.http import RedirectRefused, Transient
 from ingest.phoenix import capabilities
-from ingest.phoenix.client import PhoenixSettings
+from ingest.phoenix.api import PhoenixApi
+from ingest.phoenix.settings import PhoenixSettings
 
 # Phoenix re-reads its model table every 5 s (daemons/generative_model_store.py): spans stored
 # sooner after a change may still get the old price.
@@ -40,35 +41,16 @@ def post_graphql(
     settings: PhoenixSettings,
     query: str,
     variables: Mapping[str, Any],
-    session: requests.Session | None = None,
+    api: PhoenixApi | None = None,
 ) -> dict[str, Any]:
     """POST one GraphQL document; its `data`, or a PhoenixError that says what went wrong."""
-    url = f"{settings.base_url}/graphql"
-    headers = {**settings.auth_headers(), "Accept": "application/json"}
-    post: Callable[..., requests.Response] = (session or requests).post
-    try:
-        response = post(
-            url,
-            json={"query": query, "variables": dict(variables)},
-            headers=headers,
-            timeout=settings.request_timeout_s,
-        )
-    except requests.RequestException as exc:
-        raise PhoenixUnreachableError(
-            f"Phoenix at {settings.base_url} did not answer ({type(exc).__name__}). Check that "
-            "Phoenix is running and reachable (PHOENIX_COLLECTOR_ENDPOINT)."
-        ) from None
-    if response.status_code in (401, 403):
-        raise PhoenixAuthError(
-            f"Phoenix at {settings.base_url} refused the model table (HTTP "
-            f"{response.status_code}): set PHOENIX_API_KEY (or --api-key) to a key allowed to "
-            "edit models (not a viewer's)."
-        )
-    if response.status_code >= 300:
-        raise PhoenixError(
-            f"Phoenix at {settings.base_url} answered HTTP {response.status_code} on /graphql: "
-            f"{response.text.strip()[:300]}"
-        )
+    response = (api or PhoenixApi(settings)).request(
+        "POST",
+        "/graphql",
+        "answer a model-table request",
+        headers={"Accept": "application/json"},
+        json={"query": query, "variables": dict(variables)},
+    )
     body = response.json()
     if body.get("errors"):
         message = "; ".join(str(error.get("message"))[:300] for error in body["errors"])
@@ -136,19 +118,15 @@ def _model(node: Mapping[str, Any]) -> PhoenixModel:
 class ModelTable:
     """Read and edit Phoenix's price table."""
 
-    def __init__(self, settings: PhoenixSettings, session: requests.Session | None = None):
+    def __init__(self, settings: PhoenixSettings, session: Any = None):
         self.settings = settings
-        self.session = session or requests.Session()
+        self._api = PhoenixApi(settings, session)
         self._checked = False
 
     def _get_text(self, path: str) -> str | None:
         try:
-            response = self.session.get(
-                f"{self.settings.base_url}{path}",
-                headers=self.settings.auth_headers(),
-                timeout=self.settings.request_timeout_s,
-            )
-        except requests.RequestException:
+            response = self._api.transport.send("GET", path)
+        except (Transient, RedirectRefused, OSError):
             return None  # the GraphQL request that follows says what went wrong
         return response.text if response.ok else None
 
@@ -157,7 +135,7 @@ class ModelTable:
             features = capabilities.detect(self._get_text)
             capabilities.require(features, capabilities.CUSTOM_MODEL_PRICES, self.settings.base_url)
             self._checked = True
-        return post_graphql(self.settings, query, variables, self.session)
+        return post_graphql(self.settings, query, variables, self._api)
 
     def list(self) -> list[PhoenixModel]:
         models: list[PhoenixModel] = []
