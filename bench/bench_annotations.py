@@ -27,6 +27,7 @@ import argparse
 import json
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import common
@@ -40,11 +41,13 @@ PATHS = ("raw", "import --no-annotations", "import")
 
 
 def run_path(path_name: str, logs_path: Path, logs: int, tmp: Path, stall_s: float) -> dict:
+    steal_before, started = common.steal_s(), time.monotonic()
     if path_name == "raw":
         result = run_raw(logs_path, logs, tmp, 1000, stall_s)
     else:
         extra = ["--no-annotations"] if "--no-annotations" in path_name else []
         result = run_ingester(logs_path, logs, tmp, extra, stall_s)
+    result["steal"] = common.steal_share(steal_before, time.monotonic() - started)
     result["path"] = path_name
     result["rate"] = result["stored"] / result["seconds"] if result["seconds"] else 0.0
     return result
@@ -87,6 +90,7 @@ def main() -> None:
             f"{args.logs - r['stored']:,}",
             f"{r['server_cpu'] / max(r['stored'], 1) * 1000:.1f}",
             "-" if r["path"] == "raw" else r.get("annotations"),
+            f"{r['steal']:.0%}",
             r["note"],
         )
         for r in runs
@@ -103,6 +107,7 @@ def main() -> None:
             "lost",
             "Phoenix CPU ms/span",
             "annotations",
+            "host steal",
             "note",
         ),
         rows,
@@ -132,6 +137,9 @@ def main() -> None:
     ratio = best["import"] / best["raw"]
     verdict = "meets" if ratio >= TARGET_RATIO and lost == 0 else "MISSES"
     print(f"import / raw = {ratio:.2f} (best runs); lost = {lost}: {verdict} the target (>= 0.95)")
+    if max(r["steal"] for r in runs) > 0.03:
+        print("the hypervisor took CPU time from this machine during some runs (host steal "
+              "column): those runs are slower than the code is")  # fmt: skip
     if spread > 0.1:
         print(
             f"unstable: a path's runs differ by up to {spread:.0%}; something else used the "

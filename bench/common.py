@@ -152,6 +152,22 @@ def process_cpu_s(pid: int) -> float:
         return 0.0
 
 
+def steal_s() -> float:
+    """CPU seconds the hypervisor gave to other guests so far, over all CPUs (/proc/stat's
+    `steal`; 0 where the kernel does not report it). Neither process CPU times nor wall
+    clocks show this: a run with a high steal share ran on a disturbed machine."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def steal_share(steal_before: float, wall_s: float) -> float:
+    """Share of the machine's CPU time stolen since `steal_before` over `wall_s` seconds."""
+    return (steal_s() - steal_before) / max(wall_s * (os.cpu_count() or 1), 1e-9)
+
+
 # -- the CLI in a subprocess ---------------------------------------------------------------
 
 

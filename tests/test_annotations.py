@@ -180,6 +180,22 @@ def test_posts_once_per_batch_and_reads_back_at_the_end() -> None:
     assert (annotator.written, annotator.unchanged, annotator.failed) == (12, 3, 0)
 
 
+def test_spans_this_run_stored_are_not_read_before_posting() -> None:
+    annotator, phoenix = fake_annotator()
+    spans = converted(3)
+    ids = [span_hex(span.context.span_id) for span in spans]
+    annotator.annotate(spans, fresh=ids)
+    assert phoenix.reads == 0, "a span this run stored holds no annotation: nothing to read"
+    assert phoenix.posts == [(9, False)]
+    again, phoenix = fake_annotator()
+    phoenix.stored = {(ids[0], name): {"span_id": ids[0], "name": name, "identifier": ANNOTATOR}
+                      for name in (BILLED_COST,)}  # fmt: skip
+    again.annotate(spans, fresh=ids[1:])
+    assert phoenix.reads == 1, "the span held before the run is read"
+    annotator.flush()
+    assert (annotator.written, annotator.failed) == (9, 0), "and still read back at the end"
+
+
 def test_rerun_writes_only_what_changed() -> None:
     annotator, phoenix = fake_annotator()
     annotator.annotate(converted(4))

@@ -6,7 +6,7 @@ test runs in milliseconds and every interleaving is chosen by the test.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -199,7 +199,7 @@ def test_a_batch_whose_spans_are_all_present_is_committed_without_sending() -> N
 
 def test_failing_annotations_do_not_hold_spans_back() -> None:
     class BrokenAnnotator:
-        def annotate(self, spans: list[ReadableSpan]) -> None:
+        def annotate(self, spans: list[ReadableSpan], fresh: Collection[str] = ()) -> None:
             raise RuntimeError("annotations endpoint down")
 
         def flush(self) -> None:
@@ -214,7 +214,7 @@ def test_annotations_follow_commits_in_order() -> None:
     annotated: list[list[str]] = []
 
     class Recorder:
-        def annotate(self, spans: list[ReadableSpan]) -> None:
+        def annotate(self, spans: list[ReadableSpan], fresh: Collection[str] = ()) -> None:
             annotated.append([span_hex(s.context.span_id) for s in spans])
 
         def flush(self) -> None:
@@ -228,6 +228,25 @@ def test_annotations_follow_commits_in_order() -> None:
     assert annotated == [[hex_id(n) for n in range(4)], [hex_id(4), hex_id(5)]], (
         "grouped up to a batch's worth of spans, in commit order"
     )
+
+
+def test_the_annotator_learns_which_spans_this_run_stored() -> None:
+    fresh_sets: list[set[str]] = []
+
+    class Recorder:
+        def annotate(self, spans: list[ReadableSpan], fresh: Collection[str] = ()) -> None:
+            fresh_sets.append(set(fresh))
+
+        def flush(self) -> None:
+            pass
+
+    phoenix = FakePhoenix()
+    phoenix.stored = {hex_id(0), hex_id(3)}  # held before the run (an earlier, crashed one)
+    deliver(phoenix, batches([2, 2]), annotator=Recorder(), precheck=True)
+    assert fresh_sets == [{hex_id(1), hex_id(2)}], "absent at the pre-check: stored by this run"
+    fresh_sets.clear()
+    deliver(FakePhoenix(), batches([2]), annotator=Recorder(), precheck=False)
+    assert fresh_sets == [set()], "without a pre-check nothing is known to be fresh"
 
 
 def test_the_per_line_step_closes_batches_by_encoded_bytes_before_sending(tmp_path: Path) -> None:

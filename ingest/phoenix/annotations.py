@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -113,10 +113,11 @@ class SpanAnnotator:
     What this costs Phoenix (20.26, measured in bench/RESULTS.md): an asynchronous post is
     queued and inserted by its bulk inserter between span transactions; every read of
     annotations goes through its single writer connection, so a read waits for the span
-    transaction in progress and the next one waits for the read. So, per committed batch:
-    one read of what Phoenix already holds for these spans (a re-run finds its own values
-    and writes only what changed: an upsert of the same value costs as much as an insert)
-    and one asynchronous post of the rest. Posts are read back only when `verify_after`
+    transaction in progress and the next one waits for the read. So, per committed group:
+    one read of what Phoenix already holds for the spans it held before this run (a re-run
+    finds its own values and writes only what changed: an upsert of the same value costs
+    as much as an insert; spans this run stored are not read) and one asynchronous post of
+    the rest. Posts are read back only when `verify_after`
     annotations are pending, and at the end, in reads of 1,000 spans: by then Phoenix has
     long inserted them, so no read waits on the annotations it checks. What is still
     missing is posted again, synchronously; what fails is counted and never blocks a span.
@@ -140,13 +141,18 @@ class SpanAnnotator:
         self._unverified = 0
         self._last_post_at = float("-inf")
 
-    def annotate(self, spans: Sequence[ReadableSpan]) -> None:
-        """Post the annotations of these (verified) spans that Phoenix does not hold yet."""
+    def annotate(self, spans: Sequence[ReadableSpan], fresh: Collection[str] = ()) -> None:
+        """Post the annotations of these (verified) spans that Phoenix does not hold yet.
+
+        `fresh`: ids of spans this run stored (absent when it checked before sending). They
+        hold no annotation yet, so what Phoenix holds is read for the others only: on a
+        first import, no read at all (each read waits behind Phoenix's span inserts)."""
         wanted = [item for span in spans for item in annotations_for(span)]
         if not wanted:
             return
+        to_read = {item["span_id"] for item in wanted}.difference(fresh)
         try:
-            stored = {_key(item) for item in self._read_back({i["span_id"] for i in wanted})}
+            stored = {_key(item) for item in self._read_back(to_read)} if to_read else set()
         except Exception as exc:  # cannot tell what is there: write everything
             log.warning("could not read annotations (%s); writing them all", _reason(exc))
             stored = set()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -40,7 +40,7 @@ class Reader(Protocol):
 
 
 class Annotator(Protocol):
-    def annotate(self, spans: list[ReadableSpan]) -> None: ...
+    def annotate(self, spans: list[ReadableSpan], fresh: Collection[str] = ()) -> None: ...
 
     def flush(self) -> None: ...
 
@@ -68,6 +68,8 @@ class Batch:
     already_present: int = 0
     delivered: int = 0
     awaiting: dict[str, ReadableSpan] = field(default_factory=dict)
+    # Ids the pre-check found absent, so stored by this run: they hold no annotation yet
+    fresh: set[str] = field(default_factory=set)
     size_bytes: int = 0  # encoded size of its spans, known before sending
     sent_bytes: int = 0
 
@@ -165,6 +167,7 @@ class Deliverer:
             self.stats.already_present += len(present)
             for span_id in present:
                 del by_id[span_id]
+            batch.fresh = set(by_id)
         if by_id:
             batch.sent_bytes = self.sender.send(list(by_id.values()))
             self.stats.sent += len(by_id)
@@ -237,17 +240,18 @@ class Deliverer:
             while pending and not pending[0].awaiting and spans < self.tuning.batch_size:
                 group.append(pending.popleft())
                 spans += len(group[-1].spans)
-            self._annotate([span for batch in group for span in batch.spans])
+            self._annotate([span for batch in group for span in batch.spans],
+                           set().union(*(batch.fresh for batch in group)))  # fmt: skip
             for batch in group:
                 commit(batch)
 
-    def _annotate(self, spans: list[ReadableSpan]) -> None:
+    def _annotate(self, spans: list[ReadableSpan], fresh: set[str]) -> None:
         if self.annotator is None or not spans:
             return
         # Annotations need stored spans; they are verified as later batches go by, and a
         # failure is counted, never holding the spans back.
         try:
-            self.annotator.annotate(spans)
+            self.annotator.annotate(spans, fresh)
         except Exception as exc:
             log.warning("annotations for %d spans failed (%s); rerun to retry them",
                         len(spans), type(exc).__name__)  # fmt: skip
