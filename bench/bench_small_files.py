@@ -99,7 +99,7 @@ def main() -> None:
             "annotations",
             "Phoenix CPU s",
             "host steal",
-        ),  # fmt: skip
+        ),
         [
             (
                 r["round"],
