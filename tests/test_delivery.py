@@ -6,7 +6,7 @@ test runs in milliseconds and every interleaving is chosen by the test.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -131,7 +131,8 @@ def test_a_batch_is_committed_only_once_every_span_is_read_back() -> None:
 
 def test_in_flight_budget_in_spans_holds_the_next_batch_back() -> None:
     phoenix = FakePhoenix(lambda p: p.stored.update(p.queue[:2]) or p.queue.__delitem__(slice(2)))
-    tuning = Tuning(max_in_flight=10, precheck=False, min_poll_s=0.1, max_poll_s=0.1)
+    tuning = Tuning(batch_size=5, max_in_flight=10, precheck=False, min_poll_s=0.1,
+                    max_poll_s=0.1)  # fmt: skip
     _, committed = deliver(phoenix, batches([5] * 6), tuning)
     assert committed == list(range(6))
     assert max(phoenix.in_flight_at_send) <= 10, "never more than the budget unverified"
@@ -178,7 +179,8 @@ def test_a_stall_gives_up_after_the_resends_without_committing() -> None:
     phoenix = FakePhoenix(FakePhoenix.lose_all)
     committed: list[Any] = []
     clock = Clock()
-    tuning = Tuning(grace_s=1.0, max_resends=2, precheck=False, min_poll_s=0.1, max_poll_s=0.1)
+    tuning = Tuning(batch_size=2, grace_s=1.0, max_resends=2, precheck=False, min_poll_s=0.1,
+                    max_poll_s=0.1)  # fmt: skip
     deliverer = Deliverer(phoenix, phoenix, tuning, clock=clock, sleep=clock.sleep)
     with pytest.raises(VerificationError, match="did not store them, even after 2 re-sends"):
         deliverer.run(batches([2, 2]), lambda batch: committed.append(batch.position))
@@ -195,6 +197,59 @@ def test_a_batch_whose_spans_are_all_present_is_committed_without_sending() -> N
     assert phoenix.sends == [[hex_id(5), hex_id(6)]], "only what Phoenix lacked was sent"
     assert deliverer.stats.already_present == 5
     assert deliverer.stats.delivered == 2
+
+
+def test_small_batches_share_one_precheck_and_one_request_but_commit_one_by_one() -> None:
+    phoenix = FakePhoenix()
+    phoenix.stored = {hex_id(1)}  # held before the run
+    reads = []
+    existing = phoenix.existing
+    phoenix.existing = lambda ids, window=None: reads.append(len(list(ids))) or existing(ids)
+    tuning = Tuning(batch_size=6, min_poll_s=0.1, max_poll_s=0.1)
+    deliverer = Deliverer(phoenix, phoenix, tuning, clock=(clock := Clock()), sleep=clock.sleep)
+    committed: list[Batch] = []
+    deliverer.run(batches([2, 2, 2, 3, 9, 1]), committed.append)
+    assert [batch.position for batch in committed] == [0, 1, 2, 3, 4, 5], "in source order"
+    assert [len(ids) for ids in phoenix.sends] == [5, 3, 9, 1], (
+        "2+2+2 share one request (less what Phoenix held), 3 and 9 would overflow 6: alone"
+    )
+    assert reads[:2] == [6, 3], "one pre-check per request"
+    assert [(b.already_present, b.delivered) for b in committed[:2]] == [(1, 1), (0, 2)], (
+        "each batch keeps its own counts"
+    )
+
+
+def test_a_source_about_to_wait_sends_what_it_read_and_commits_it() -> None:
+    phoenix = FakePhoenix()
+    committed: list[Any] = []
+    tuning = Tuning(batch_size=100, precheck=False, min_poll_s=0.1, max_poll_s=0.1)
+    deliverer = Deliverer(phoenix, phoenix, tuning, clock=(clock := Clock()), sleep=clock.sleep)
+
+    def source() -> Iterator[Batch]:
+        first, second = batches([2, 3])
+        yield first
+        deliverer.drain()  # the next window's export is not ready yet
+        assert committed == [0], "the small batch read so far was sent and committed"
+        yield second
+
+    deliverer.run(source(), lambda batch: committed.append(batch.position))
+    assert committed == [0, 1]
+
+
+def test_a_failing_source_still_delivers_the_small_batches_read_before_it() -> None:
+    phoenix = FakePhoenix()
+    committed: list[Any] = []
+    deliverer = Deliverer(phoenix, phoenix, Tuning(precheck=False, max_poll_s=0.1),
+                          clock=(clock := Clock()), sleep=clock.sleep)  # fmt: skip
+
+    def source() -> Iterator[Batch]:
+        yield from batches([2, 3])
+        raise OSError("file vanished")
+
+    with pytest.raises(OSError, match="vanished"):
+        deliverer.run(source(), lambda batch: committed.append(batch.position))
+    assert committed == [0, 1]
+    assert phoenix.stored == {hex_id(n) for n in range(5)}
 
 
 def test_failing_annotations_do_not_hold_spans_back() -> None:

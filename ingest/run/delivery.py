@@ -1,7 +1,9 @@
 """The one place that orders send -> verify -> commit (DESIGN.md, invariant 2).
 
 Batches arrive in source order. For each batch: ask Phoenix which spans it already holds,
-send the others, and keep the batch pending until every span has been read back. Pending
+send the others, and keep the batch pending until every span has been read back. Small
+consecutive batches (small files, quiet windows) share that question and that request, up to
+a batch's worth of spans, and stay separate units of verification and commit. Pending
 batches are committed strictly in order, so the caller's cursor only ever moves over a
 verified prefix. The number of unverified spans in flight is bounded: that is the pacing
 that keeps Phoenix's in-memory queue (20,000 by default) from overflowing, while keeping it
@@ -106,30 +108,38 @@ class Deliverer:
         self._resends_of: Batch | None = None
         self._resends = 0
         self._last_progress = clock()
-        self._stream: tuple[deque[Batch], Callable[[Batch], None]] | None = None  # in `run`
+        # In `run`: pending batches, the commit callback, and the group read but not sent
+        self._stream: tuple[deque[Batch], Callable[[Batch], None], list[Batch]] | None = None
 
     def run(self, batches: Iterable[Batch], commit: Callable[[Batch], None]) -> DeliveryStats:
         """Deliver `batches` (one stream, possibly over many files or windows: the next is
-        sent while the previous one's tail is still unverified) and commit them in order."""
+        sent while the previous one's tail is still unverified) and commit them in order.
+
+        Consecutive small batches (small files, quiet windows) share one pre-check and one
+        OTLP request of up to `batch_size` spans; each stays its own unit of verification
+        and commit, so a file's cursor still moves only over its verified prefix."""
         pending: deque[Batch] = deque()
-        self._stream = (pending, commit)
+        group: list[Batch] = []  # read, not yet sent
+        self._stream = (pending, commit, group)
         try:
             source = iter(batches)
             while True:
                 try:
                     batch = next(source, None)
                 except Exception:
-                    # The source failed (an unreadable file): what was sent before it is
+                    # The source failed (an unreadable file): what was read before it is
                     # still delivered and committed, as if the files had gone one by one.
+                    self._send_group(pending, commit, group)
                     self._settle(pending, commit, incoming=None)
                     raise
                 if batch is None:
                     break
-                # Make room first: the budget bounds what is in flight once this is sent.
-                self._settle(pending, commit, incoming=batch)
-                self._submit(batch)
-                pending.append(batch)
-                self._settle(pending, commit, incoming=_NOTHING)
+                if group and not self._fits(group, batch):
+                    self._send_group(pending, commit, group)
+                group.append(batch)
+                if not self._fits(group, _NOTHING):
+                    self._send_group(pending, commit, group)
+            self._send_group(pending, commit, group)
             self._settle(pending, commit, incoming=None)
         finally:
             self._stream = None
@@ -141,12 +151,37 @@ class Deliverer:
         return self.stats
 
     def drain(self) -> None:
-        """Verify and commit everything in flight now: for a source about to wait (the next
-        window's export job), so the previous window is committed meanwhile. Called from
-        inside `run`'s batch source; does nothing outside a run."""
+        """Send what was read and verify and commit everything in flight now: for a source
+        about to wait (the next window's export job), so the previous window is committed
+        meanwhile. Called from inside `run`'s batch source; does nothing outside a run."""
         if self._stream is not None:
-            pending, commit = self._stream
+            pending, commit, group = self._stream
+            self._send_group(pending, commit, group)
             self._settle(pending, commit, incoming=None)
+
+    def _fits(self, group: list[Batch], batch: Batch) -> bool:
+        """Is there room for `batch` in the group's request (`_NOTHING`: is it not full)?"""
+        spans = sum(len(member.spans) for member in group) + len(batch.spans)
+        size = sum(member.size_bytes for member in group) + batch.size_bytes
+        most_spans = min(self.tuning.batch_size, self.tuning.max_in_flight)
+        most_bytes = min(self.tuning.max_batch_bytes, self.tuning.max_in_flight_bytes)
+        if batch is _NOTHING:
+            return spans < most_spans and size < most_bytes
+        return spans <= most_spans and size <= most_bytes
+
+    def _send_group(
+        self, pending: deque[Batch], commit: Callable[[Batch], None], group: list[Batch]
+    ) -> None:
+        if not group:
+            return
+        spans = [span for batch in group for span in batch.spans]
+        together = Batch(spans, position=None, size_bytes=sum(b.size_bytes for b in group))
+        # Make room first: the budget bounds what is in flight once this is sent.
+        self._settle(pending, commit, incoming=together)
+        self._submit(group)
+        pending.extend(group)
+        group.clear()
+        self._settle(pending, commit, incoming=_NOTHING)
 
     def _over_budget(self, pending: deque[Batch], incoming: Batch) -> bool:
         """Would sending `incoming` put more than the budget in flight? Never when nothing
@@ -158,20 +193,29 @@ class Deliverer:
         size = sum(_bytes(batch) for batch in unverified) + _bytes(incoming)
         return spans > self.tuning.max_in_flight or size > self.tuning.max_in_flight_bytes
 
-    def _submit(self, batch: Batch) -> None:
-        self.stats.batches += 1
-        by_id = {span_hex(span.context.span_id): span for span in batch.spans}
-        if self.tuning.precheck and by_id:
-            present = self.reader.existing(by_id, _start_window(by_id.values()))
-            batch.already_present = len(present)
-            self.stats.already_present += len(present)
-            for span_id in present:
-                del by_id[span_id]
-            batch.fresh = set(by_id)
-        if by_id:
-            batch.sent_bytes = self.sender.send(list(by_id.values()))
-            self.stats.sent += len(by_id)
-        batch.awaiting = by_id
+    def _submit(self, group: list[Batch]) -> None:
+        """One pre-check and one request for the group; each batch keeps its own share."""
+        self.stats.batches += len(group)
+        shares = [{span_hex(span.context.span_id): span for span in batch.spans}
+                  for batch in group]  # fmt: skip
+        if self.tuning.precheck and any(shares):
+            every = {span_id: span for share in shares for span_id, span in share.items()}
+            present = self.reader.existing(every, _start_window(every.values()))
+            for batch, share in zip(group, shares, strict=True):
+                found = present.intersection(share)
+                batch.already_present = len(found)
+                self.stats.already_present += len(found)
+                for span_id in found:
+                    del share[span_id]
+                batch.fresh = set(share)
+        to_send = {span_id: span for share in shares for span_id, span in share.items()}
+        if to_send:
+            sent_bytes = self.sender.send(list(to_send.values()))
+            self.stats.sent += len(to_send)
+            for batch, share in zip(group, shares, strict=True):  # each its part of the bytes
+                batch.sent_bytes = sent_bytes * len(share) // len(to_send)
+        for batch, share in zip(group, shares, strict=True):
+            batch.awaiting = share
 
     def _settle(
         self, pending: deque[Batch], commit: Callable[[Batch], None], incoming: Batch | None
