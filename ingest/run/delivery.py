@@ -108,6 +108,7 @@ class Deliverer:
         self._resends_of: Batch | None = None
         self._resends = 0
         self._last_progress = clock()
+        self._last_read = float("-inf")
         # In `run`: pending batches, the commit callback, and the group read but not sent
         self._stream: tuple[deque[Batch], Callable[[Batch], None], list[Batch]] | None = None
 
@@ -228,22 +229,23 @@ class Deliverer:
             self._commit_verified(pending, commit)
             if not pending or (incoming is not None and not self._over_budget(pending, incoming)):
                 return
-            self._wait_for_progress(pending)
+            self._wait_for_progress(pending, incoming)
 
-    def _wait_for_progress(self, pending: deque[Batch]) -> None:
+    def _wait_for_progress(self, pending: deque[Batch], incoming: Batch | None) -> None:
         """One read of what is still unverified; re-send the oldest batch's missing spans
         when it has made no progress for the grace period (Phoenix lost them)."""
         oldest = pending[0]
         if self._resends_of is not oldest:
             self._resends_of, self._resends, self._last_progress = oldest, 0, self.clock()
-        self.sleep(self._poll_interval(len(oldest.awaiting)))
+        self.sleep(self._poll_interval(pending, incoming))
         asked_at = self.clock()
         waiting = [batch for batch in pending if batch.awaiting]
         ids = [span_id for batch in waiting for span_id in batch.awaiting]
         spans = [span for batch in waiting for span in batch.awaiting.values()]
         found = self.reader.existing(ids, _start_window(spans))
+        self._last_read = asked_at
         if found:
-            self._observe_rate(len(found), asked_at - self._last_progress)
+            self._observe_rate(len(found), asked_at - max(self._last_read, self._last_progress))
             oldest_before = len(oldest.awaiting)
             for batch in waiting:
                 stored = [span_id for span_id in batch.awaiting if span_id in found]
@@ -301,8 +303,18 @@ class Deliverer:
                         len(spans), type(exc).__name__)  # fmt: skip
             self.stats.annotation_errors += len(spans)
 
-    def _poll_interval(self, awaiting: int) -> float:
-        expected = awaiting / max(self._rate, 1.0)
+    def _poll_interval(self, pending: deque[Batch], incoming: Batch | None) -> float:
+        """How long Phoenix should take to store what we wait for: all of it at the end
+        (`incoming` None), else enough to make room for `incoming`. Phoenix interleaves the
+        spans of requests it holds, so the oldest batch alone says little; polling by it
+        made small batches (small files) read everything in flight every few tenths of a
+        second."""
+        unverified = sum(len(batch.awaiting) for batch in pending)
+        if incoming is None:
+            wanted = unverified
+        else:
+            wanted = unverified + len(incoming.spans) - self.tuning.max_in_flight
+        expected = max(wanted, 1) / max(self._rate, 1.0)
         return min(max(expected, self.tuning.min_poll_s), self.tuning.max_poll_s)
 
     def _observe_rate(self, stored: int, seconds: float) -> None:
