@@ -219,6 +219,37 @@ def test_small_batches_share_one_precheck_and_one_request_but_commit_one_by_one(
     )
 
 
+def test_polls_follow_phoenix_rate_not_the_size_of_the_oldest_batch() -> None:
+    clock = Clock()
+    stored_at: dict[str, float] = {}
+
+    def sixty_per_second(phoenix: FakePhoenix) -> None:  # interleaved, as Phoenix stores
+        due = int(60 * clock.now) - len(phoenix.stored)
+        for span_id in phoenix.queue[1::2][:due] + phoenix.queue[::2][: max(0, due - 1)]:
+            if len(phoenix.stored) < int(60 * clock.now):
+                phoenix.stored.add(span_id)
+                stored_at.setdefault(span_id, clock.now)
+        phoenix.queue = [i for i in phoenix.queue if i not in phoenix.stored]
+
+    phoenix = FakePhoenix(sixty_per_second)
+    reads = 0
+    existing = phoenix.existing
+
+    def counting(ids: Iterable[str], window: Any = None) -> set[str]:
+        nonlocal reads
+        reads += 1
+        return existing(ids)
+
+    phoenix.existing = counting  # type: ignore[method-assign]
+    tuning = Tuning(batch_size=500, precheck=False, min_poll_s=0.2, max_poll_s=5.0)
+    deliverer = Deliverer(phoenix, phoenix, tuning, clock=clock, sleep=clock.sleep)
+    committed_at: list[float] = []
+    deliverer.run(batches([25] * 48), lambda batch: committed_at.append(clock.now))
+    assert len(committed_at) == 48
+    assert reads <= 15, f"{reads} reads of everything in flight for 1,200 spans in 20 s"
+    assert committed_at[-1] - max(stored_at.values()) < 1.5, "the end is noticed promptly"
+
+
 def test_a_source_about_to_wait_sends_what_it_read_and_commits_it() -> None:
     phoenix = FakePhoenix()
     committed: list[Any] = []

@@ -243,9 +243,9 @@ class Deliverer:
         ids = [span_id for batch in waiting for span_id in batch.awaiting]
         spans = [span for batch in waiting for span in batch.awaiting.values()]
         found = self.reader.existing(ids, _start_window(spans))
-        self._last_read = asked_at
+        since, self._last_read = max(self._last_read, self._last_progress), asked_at
         if found:
-            self._observe_rate(len(found), asked_at - max(self._last_read, self._last_progress))
+            self._observe_rate(len(found), asked_at - since)
             oldest_before = len(oldest.awaiting)
             for batch in waiting:
                 stored = [span_id for span_id in batch.awaiting if span_id in found]
