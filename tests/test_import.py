@@ -194,6 +194,13 @@ def test_import_draws_a_progress_line_on_a_terminal(
     assert "export.jsonl: line 30 | verified 30 | already there 0" in drawn
 
 
+def _ctrl_c_as_on_a_terminal() -> None:
+    """Ctrl-C reaches the command, as in an interactive shell. A background job of a
+    non-interactive shell (`sh -c 'pytest' &`) starts with SIGINT ignored, and a child
+    inherits that: the import would never see the signal this test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _committed(state_file: Path) -> int:
     """Spans committed so far according to a running import's state file."""
     try:
@@ -212,6 +219,7 @@ def test_runs_record_failed_and_interrupted_outcomes_and_status_shows_them(
          phoenix.url, "--project", project, "--batch-size", "20", "--max-in-flight", "40",
          "--log-format", "json"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_ctrl_c_as_on_a_terminal,
     )  # fmt: skip
     # Watch the run's own state file (saved at each commit), not Phoenix: a read of every
     # span of the project can take longer than the whole run on a busy server.
