@@ -164,6 +164,26 @@ class Puller:
         """Batches of every window's export files, in order, each window closed by its
         marker; export jobs for the next windows run ahead in the pool."""
         number = result.windows_skipped
+        # Commit what is in flight while the next export job runs.
+        drain = getattr(self.importer.deliverer, "drain", None)
+        for window, files in self._exported(queue, pending, pool, before_wait=drain):
+            number += 1
+            self.importer.describe = _window_describer(window, number, total)
+            done = WindowDone(window, files, self.clock())
+            for export in files:
+                yield from self.importer.file_batches(export.path, False, done.runs.append)
+            yield Batch(spans=[], position=done)
+
+    def _exported(
+        self,
+        queue: Iterator[Window],
+        pending: deque[tuple[Window, Future[list[WindowFile]]]],
+        pool: ThreadPoolExecutor,
+        before_wait: Callable[[], None] | None = None,
+    ) -> Iterator[tuple[Window, list[WindowFile]]]:
+        """Each window in order with its export files; the export jobs of the next windows
+        run ahead in the pool (--concurrency, until --max-duration). `before_wait` runs when
+        the next window's job is not finished yet."""
         while True:
             while len(pending) < self.concurrency and not self._out_of_time():
                 window = next(queue, None)
@@ -173,18 +193,11 @@ class Puller:
             if not pending:
                 return
             window, future = pending[0]
-            if not future.done():  # commit what is in flight while the export job runs
-                drain = getattr(self.importer.deliverer, "drain", None)
-                if drain is not None:
-                    drain()
+            if not future.done() and before_wait is not None:
+                before_wait()
             files = future.result()
             pending.popleft()
-            number += 1
-            self.importer.describe = _window_describer(window, number, total)
-            done = WindowDone(window, files, self.clock())
-            for export in files:
-                yield from self.importer.file_batches(export.path, False, done.runs.append)
-            yield Batch(spans=[], position=done)
+            yield window, files
 
     def _window_done(
         self, done: WindowDone, result: PullResult, on_done: Callable[[Window], None]

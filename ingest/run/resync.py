@@ -333,16 +333,7 @@ class ResyncPuller(Puller):
         queue = iter(window for window in windows if not is_done(window))
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="export") as pool:
             try:
-                while True:
-                    while len(pending) < self.concurrency and not self._out_of_time():
-                        window = next(queue, None)
-                        if window is None:
-                            break
-                        pending.append((window, pool.submit(self._fetch, window)))
-                    if not pending:
-                        break
-                    window, future = pending.popleft()
-                    files = future.result()
+                for window, files in self._exported(queue, pending, pool):
                     self._replace(window, files)
                     result.export_files += len(files)
                     result.logs_exported += sum(export.total for export in files)
