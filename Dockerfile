@@ -7,7 +7,7 @@
 #     -v portkey-ingest-state:/state portkey-phoenix-ingest:0.1.0 sync --max-duration 12m
 #
 # No secret is baked in: keys come at run time (--env-file, a Kubernetes Secret).
-# Keep the tag equal to the version in pyproject.toml (tests/test_ship.py checks the manifests).
+# Keep the tag equal to the version in pyproject.toml (tests/e2e/test_ship.py checks the manifests).
 
 # Pinned by version so a rebuild gets the same Python; bump it deliberately.
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm

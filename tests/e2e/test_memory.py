@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LIMIT_MB = 400  # "well under 1 GB"; the inputs below took 4-6 GB before the caps
 BIG_LINE_BYTES = int(os.environ.get("INGEST_TEST_BIG_LINE_BYTES", 1 << 30))
 

@@ -311,7 +311,7 @@ def test_convert_quarantines_spans_the_encoder_refuses_and_prints_import_counts(
     logs = [make_log(0), make_log(1), make_log(2), make_log(1)]
     logs[0]["created_at"] = "1960-01-01T00:00:00Z"  # before 1970: OTLP cannot carry it
     # Conversion refuses it first (the encoder is the safety net behind it, tested in
-    # tests/test_delivery.py): either way the record is quarantined with its reason.
+    # tests/run/test_delivery.py): either way the record is quarantined with its reason.
     write_jsonl(tmp_path / "export.jsonl", logs)
     quarantine = tmp_path / "q.jsonl"
     result = CliRunner().invoke(

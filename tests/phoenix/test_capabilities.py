@@ -56,7 +56,7 @@ def test_supports_by_version(
 def test_oldest_supported_matches_the_version_the_tests_install() -> None:
     from pathlib import Path
 
-    oldest = Path(__file__).parent / "phoenix_versions" / "oldest.txt"
+    oldest = Path(__file__).parent.parent / "phoenix_versions" / "oldest.txt"
     assert caps.parse_version(oldest.read_text()) == caps.OLDEST_SUPPORTED
 
 

@@ -25,7 +25,7 @@ from ingest.cli.main import cli
 from ingest.phoenix.annotations import outcome_label
 from ingest.phoenix.local_server import LocalPhoenix, free_port
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
 README = (REPO / "README.md").read_text()
 CRON_README = (REPO / "cron" / "README.md").read_text()
 PROGRAM = "portkey-phoenix-ingest"
@@ -580,7 +580,7 @@ def test_the_provider_table_is_the_mapping() -> None:
 
 def test_shards_may_share_a_state_directory_as_documented(tmp_path: Path) -> None:
     """cron/ says shards may share one state directory: each has its own under shards/I-of-N
-    (two shards running at once on one directory: tests/test_pull.py)."""
+    (two shards running at once on one directory: tests/run/test_pull.py)."""
     from ingest.run.state import shard_dir
 
     job = (REPO / "cron" / "k8s-backfill-indexed-job.yaml").read_text()

@@ -17,7 +17,7 @@ import pytest
 
 from ingest.cli import cli
 
-CRON = Path(__file__).resolve().parent.parent / "cron"
+CRON = Path(__file__).resolve().parent.parent.parent / "cron"
 PROGRAM = "portkey-phoenix-ingest"
 SERVICE = "portkey-phoenix-ingest.service"
 TIMER = "portkey-phoenix-ingest.timer"

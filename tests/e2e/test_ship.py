@@ -310,7 +310,7 @@ def test_manifest_commands_run_the_images_program_with_arguments_the_cli_accepts
     if "--shard" in command and not any(
         "--shard" in param.opts for param in _cli_commands()["backfill"].params
     ):
-        pytest.xfail("--shard lands with the sharded backfill (see tests/test_cron.py)")
+        pytest.xfail("--shard lands with the sharded backfill (see tests/cli/test_cron.py)")
     _parses(command[1:])
 
 
