@@ -11,6 +11,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_QUARANTINED = 3
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the state lock; try again later.
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 class IngestError(Exception):
@@ -84,3 +85,19 @@ class PortkeyExportError(PortkeyError):
 
 class PortkeyLogNotFoundError(PortkeyError):
     """`GET /logs/{id}` answered 404: Portkey has no log with that id (yet)."""
+
+
+def outcome_of(error: BaseException | None, quarantined: int = 0) -> tuple[str, int]:
+    """How a run ended, decided in one place: (outcome, exit code): ok 0, quarantined 3,
+    failed 1 (or the error's own code: 2 for configuration, 75 locked), interrupted 130. The
+    CLI runner turns it into the exit code and the `run_done` line; the run records the same
+    outcome in the state file (`status` shows it)."""
+    if error is None:
+        return ("quarantined", EXIT_QUARANTINED) if quarantined else ("ok", EXIT_OK)
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted", EXIT_INTERRUPTED
+    if isinstance(error, IngestError):
+        if error.exit_code == EXIT_LOCKED:
+            return "locked", EXIT_LOCKED
+        return ("usage_error" if error.exit_code == EXIT_USAGE else "failed"), error.exit_code
+    return "failed", EXIT_FAILED

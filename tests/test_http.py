@@ -25,10 +25,9 @@ from ingest.http import (
     retry_after_seconds,
     valid_header_value,
 )
+from ingest.phoenix.api import PhoenixSettings, SpanSender
 from ingest.phoenix.reader import SpanReader
-from ingest.phoenix.sender import SpanSender
-from ingest.phoenix.settings import PhoenixSettings
-from ingest.sources.portkey import PortkeySettings
+from ingest.sources.portkey.api import PortkeySettings
 
 SECRET = "proxy-Secret-0123456789"
 

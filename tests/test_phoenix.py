@@ -9,7 +9,7 @@ import pytest
 
 from ingest.http import Transient, Transport
 from ingest.http import retry_after_seconds as _retry_after_seconds
-from ingest.phoenix.settings import PhoenixSettings
+from ingest.phoenix.api import PhoenixSettings
 
 
 @pytest.mark.parametrize(

@@ -20,8 +20,8 @@ import pytest
 from ingest.convert.attributes import build_span_facts
 from ingest.convert.records import parse_record
 from ingest.ops.price_fit import Observation, billable_tokens, fit_model
-from ingest.phoenix.client import PhoenixSettings
-from ingest.phoenix.models import ModelSpec, ModelTable, post_graphql
+from ingest.phoenix.admin.models import ModelSpec, ModelTable, post_graphql
+from ingest.phoenix.api import PhoenixSettings
 from tests.conftest import run_cli
 from tests.logs_factory import BASE_TIME, js_date, make_log, write_jsonl
 

@@ -6,7 +6,7 @@ import json
 import random
 from pathlib import Path
 
-from ingest.phoenix.local_server import LocalPhoenix
+from ingest.phoenix.admin.local_server import LocalPhoenix
 from tests.conftest import read_spans, run_cli
 from tests.logs_factory import make_log, write_jsonl
 

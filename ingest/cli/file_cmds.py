@@ -133,7 +133,7 @@ def convert_command(
 
     def action() -> Done:
         from ingest.ops.report import print_converted
-        from ingest.run.convert import convert_files
+        from ingest.run.stdout_sink import convert_files
         from ingest.sources.files import expand_paths
 
         options = conversion_settings(project, session_key, max_messages, max_value_chars)

@@ -16,7 +16,7 @@ from ingest.errors import (
     ConfigError,
 )
 from ingest.ops.config import client_headers_option
-from ingest.phoenix.client import DEFAULT_ENDPOINT, PhoenixSettings
+from ingest.phoenix.api import DEFAULT_ENDPOINT, PhoenixSettings
 from ingest.run.delivery import Tuning
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -364,7 +364,7 @@ def pull_settings(
     annotate: bool = True,
 ) -> Any:  # fmt: skip
     from ingest.run.pull import PullSettings
-    from ingest.sources.portkey import PortkeySettings
+    from ingest.sources.portkey.api import PortkeySettings
 
     if not p["portkey_api_key"]:
         raise ConfigError(

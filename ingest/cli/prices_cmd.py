@@ -20,12 +20,12 @@ from ingest.cli.options import (
 )
 from ingest.cli.runner import run_command
 from ingest.errors import EXIT_OK, ConfigError
-from ingest.phoenix.client import PhoenixSettings
+from ingest.phoenix.api import PhoenixSettings
 
 
 def portkey_settings(p: dict[str, Any]) -> Any:
     """PortkeySettings from the shared Portkey options (the same fields `backfill` uses)."""
-    from ingest.sources.portkey import PortkeySettings
+    from ingest.sources.portkey.api import PortkeySettings
 
     if not p["portkey_api_key"]:
         raise ConfigError(
@@ -51,7 +51,7 @@ def _phoenix(kw: dict[str, Any]) -> PhoenixSettings:
 def build_plan(kw: dict[str, Any]) -> tuple[Any, Any]:
     """(plan, model table) from export files or from Portkey for [--since, --until)."""
     from ingest.ops import prices
-    from ingest.phoenix.models import ModelTable
+    from ingest.phoenix.admin.models import ModelTable
     from ingest.sources.windows import iso
 
     files: tuple[Path, ...] = kw["files"]
@@ -172,7 +172,7 @@ def remove_command(**kw: Any) -> None:
 
     def action() -> int:
         from ingest.ops import prices
-        from ingest.phoenix.models import ModelTable
+        from ingest.phoenix.admin.models import ModelTable
 
         removed = prices.remove(ModelTable(_phoenix(kw)), kw["yes"])
         click.echo(
@@ -189,7 +189,7 @@ def apply_prices_for_range(phoenix: PhoenixSettings, portkey: Any, since: dateti
                            until: datetime) -> None:  # fmt: skip
     """`--apply-prices` of backfill/sync: plan and apply over the range before delivering."""
     from ingest.ops import prices
-    from ingest.phoenix.models import ModelTable
+    from ingest.phoenix.admin.models import ModelTable
     from ingest.sources.windows import iso
 
     table = ModelTable(phoenix)

@@ -19,7 +19,7 @@ from ingest.cli.options import (
 )
 from ingest.cli.runner import Done, run_command
 from ingest.errors import ConfigError
-from ingest.phoenix.client import PhoenixSettings
+from ingest.phoenix.api import PhoenixSettings
 
 
 def report_pull(summary: Any, result: Any, info: dict[str, Any], phoenix: PhoenixSettings,
@@ -165,7 +165,7 @@ def backfill_command(**kw: Any) -> None:
             )
         phoenix, pull = pull_settings_from(kw)
         from ingest.ops.report import ensure_project, phoenix_link, range_link
-        from ingest.phoenix.guards import check_backfill
+        from ingest.phoenix.admin.guards import check_backfill
 
         for warning in check_backfill(phoenix, kw["since"], kw["until"], kw["force"]):
             click.echo(f"Warning: {warning}", err=True)

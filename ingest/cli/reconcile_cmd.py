@@ -82,8 +82,8 @@ def reconcile_command(
     def action() -> int:
         from ingest.ops.reconcile import reconcile
         from ingest.ops.reconcile_render import render, to_dict
-        from ingest.phoenix.totals import PhoenixTotals
-        from ingest.sources.portkey import PortkeyClient, PortkeySettings
+        from ingest.phoenix.admin.totals import PhoenixTotals
+        from ingest.sources.portkey.api import PortkeyApi, PortkeySettings
 
         if since >= until:
             raise ConfigError("--since must be before --until.")
@@ -93,7 +93,7 @@ def reconcile_command(
                 "the analytics.view scope."
             )
         phoenix = phoenix_settings(endpoint, api_key, project, retry_deadline, client_headers)
-        portkey = PortkeyClient(
+        portkey = PortkeyApi(
             PortkeySettings(
                 api_key=portkey_api_key,
                 base_url=portkey_base_url.rstrip("/"),

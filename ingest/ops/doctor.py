@@ -19,7 +19,7 @@ from ingest.http import RedirectRefused, Response, Transient, Transport
 from ingest.ops.config import mask
 from ingest.ops.doctor_local import FAIL, OK, WARN, Check, ServerTime, where_from
 from ingest.phoenix import capabilities
-from ingest.phoenix.settings import PhoenixSettings
+from ingest.phoenix.api import PhoenixSettings
 
 # The supported Phoenix range: the oldest release and the newest the test suite runs against.
 OLDEST_PHOENIX = capabilities.format_version(capabilities.OLDEST_SUPPORTED)
@@ -254,7 +254,7 @@ def check_portkey(
     session: Any = None,
 ) -> tuple[list[Check], ServerTime | None]:
     """Key present, key accepted with the logs.export scope (and logs.view for --enrich)."""
-    from ingest.sources.portkey import PortkeySettings
+    from ingest.sources.portkey.api import PortkeySettings
 
     origins = origins or {}
     if not api_key or not api_key.strip():

@@ -9,12 +9,12 @@ from urllib.parse import quote, urlencode
 
 import click
 
-from ingest.phoenix.projects import ensure_project as ensure_project  # re-exported
-from ingest.phoenix.projects import project_id
+from ingest.phoenix.admin.projects import ensure_project as ensure_project  # re-exported
+from ingest.phoenix.admin.projects import project_id
 from ingest.run.logs import escape
 
 if TYPE_CHECKING:
-    from ingest.phoenix.settings import PhoenixSettings
+    from ingest.phoenix.api import PhoenixSettings
     from ingest.run.pipeline import RunSummary
     from ingest.run.pull import PullResult
     from ingest.run.state import StateStore

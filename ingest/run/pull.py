@@ -27,7 +27,7 @@ from typing import Any
 import click
 
 from ingest.convert.spans import ConversionOptions
-from ingest.phoenix.client import PhoenixSettings
+from ingest.phoenix.api import PhoenixSettings
 from ingest.run.delivery import Batch, Tuning
 from ingest.run.logs import event
 from ingest.run.pipeline import FileImporter, FileRun, RunSetup, RunSummary, started_run
@@ -45,29 +45,12 @@ from ingest.run.state import (
     sync_entry,
     sync_start,
 )
-from ingest.sources.enrich import Enricher
-from ingest.sources.portkey import PortkeyClient, PortkeySettings, Window, WindowFile
+from ingest.sources.portkey.api import PortkeyApi, PortkeySettings
+from ingest.sources.portkey.enrich import LogEnricher
+from ingest.sources.portkey.exports import ExportJobs, WindowFile
+from ingest.sources.windows import Window, plan_windows, shard_windows, window_key
 
 log = logging.getLogger(__name__)
-
-
-def plan_windows(since: datetime, until: datetime, size: timedelta) -> list[Window]:
-    """Consecutive half-open windows of `size` covering [since, until) exactly."""
-    windows: list[Window] = []
-    start = since
-    while start < until:
-        end = min(start + size, until)
-        windows.append(Window(start, end))
-        start = end
-    return windows
-
-
-def window_key(window: Window) -> str:
-    return f"{_iso(window.since)}/{_iso(window.until)}"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -225,7 +208,7 @@ class Puller:
         not shared between threads; a thread reuses its spare drafts)."""
         client = getattr(self._local, "client", None)
         if client is None:
-            client = self._local.client = PortkeyClient(self.portkey, sleep=self._wait)
+            client = self._local.client = ExportJobs(PortkeyApi(self.portkey, sleep=self._wait))
         target = self.downloads / window_key(window).replace(":", "").replace("/", "_")
         make_private_dir(target)
         return list(client.windows(window, target))
@@ -322,14 +305,6 @@ def sync(
     return summary, result, info
 
 
-def shard_windows(windows: list[Window], shard: tuple[int, int] | None) -> list[Window]:
-    """Shard I of N takes every N-th window of the plan, starting with the I-th (1-based)."""
-    if shard is None:
-        return windows
-    index, count = shard
-    return windows[index - 1 :: count]
-
-
 def backfill(
     pull: PullSettings,
     since: datetime,
@@ -381,7 +356,9 @@ def _pull(
 ) -> tuple[RunSummary, PullResult]:
     setup = RunSetup(kind, pull.options, pull.phoenix, pull.tuning, pull.quarantine_path,
                      pull.annotate, Progress())  # fmt: skip
-    enricher = Enricher(pull.portkey, store.dir / "enrich-cache.sqlite3") if pull.enrich else None
+    enricher = (
+        LogEnricher(pull.portkey, store.dir / "enrich-cache.sqlite3") if pull.enrich else None
+    )
     result = PullResult(windows_planned=len(windows))
     try:
         with started_run(setup, store, enricher, extra=lambda: result.to_dict()) as importer:
@@ -402,7 +379,7 @@ def dry_run(
     as_json: bool = False,
 ) -> None:
     """Print the plan: each window, how Portkey's limit splits it, and its totals."""
-    client = PortkeyClient(pull.portkey)
+    client = ExportJobs(PortkeyApi(pull.portkey))
     rows = []
     for window in shard_windows(plan_windows(since, until, pull.window), shard):
         parts = client.plan(window)

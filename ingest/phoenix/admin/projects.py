@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from ingest.http import RedirectRefused, Transient, Transport
-from ingest.phoenix.settings import PhoenixSettings
+from ingest.phoenix.api import PhoenixSettings
 
 TIMEOUT_S = 10.0
 

@@ -16,7 +16,7 @@ from typing import Any
 from ingest.errors import ConfigError
 from ingest.http import RedirectRefused, Transient, Transport
 from ingest.phoenix import capabilities
-from ingest.phoenix.settings import PhoenixSettings
+from ingest.phoenix.api import PhoenixSettings
 
 log = logging.getLogger(__name__)
 
