@@ -830,24 +830,24 @@ def test_get_logs_stops_on_auth_errors() -> None:
 # --------------------------------------------------------------------------- settings
 
 
-def test_settings_from_env() -> None:
-    settings = PortkeySettings.from_env({"PORTKEY_API_KEY": KEY, "PORTKEY_WORKSPACE": "ws-a"})
+def test_settings_from_options() -> None:
+    settings = PortkeySettings.from_options({"portkey_api_key": KEY, "workspace": "ws-a"})
     assert settings.base_url == "https://api.portkey.ai/v1"
     assert settings.workspace == "ws-a" and settings.gateway_url is None
     assert KEY not in repr(settings)
-    custom = PortkeySettings.from_env(
+    custom = PortkeySettings.from_options(
         {
-            "PORTKEY_API_KEY": KEY,
-            "PORTKEY_BASE_URL": "https://pk.internal/v1/",
-            "PORTKEY_GATEWAY_URL": "https://gw.internal/v1",
+            "portkey_api_key": KEY,
+            "portkey_base_url": "https://pk.internal/v1/",
+            "gateway_url": "https://gw.internal/v1",
         }
     )
     assert (custom.base_url, custom.gateway_url) == (
         "https://pk.internal/v1",
         "https://gw.internal/v1",
     )
-    with pytest.raises(ConfigError, match="PORTKEY_API_KEY is not set"):
-        PortkeySettings.from_env({})
+    with pytest.raises(ConfigError, match="no Portkey API key: set PORTKEY_API_KEY"):
+        PortkeySettings.from_options({})
 
 
 def test_settings_reject_a_workspace_uuid_and_bad_urls() -> None:

@@ -10,7 +10,6 @@ from typing import Any
 import click
 
 from ingest.cli.options import (
-    PORTKEY_KEYS,
     UtcDateTime,
     phoenix_options,
     phoenix_settings,
@@ -23,26 +22,6 @@ from ingest.errors import EXIT_OK, ConfigError
 from ingest.phoenix.api import PhoenixSettings
 
 
-def portkey_settings(p: dict[str, Any]) -> Any:
-    """PortkeySettings from the shared Portkey options (the same fields `backfill` uses)."""
-    from ingest.sources.portkey.api import PortkeySettings
-
-    if not p["portkey_api_key"]:
-        raise ConfigError(
-            "no Portkey API key: set PORTKEY_API_KEY (or --portkey-api-key) to a key with "
-            "the logs.export scope, or give export files instead of --since/--until."
-        )
-    return PortkeySettings(
-        api_key=p["portkey_api_key"],
-        base_url=p["portkey_base_url"].rstrip("/"),
-        workspace=p["workspace"] or None,
-        gateway_url=(p["gateway_url"] or "").rstrip("/") or None,
-        export_limit=p["export_limit"],
-        poll_interval_s=p["poll_interval"],
-        retry_deadline_s=p["portkey_retry_deadline"],
-    )
-
-
 def _phoenix(kw: dict[str, Any]) -> PhoenixSettings:
     return phoenix_settings(kw["endpoint"], kw["api_key"], "default", kw["retry_deadline"],
                             kw["client_headers"])  # fmt: skip
@@ -52,6 +31,7 @@ def build_plan(kw: dict[str, Any]) -> tuple[Any, Any]:
     """(plan, model table) from export files or from Portkey for [--since, --until)."""
     from ingest.ops import prices
     from ingest.phoenix.admin.models import ModelTable
+    from ingest.sources.portkey.api import PortkeySettings
     from ingest.sources.windows import iso
 
     files: tuple[Path, ...] = kw["files"]
@@ -64,7 +44,9 @@ def build_plan(kw: dict[str, Any]) -> tuple[Any, Any]:
     elif since and until:
         if since >= until:
             raise ConfigError("--since must be before --until.")
-        portkey = portkey_settings({k: kw[k] for k in PORTKEY_KEYS if k in kw})
+        portkey = PortkeySettings.from_options(
+            kw, "the logs.export scope, or give export files instead of --since/--until"
+        )
         raws = prices.portkey_lines(portkey, since, until)
         source = f"from Portkey logs {iso(since)} .. {iso(until)}"
     else:

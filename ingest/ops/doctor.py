@@ -69,9 +69,9 @@ def check_phoenix(
             )
         ], None
     try:
-        settings = PhoenixSettings(
-            endpoint=endpoint, project=project, api_key=api_key or None, headers=dict(headers or {})
-        )
+        options = {"endpoint": endpoint, "project": project, "api_key": api_key,
+                   "client_headers": headers}  # fmt: skip
+        settings = PhoenixSettings.from_options(options)
     except ConfigError as exc:  # the message names the variable, never the value
         return [Check("Phoenix settings", FAIL, str(exc))], None
     base = settings.base_url
@@ -279,12 +279,9 @@ def check_portkey(
             )
         ], None
     try:
-        settings = PortkeySettings(
-            api_key=api_key.strip(),
-            base_url=base_url,
-            workspace=(workspace or "").strip() or None,
-            gateway_url=(gateway_url or "").strip() or None,
-        )
+        options = {"portkey_api_key": api_key, "portkey_base_url": base_url,
+                   "workspace": workspace, "gateway_url": gateway_url}  # fmt: skip
+        settings = PortkeySettings.from_options(options)
     except ConfigError as exc:
         return [Check("Portkey settings", FAIL, str(exc))], None  # the message says what to set
 

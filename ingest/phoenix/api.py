@@ -70,6 +70,31 @@ class PhoenixSettings:
                 )
         object.__setattr__(self, "headers", headers)
 
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> PhoenixSettings:
+        """The settings from option values (`endpoint`, `api_key`, `project`, `retry_deadline`,
+        `client_headers`, as the CLI and the config file name them): every command builds its
+        Phoenix settings here; an option a command lacks keeps the default."""
+        endpoint = str(options.get("endpoint") or DEFAULT_ENDPOINT)
+        if not endpoint.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"PHOENIX_COLLECTOR_ENDPOINT / --endpoint must be an http(s) URL, got {endpoint!r}."
+            )
+        project = str(options.get("project", cls.project))
+        if not project.strip():
+            raise ConfigError(
+                "the Phoenix project name (--project / PHOENIX_PROJECT_NAME) is empty."
+            )
+        values: dict[str, Any] = {
+            "endpoint": endpoint,
+            "project": project.strip(),
+            "api_key": options.get("api_key") or None,
+            "headers": dict(options.get("client_headers") or {}),
+        }
+        if options.get("retry_deadline") is not None:
+            values["retry_deadline_s"] = options["retry_deadline"]
+        return cls(**values)
+
     @property
     def base_url(self) -> str:
         """The server root, whether the endpoint was given with `/v1/traces` or without."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -45,6 +44,17 @@ from ingest.http import (
 
 DEFAULT_BASE_URL = "https://api.portkey.ai/v1"
 PORTKEY_EXPORT_LIMIT = 50_000  # logs per export job (reference 2.10)
+# option name (CLI and config file) -> field
+_OPTION_FIELDS = {
+    "portkey_base_url": "base_url",
+    "workspace": "workspace",
+    "gateway_url": "gateway_url",
+    "export_limit": "export_limit",
+    "poll_interval": "poll_interval_s",
+    "portkey_retry_deadline": "retry_deadline_s",
+    "enrich_concurrency": "enrich_concurrency",
+    "enrich_rate": "enrich_rate_per_s",
+}
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
 
@@ -109,22 +119,26 @@ class PortkeySettings:
             raise ConfigError("Portkey setting max_job_restarts must be 0 or more.")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> PortkeySettings:
-        """PORTKEY_API_KEY (required), PORTKEY_BASE_URL, PORTKEY_WORKSPACE, PORTKEY_GATEWAY_URL."""
-        env = os.environ if env is None else env
-        key = (env.get("PORTKEY_API_KEY") or "").strip()
+    def from_options(cls, options: Mapping[str, Any], scope: str = "the logs.export scope"
+                     ) -> PortkeySettings:  # fmt: skip
+        """The settings from option values (`portkey_api_key`, `portkey_base_url`,
+        `workspace`, ..., as the CLI and the config file name them): every command builds its
+        Portkey settings here; an option a command lacks keeps the default. Without a key, the
+        error asks for one with `scope`."""
+        key = str(options.get("portkey_api_key") or "").strip()
         if not key:
             raise ConfigError(
-                "PORTKEY_API_KEY is not set: create a Portkey API key with the "
-                "logs.export scope (and logs.view for enrichment) and export it."
+                f"no Portkey API key: set PORTKEY_API_KEY (or --portkey-api-key) to a key with "
+                f"{scope}."
             )
-        values: dict[str, Any] = {
-            "api_key": key,
-            "base_url": (env.get("PORTKEY_BASE_URL") or "").strip() or DEFAULT_BASE_URL,
-            "workspace": (env.get("PORTKEY_WORKSPACE") or "").strip() or None,
-            "gateway_url": (env.get("PORTKEY_GATEWAY_URL") or "").strip() or None,
-        }
-        return cls(**{**values, **overrides})
+        values: dict[str, Any] = {"api_key": key}
+        for option, name in _OPTION_FIELDS.items():
+            value = options.get(option)
+            if isinstance(value, str):
+                value = value.strip() or None
+            if value is not None:
+                values[name] = value
+        return cls(**values)
 
     def service(self, base_url: str | None = None) -> Service:
         """The Portkey API (or the gateway, for `GET /logs/{id}`) for the shared transport."""
