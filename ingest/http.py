@@ -213,10 +213,12 @@ class Transport:
         fn: Callable[[], T],
         deadline_s: float | None = None,
         on_retry: Callable[[Transient, float], None] | None = None,
+        max_attempts: int | None = None,
     ) -> T:
-        """`fn()` again after each Transient until it succeeds or the deadline would pass; then
-        the last Transient is raised. Waits: the server's Retry-After (capped), else exponential
-        backoff with full jitter, never past the deadline."""
+        """`fn()` again after each Transient until it succeeds, the deadline would pass or
+        `max_attempts` calls were made; then the last Transient is raised. Waits: the server's
+        Retry-After (capped; a Transient with retry_after 0 is tried again at once), else
+        exponential backoff with full jitter, never past the deadline."""
         deadline = self.service.retry_deadline_s if deadline_s is None else deadline_s
         start = self.clock()
         backoff = wait_random_exponential(multiplier=0.5, max=self.service.max_backoff_s)
@@ -239,6 +241,8 @@ class Transport:
 
         def stop(state: RetryCallState) -> bool:
             server = asked(state)
+            if max_attempts is not None and state.attempt_number >= max_attempts:
+                return True
             return elapsed() >= deadline or (server is not None and elapsed() + server > deadline)
 
         def before_sleep(state: RetryCallState) -> None:

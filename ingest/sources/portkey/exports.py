@@ -21,14 +21,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_random_exponential,
-)
-
 from ingest.convert.records import EXPORT_FIELDS
 from ingest.errors import PortkeyExportError
 from ingest.http import (
@@ -59,14 +51,6 @@ class WindowFile:
     total: int  # Portkey's count; == number of records (non-blank lines) in the file
 
 
-class _DownloadProblem(Exception):
-    """One download attempt failed; `backoff` False means ask for a new URL at once."""
-
-    def __init__(self, reason: str, backoff: bool, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.backoff, self.retry_after = backoff, retry_after
-
-
 def _scan(path: Path) -> tuple[int, bool]:
     """(non-blank lines, complete): incomplete when the last line is cut mid-record."""
     lines, last = 0, b""
@@ -91,13 +75,16 @@ class ExportJobs:
         self.settings, self._api, self.stats = api.settings, api, api.stats
         self._sleep, self._clock = api.sleep, api.clock
         # Signed URLs: a transport that never holds the key, so it may follow redirects.
+        # Retried as a whole (a new signed URL, then the GET) up to max_download_attempts.
         storage = Service(
             name="object storage",
             base_url="",
+            retry_deadline_s=self.settings.retry_deadline_s,
             request_timeout_s=self.settings.request_timeout_s,
+            max_retry_after_s=self.settings.retry_deadline_s,
             follow_cross_host_redirects=True,
         )
-        self._storage = Transport(storage, sleep=api.sleep)
+        self._storage = Transport(storage, sleep=api.sleep, clock=api.clock)
         self._spare: str | None = None  # a draft whose filters may be overwritten (PUT)
 
     # ---- export jobs: counting and planning
@@ -289,41 +276,21 @@ class ExportJobs:
     # ---- downloads
 
     def download(self, export_id: str, path: Path) -> int:
-        """Fetch the export into `path` (via `path.part`); its number of records."""
+        """Fetch the export into `path` (via `path.part`); its number of records. An attempt
+        that fails asks for a new signed URL: at once when storage refused the URL (expired),
+        after the transport's backoff otherwise."""
         part = path.with_name(path.name + ".part")
         attempts = self.settings.max_download_attempts
-        backoff = wait_random_exponential(multiplier=0.5, max=30)
 
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, _DownloadProblem) and not exc.backoff:
-                return 0.0  # expired or refused URL: ask for a new one at once
-            if isinstance(exc, _DownloadProblem) and exc.retry_after is not None:
-                return min(exc.retry_after, self.settings.retry_deadline_s)
-            return float(backoff(state))
+        def on_retry(exc: Transient, wait: float) -> None:
+            log.warning("download of export %s failed (%s); asking for a new URL", export_id, exc)
 
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            log.warning(
-                "download of export %s failed (%s); asking for a new URL (attempt %d of %d)",
-                export_id,
-                exc,
-                state.attempt_number + 1,
-                attempts,
-            )
-
-        retrying = Retrying(
-            retry=retry_if_exception_type(_DownloadProblem),
-            stop=stop_after_attempt(attempts),
-            wait=wait,
-            sleep=self._sleep,
-            before_sleep=before_sleep,
-            reraise=True,
-        )
         try:
-            lines = retrying(lambda: self._fetch_file(export_id, part))
+            lines = self._storage.retrying(
+                lambda: self._fetch_file(export_id, part), on_retry=on_retry, max_attempts=attempts
+            )
             part.replace(path)
-        except _DownloadProblem as exc:
+        except Transient as exc:
             raise PortkeyExportError(
                 f"could not download export {export_id} (GET /logs/exports/{export_id}/download "
                 f"and its signed URL) in {attempts} attempts; last problem: {exc}. Nothing of "
@@ -343,35 +310,37 @@ class ExportJobs:
             )
         where = public_url(url)
         log.info("downloading export %s from %s", export_id, where)
+        refusal: Transient | None = None
         try:
             # No Portkey key here: the URL carries its own signature, on another host.
             response = self._storage.send("GET", url, stream=True)
             with response:
                 if response.status_code != 200:
-                    raise self._storage_refusal(response, where)
-                with part.open("wb") as out:
-                    for chunk in body_chunks(response, _CHUNK):
-                        out.write(chunk)
+                    refusal = self._storage_refusal(response, where)
+                else:
+                    with part.open("wb") as out:
+                        for chunk in body_chunks(response, _CHUNK):
+                            out.write(chunk)
         except Transient as exc:
-            if str(exc).startswith("no answer within"):
-                raise _DownloadProblem(
-                    f"{where} did not answer within {self.settings.request_timeout_s:g} s", True
-                ) from None
-            raise _DownloadProblem(f"the download from {where} broke off ({exc})", True) from None
+            raise Transient(f"the download from {where} broke off ({exc})") from None
+        if refusal is not None:
+            raise refusal
         lines, complete = _scan(part)
         if not complete:
-            raise _DownloadProblem(
-                f"the file from {where} ends in the middle of a record (truncated)", True
-            )
+            raise Transient(f"the file from {where} ends in the middle of a record (truncated)")
         return lines
 
     @staticmethod
-    def _storage_refusal(response: Response, where: str) -> _DownloadProblem:
-        """S3/Azure/GCS error answer -> a problem; 4xx (e.g. expired) asks for a new URL."""
+    def _storage_refusal(response: Response, where: str) -> Transient:
+        """Object storage's (S3/Azure/GCS) answer -> what to do: 4xx (e.g. an expired URL)
+        asks for a new URL at once, 408/429/5xx after a wait."""
         status = response.status_code
         head = next(body_chunks(response, 4096), b"").decode("utf-8", "replace")
         found = [re.search(rf"<{tag}>([^<]{{0,200}})</{tag}>", head) for tag in ("Code", "Message")]
         detail = ": ".join(m.group(1) for m in found if m)
         reason = f"{where} answered HTTP {status}" + (f" ({detail})" if detail else "")
-        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-        return _DownloadProblem(reason, classify(status) is Outcome.RETRY, retry_after)
+        if classify(status) is not Outcome.RETRY:
+            return Transient(reason, status, retry_after=0.0)
+        return Transient(
+            reason, status, retry_after=retry_after_seconds(response.headers.get("Retry-After"))
+        )
