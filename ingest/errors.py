@@ -1,6 +1,14 @@
-"""One exception hierarchy, grouped by what the caller should do next.
+"""Every exception of the tool, grouped by what the caller does next:
 
-Only `cli.py` maps these to exit codes; everything else raises.
+- retry later: `Transient` (retried by the transport until its deadline), `StateLockedError`
+  (exit 75: the next cron run tries again), `RunStopped`;
+- fix the configuration: `ConfigError` (exit 2), `PhoenixAuthError`, `PortkeyAuthError`,
+  `FutureWatermarkError`, `RedirectRefused`;
+- skip the record: `RecordError` (quarantined with its reason, counted; exit 3);
+- stop the run: the other `IngestError`s (exit 1); nothing past the last verified batch is
+  committed, so a rerun continues.
+
+Only the CLI runner maps these to exit codes (`outcome_of`); everything else raises.
 """
 
 from __future__ import annotations
@@ -50,10 +58,40 @@ class StateError(IngestError):
     """The state file is unreadable, corrupt or from an unknown version."""
 
 
+class FutureWatermarkError(StateError):
+    """The stored watermark is ahead of the clock (accept it with --accept-future-watermark)."""
+
+
 class StateLockedError(IngestError):
     """Another run holds the state lock."""
 
     exit_code = EXIT_LOCKED
+
+
+class Transient(Exception):
+    """Worth retrying: connection trouble, timeout, 408/429/5xx. The text is safe to print."""
+
+    def __init__(
+        self,
+        reason: str,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.status, self.code, self.retry_after = status, code, retry_after
+
+
+class RedirectRefused(Exception):
+    """A redirect to another host; `host` is where it pointed (never its query string)."""
+
+    def __init__(self, status: int, host: str) -> None:
+        super().__init__(f"HTTP {status} redirect to another host ({host})")
+        self.status, self.host = status, host
+
+
+class RunStopped(Exception):
+    """Raised in an export worker's wait once the run is stopping; nobody reads its result."""
 
 
 class RecordError(ValueError):

@@ -21,7 +21,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_random_exponential
 
-from ingest.errors import ConfigError
+from ingest.errors import ConfigError, RedirectRefused, Transient
 
 T = TypeVar("T")
 Response = requests.Response  # for type hints in modules that use the transport
@@ -92,28 +92,6 @@ def valid_header_value(value: str) -> bool:
     if value != value.strip():
         return False
     return all(c == "\t" or 32 <= ord(c) < 127 or 160 <= ord(c) < 256 for c in value)
-
-
-class Transient(Exception):
-    """Worth retrying: connection trouble, timeout, 408/429/5xx. The text is safe to print."""
-
-    def __init__(
-        self,
-        reason: str,
-        status: int | None = None,
-        code: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(reason)
-        self.status, self.code, self.retry_after = status, code, retry_after
-
-
-class RedirectRefused(Exception):
-    """A redirect to another host; `host` is where it pointed (never its query string)."""
-
-    def __init__(self, status: int, host: str) -> None:
-        super().__init__(f"HTTP {status} redirect to another host ({host})")
-        self.status, self.host = status, host
 
 
 @dataclass(frozen=True)

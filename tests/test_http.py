@@ -13,12 +13,10 @@ from typing import Any
 import pytest
 import requests
 
-from ingest.errors import ConfigError, PhoenixError
+from ingest.errors import ConfigError, PhoenixError, RedirectRefused, Transient
 from ingest.http import (
     Outcome,
-    RedirectRefused,
     Service,
-    Transient,
     Transport,
     classify,
     describe_connection_error,

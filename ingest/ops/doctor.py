@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from ingest.errors import ConfigError
-from ingest.http import RedirectRefused, Response, Transient, Transport
+from ingest.errors import ConfigError, RedirectRefused, Transient
+from ingest.http import Response, Transport
 from ingest.ops.config import mask
 from ingest.ops.doctor_local import FAIL, OK, WARN, Check, ServerTime, where_from
 from ingest.phoenix import capabilities

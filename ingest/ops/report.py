@@ -227,3 +227,16 @@ def print_pull(
             f"Stopped at --max-duration with {result.windows_remaining} windows left: "
             "the next run continues from there."
         )
+
+
+def print_plan(rows: list[dict[str, Any]], as_json: bool) -> None:
+    """A backfill's dry run: each window with its logs and export jobs, then the totals."""
+    logs, jobs = sum(row["logs"] for row in rows), sum(row["jobs"] for row in rows)
+    if as_json:
+        click.echo(json.dumps({"windows": rows, "logs": logs, "jobs": jobs}))
+        return
+    for row in rows:
+        click.echo(f"  {row['window']}  {row['logs']:>9} logs  {row['jobs']:>3} export job(s)")
+    click.echo(
+        f"{len(rows)} windows, {logs} logs, {jobs} export jobs (dry run: no job was started)"
+    )

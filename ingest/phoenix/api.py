@@ -26,12 +26,17 @@ from urllib.parse import urljoin, urlsplit
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 
-from ingest.errors import ConfigError, PhoenixAuthError, PhoenixError, PhoenixUnreachableError
+from ingest.errors import (
+    ConfigError,
+    PhoenixAuthError,
+    PhoenixError,
+    PhoenixUnreachableError,
+    RedirectRefused,
+    Transient,
+)
 from ingest.http import (
     Outcome,
-    RedirectRefused,
     Service,
-    Transient,
     Transport,
     classify,
     retry_after_seconds,

@@ -29,15 +29,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ingest.errors import PhoenixAuthError, PhoenixError
-from ingest.http import (
-    RedirectRefused,
-    Transient,
-    describe_connection_error,
-    httpx_client,
-    is_transport_error,
-    status_error,
-)
+from ingest.errors import PhoenixAuthError, PhoenixError, RedirectRefused, Transient
+from ingest.http import describe_connection_error, httpx_client, is_transport_error, status_error
 from ingest.phoenix import capabilities
 from ingest.phoenix.api import PhoenixApi, PhoenixSettings, answer_error, redirect_error
 

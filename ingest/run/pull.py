@@ -11,7 +11,6 @@ and only then does the sync watermark (or the backfill's progress) move past it.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import shutil
 import threading
@@ -24,16 +23,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import click
-
 from ingest.convert.spans import ConversionOptions
+from ingest.errors import FutureWatermarkError, RunStopped
 from ingest.phoenix.api import PhoenixSettings
 from ingest.run.delivery import Batch, Tuning
 from ingest.run.logs import event
 from ingest.run.pipeline import FileImporter, FileRun, RunSetup, RunSummary, started_run
 from ingest.run.progress import Progress
 from ingest.run.state import (
-    FutureWatermarkError,
     StateStore,
     advance_watermark,
     backfill_entry,
@@ -244,10 +241,6 @@ def _empty_dir(path: Path) -> None:
     make_private_dir(path)
 
 
-class RunStopped(Exception):
-    """Raised in an export worker's wait once the run is stopping; nobody reads its result."""
-
-
 DEFAULT_FIRST_SYNC = timedelta(hours=24)
 
 
@@ -372,26 +365,14 @@ def _pull(
 
 
 def dry_run(
-    pull: PullSettings,
-    since: datetime,
-    until: datetime,
-    shard: tuple[int, int] | None = None,
-    as_json: bool = False,
-) -> None:
-    """Print the plan: each window, how Portkey's limit splits it, and its totals."""
+    pull: PullSettings, since: datetime, until: datetime, shard: tuple[int, int] | None = None
+) -> list[dict[str, Any]]:
+    """The plan, starting no job: each window, how many export jobs Portkey's limit splits it
+    into, and its logs."""
     client = ExportJobs(PortkeyApi(pull.portkey))
     rows = []
     for window in shard_windows(plan_windows(since, until, pull.window), shard):
         parts = client.plan(window)
         rows.append({"window": window_key(window), "jobs": len(parts),
                      "logs": sum(total for _, _, total in parts)})  # fmt: skip
-    if as_json:
-        click.echo(json.dumps({"windows": rows, "logs": sum(r["logs"] for r in rows),
-                               "jobs": sum(r["jobs"] for r in rows)}))  # fmt: skip
-        return
-    for row in rows:
-        click.echo(f"  {row['window']}  {row['logs']:>9} logs  {row['jobs']:>3} export job(s)")
-    click.echo(
-        f"{len(rows)} windows, {sum(r['logs'] for r in rows)} logs, "
-        f"{sum(r['jobs'] for r in rows)} export jobs (dry run: no job was started)"
-    )
+    return rows

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ingest.errors import PhoenixError
-from ingest.http import RedirectRefused, Transient
+from ingest.errors import PhoenixError, RedirectRefused, Transient
 from ingest.phoenix import capabilities
 from ingest.phoenix.api import PhoenixApi, PhoenixSettings
 

@@ -29,12 +29,12 @@ from ingest.errors import (
     PortkeyExportError,
     PortkeyLogNotFoundError,
     PortkeyUnavailableError,
+    Transient,
 )
 from ingest.http import (
     Outcome,
     Response,
     Service,
-    Transient,
     Transport,
     classify,
     public_url,

@@ -22,12 +22,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ingest.convert.records import EXPORT_FIELDS
-from ingest.errors import PortkeyExportError
+from ingest.errors import PortkeyExportError, Transient
 from ingest.http import (
     Outcome,
     Response,
     Service,
-    Transient,
     Transport,
     body_chunks,
     classify,
