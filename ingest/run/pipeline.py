@@ -26,10 +26,9 @@ from typing import Any, Protocol
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-from ingest.convert.ids import span_id_for
+from ingest.convert.ids import ParentIndex, span_id_for
 from ingest.convert.records import LogRecord, parse_record
 from ingest.convert.spans import ConversionOptions, make_resource, to_span
-from ingest.convert.trees import ParentIndex
 from ingest.errors import IngestError, RecordError, outcome_of
 from ingest.phoenix.annotations import SpanAnnotator
 from ingest.phoenix.api import PhoenixSettings, SpanSender
