@@ -17,7 +17,7 @@ from pathlib import Path
 
 import common
 
-from ingest.phoenix.local_server import LocalPhoenix
+from ingest.phoenix.admin.local_server import LocalPhoenix
 from tests.portkey_double import PortkeyDouble, make_log
 
 START = datetime(2026, 7, 1, tzinfo=UTC)

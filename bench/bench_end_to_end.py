@@ -37,8 +37,8 @@ from gen_logs import SIZES, write_logs
 from ingest.convert.records import parse_record
 from ingest.convert.spans import ConversionOptions, make_resource, to_span
 from ingest.errors import PhoenixUnreachableError
-from ingest.phoenix.client import PhoenixSettings, SpanSender
-from ingest.phoenix.local_server import LocalPhoenix
+from ingest.phoenix.admin.local_server import LocalPhoenix
+from ingest.phoenix.api import PhoenixSettings, SpanSender
 from ingest.sources.files import decode_line, read_lines
 
 PROJECT = "bench"

@@ -34,7 +34,7 @@ from pathlib import Path
 import common
 from gen_logs import SIZES, write_logs
 
-from ingest.phoenix.local_server import LocalPhoenix
+from ingest.phoenix.admin.local_server import LocalPhoenix
 
 TARGET_MB = 150.0
 PROJECT_TO = 1_000_000  # "flat": the growth seen, extrapolated to a million-log run
@@ -93,7 +93,7 @@ def main() -> None:
         version = baseline(cli)
         rows.append(("baseline: python -m ingest --version", "-", "-", "-", "-", f"{version:.0f}"))
         if args.imports:
-            client = baseline("from ingest.phoenix.client import import_phoenix_client as i; i()")
+            client = baseline("from ingest.phoenix.api import import_phoenix_client as i; i()")
             rows.append(("baseline: phoenix.client as import loads it", "-", "-", "-", "-",
                          f"{client:.0f}"))  # fmt: skip
         for count in args.convert:

@@ -40,7 +40,7 @@ import common
 import requests
 from gen_logs import SIZES, split_file, write_logs
 
-from ingest.phoenix.local_server import LocalPhoenix, free_port
+from ingest.phoenix.admin.local_server import LocalPhoenix, free_port
 
 PROJECT = "bench"
 DB_USER = "bench"

@@ -25,7 +25,7 @@ from pathlib import Path
 import common
 from gen_logs import SIZES, write_logs
 
-from ingest.phoenix.local_server import LocalPhoenix
+from ingest.phoenix.admin.local_server import LocalPhoenix
 
 TARGET_RATIO = 1.2
 

@@ -12,7 +12,7 @@ batch holds them, plus a few ids that were never sent), which ids are stored:
                     Phoenix >= 19.6 only)
 - `query DSL`       POST /v1/spans with `span_id in [...]` and the batch's start-time window
 - `REST window`     GET /v1/projects/{p}/spans over the batch's start-time window, every page,
-                    filtered on our side (ingest/phoenix/compat_reads.py)
+                    filtered on our side (ingest/phoenix/reader.py)
 - `GraphQL`         Project.spans(timeRange, filterCondition: "span_id in [...]") { spanId }
 
 Reports wall time and Phoenix CPU seconds (user+system, psutil) per 1,000 ids asked, and
@@ -40,8 +40,8 @@ import gen_logs
 
 from ingest.convert.records import parse_record
 from ingest.convert.spans import ConversionOptions, make_resource, to_span
-from ingest.phoenix import compat_reads
-from ingest.phoenix.local_server import LocalPhoenix
+from ingest.phoenix import reader
+from ingest.phoenix.admin.local_server import LocalPhoenix
 
 Batch = tuple[list[str], tuple[datetime, datetime]]
 Way = Callable[[str, str, Batch], set[str]]
@@ -107,7 +107,7 @@ def span_id_filter(url: str, project: str, batch: Batch) -> set[str]:
     return found
 
 
-def _post_text(url: str) -> compat_reads.PostText:
+def _post_text(url: str) -> reader.PostText:
     def post(path: str, params: Sequence[tuple[str, str]], body: Any) -> str | None:
         answer = requests.post(
             f"{url}{path}",
@@ -126,10 +126,10 @@ def _post_text(url: str) -> compat_reads.PostText:
 
 def query_dsl(url: str, project: str, batch: Batch) -> set[str]:
     ids, window = batch
-    return compat_reads.stored_by_query(_post_text(url), project, ids, window)
+    return reader.stored_by_query(_post_text(url), project, ids, window)
 
 
-def _get_json(url: str) -> compat_reads.GetJson:
+def _get_json(url: str) -> reader.GetJson:
     def get(path: str, params: Sequence[tuple[str, str]]) -> Any:
         answer = requests.get(f"{url}{path}", params=list(params), timeout=TIMEOUT_S)
         if answer.status_code == 404:
@@ -142,7 +142,8 @@ def _get_json(url: str) -> compat_reads.GetJson:
 
 def rest_window(url: str, project: str, batch: Batch) -> set[str]:
     ids, window = batch
-    return compat_reads.stored_in_window(_get_json(url), project, ids, window)
+    found = reader.spans_in_window(_get_json(url), project, ids, window)
+    return {str(span.get("context", {}).get("span_id", "")) for span in found}
 
 
 _PROJECT_ID = "query($name: String!) { projects(filter: {col: name, value: $name}) { edges { node { id name } } } }"  # noqa: E501

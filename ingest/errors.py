@@ -1,6 +1,14 @@
-"""One exception hierarchy, grouped by what the caller should do next.
+"""Every exception of the tool, grouped by what the caller does next:
 
-Only `cli.py` maps these to exit codes; everything else raises.
+- retry later: `Transient` (retried by the transport until its deadline), `StateLockedError`
+  (exit 75: the next cron run tries again), `RunStopped`;
+- fix the configuration: `ConfigError` (exit 2), `PhoenixAuthError`, `PortkeyAuthError`,
+  `FutureWatermarkError`, `RedirectRefused`;
+- skip the record: `RecordError` (quarantined with its reason, counted; exit 3);
+- stop the run: the other `IngestError`s (exit 1); nothing past the last verified batch is
+  committed, so a rerun continues.
+
+Only the CLI runner maps these to exit codes (`outcome_of`); everything else raises.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_QUARANTINED = 3
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the state lock; try again later.
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 class IngestError(Exception):
@@ -49,10 +58,40 @@ class StateError(IngestError):
     """The state file is unreadable, corrupt or from an unknown version."""
 
 
+class FutureWatermarkError(StateError):
+    """The stored watermark is ahead of the clock (accept it with --accept-future-watermark)."""
+
+
 class StateLockedError(IngestError):
     """Another run holds the state lock."""
 
     exit_code = EXIT_LOCKED
+
+
+class Transient(Exception):
+    """Worth retrying: connection trouble, timeout, 408/429/5xx. The text is safe to print."""
+
+    def __init__(
+        self,
+        reason: str,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.status, self.code, self.retry_after = status, code, retry_after
+
+
+class RedirectRefused(Exception):
+    """A redirect to another host; `host` is where it pointed (never its query string)."""
+
+    def __init__(self, status: int, host: str) -> None:
+        super().__init__(f"HTTP {status} redirect to another host ({host})")
+        self.status, self.host = status, host
+
+
+class RunStopped(Exception):
+    """Raised in an export worker's wait once the run is stopping; nobody reads its result."""
 
 
 class RecordError(ValueError):
@@ -84,3 +123,19 @@ class PortkeyExportError(PortkeyError):
 
 class PortkeyLogNotFoundError(PortkeyError):
     """`GET /logs/{id}` answered 404: Portkey has no log with that id (yet)."""
+
+
+def outcome_of(error: BaseException | None, quarantined: int = 0) -> tuple[str, int]:
+    """How a run ended, decided in one place: (outcome, exit code): ok 0, quarantined 3,
+    failed 1 (or the error's own code: 2 for configuration, 75 locked), interrupted 130. The
+    CLI runner turns it into the exit code and the `run_done` line; the run records the same
+    outcome in the state file (`status` shows it)."""
+    if error is None:
+        return ("quarantined", EXIT_QUARANTINED) if quarantined else ("ok", EXIT_OK)
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted", EXIT_INTERRUPTED
+    if isinstance(error, IngestError):
+        if error.exit_code == EXIT_LOCKED:
+            return "locked", EXIT_LOCKED
+        return ("usage_error" if error.exit_code == EXIT_USAGE else "failed"), error.exit_code
+    return "failed", EXIT_FAILED

@@ -21,7 +21,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_random_exponential
 
-from ingest.errors import ConfigError
+from ingest.errors import ConfigError, RedirectRefused, Transient
 
 T = TypeVar("T")
 Response = requests.Response  # for type hints in modules that use the transport
@@ -92,28 +92,6 @@ def valid_header_value(value: str) -> bool:
     if value != value.strip():
         return False
     return all(c == "\t" or 32 <= ord(c) < 127 or 160 <= ord(c) < 256 for c in value)
-
-
-class Transient(Exception):
-    """Worth retrying: connection trouble, timeout, 408/429/5xx. The text is safe to print."""
-
-    def __init__(
-        self,
-        reason: str,
-        status: int | None = None,
-        code: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(reason)
-        self.status, self.code, self.retry_after = status, code, retry_after
-
-
-class RedirectRefused(Exception):
-    """A redirect to another host; `host` is where it pointed (never its query string)."""
-
-    def __init__(self, status: int, host: str) -> None:
-        super().__init__(f"HTTP {status} redirect to another host ({host})")
-        self.status, self.host = status, host
 
 
 @dataclass(frozen=True)
@@ -213,10 +191,12 @@ class Transport:
         fn: Callable[[], T],
         deadline_s: float | None = None,
         on_retry: Callable[[Transient, float], None] | None = None,
+        max_attempts: int | None = None,
     ) -> T:
-        """`fn()` again after each Transient until it succeeds or the deadline would pass; then
-        the last Transient is raised. Waits: the server's Retry-After (capped), else exponential
-        backoff with full jitter, never past the deadline."""
+        """`fn()` again after each Transient until it succeeds, the deadline would pass or
+        `max_attempts` calls were made; then the last Transient is raised. Waits: the server's
+        Retry-After (capped; a Transient with retry_after 0 is tried again at once), else
+        exponential backoff with full jitter, never past the deadline."""
         deadline = self.service.retry_deadline_s if deadline_s is None else deadline_s
         start = self.clock()
         backoff = wait_random_exponential(multiplier=0.5, max=self.service.max_backoff_s)
@@ -239,6 +219,8 @@ class Transport:
 
         def stop(state: RetryCallState) -> bool:
             server = asked(state)
+            if max_attempts is not None and state.attempt_number >= max_attempts:
+                return True
             return elapsed() >= deadline or (server is not None and elapsed() + server > deadline)
 
         def before_sleep(state: RetryCallState) -> None:

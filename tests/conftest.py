@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ingest.phoenix.local_server import LocalPhoenix
+from ingest.phoenix.admin.local_server import LocalPhoenix
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_LOGS = REPO / "sample_logs"
@@ -111,7 +111,7 @@ def read_spans(url: str, project: str, api_key: str | None = None) -> list[dict[
     """Every span of a project, read through arize-phoenix-client."""
     import httpx
 
-    from ingest.phoenix.client import import_phoenix_client
+    from ingest.phoenix.reader import import_phoenix_client
 
     client = import_phoenix_client()(base_url=url, api_key=api_key)
     try:

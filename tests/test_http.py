@@ -13,22 +13,19 @@ from typing import Any
 import pytest
 import requests
 
-from ingest.errors import ConfigError, PhoenixError
+from ingest.errors import ConfigError, PhoenixError, RedirectRefused, Transient
 from ingest.http import (
     Outcome,
-    RedirectRefused,
     Service,
-    Transient,
     Transport,
     classify,
     describe_connection_error,
     retry_after_seconds,
     valid_header_value,
 )
+from ingest.phoenix.api import PhoenixSettings, SpanSender
 from ingest.phoenix.reader import SpanReader
-from ingest.phoenix.sender import SpanSender
-from ingest.phoenix.settings import PhoenixSettings
-from ingest.sources.portkey import PortkeySettings
+from ingest.sources.portkey.api import PortkeySettings
 
 SECRET = "proxy-Secret-0123456789"
 

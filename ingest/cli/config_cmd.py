@@ -16,7 +16,8 @@ def config_group() -> None:
 
     \b
     The config file is TOML: top-level keys are option names in snake_case and apply to
-    every command; a [sync], [backfill], [import], ... table overrides them for one command.
+    every command; a [sync], [backfill], [import], [prices], ... table overrides them for one
+    command (or group), and [prices.plan] for one subcommand.
     Example ~/.config/portkey-phoenix-ingest/config.toml:
       endpoint = "https://phoenix.internal"
       project = "prod-llm"
@@ -34,7 +35,8 @@ def config_group() -> None:
 def show_command(
     ctx: click.Context, command_name: str, args: tuple[str, ...], as_json: bool
 ) -> None:
-    """Show every option of COMMAND (default: sync) with its effective value and its source
+    """Show every option of COMMAND (default: sync; a group's subcommand may follow, as in
+    `config show prices remove`) with its effective value and its source
     (flag, env, file or default), as that command would see it. Secrets are masked.
     Options after COMMAND are read as that command's flags.
 
@@ -51,7 +53,7 @@ def _show(ctx: click.Context, command_name: str, args: tuple[str, ...], as_json:
     if command_name.startswith("-"):  # `config show --project x`: the command was left out
         args, command_name = (command_name, *args), "sync"
     root = ctx.find_root()
-    rows = effective_settings(root, command_name, args)
+    command_name, rows = effective_settings(root, command_name, args)
     info = config_info(root)
     config_file = {
         "path": str(info.path) if info else None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,11 +18,11 @@ from ingest.cli.options import (
     resolve_state_dir,
     start_logging,
     state_option,
+    tuning_from,
     verbosity_options,
 )
 from ingest.cli.runner import Done, run_command
 from ingest.errors import ConfigError
-from ingest.run.delivery import Tuning
 
 
 @click.command("import")
@@ -39,26 +40,7 @@ from ingest.run.delivery import Tuning
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @verbosity_options
-def import_command(
-    files: tuple[Path, ...],
-    endpoint: str,
-    api_key: str | None,
-    retry_deadline: float,
-    client_headers: dict[str, str] | None,
-    project: str,
-    session_key: str,
-    max_messages: int,
-    max_value_chars: int,
-    state_dir: Path | None,
-    batch_size: int,
-    max_in_flight: int,
-    verify_grace: float,
-    no_annotations: bool,
-    quarantine_file: Path | None,
-    as_json: bool,
-    verbose: int,
-    quiet: bool,
-) -> None:
+def import_command(files: tuple[Path, ...], **kw: Any) -> None:
     """Import Portkey export files (JSONL or .jsonl.gz) into Phoenix and verify every span.
 
     FILES may be files or directories (their *.jsonl, *.jsonl.gz and *.ndjson files).
@@ -72,24 +54,24 @@ def import_command(
       PHOENIX_COLLECTOR_ENDPOINT=https://phoenix.internal PHOENIX_API_KEY=... \\
         portkey-phoenix-ingest import logs.jsonl.gz --json
     """
-    start_logging(verbose, quiet)
+    start_logging(kw["verbose"], kw["quiet"])
 
     def action() -> Done:
         from ingest.ops.report import print_summary
         from ingest.run.pipeline import import_files
         from ingest.sources.files import expand_paths
 
-        settings = phoenix_settings(endpoint, api_key, project, retry_deadline, client_headers)
-        options = conversion_settings(settings.project, session_key, max_messages, max_value_chars)
+        settings = phoenix_settings(kw["endpoint"], kw["api_key"], kw["project"],
+                                    kw["retry_deadline"], kw["client_headers"])  # fmt: skip
+        options = conversion_settings(settings.project, kw)
         paths = expand_paths(list(files))
         if not paths:
             raise ConfigError(f"no export files (*.jsonl, *.jsonl.gz) found in {files[0]}.")
-        tuning = Tuning(batch_size=batch_size, max_in_flight=max_in_flight, grace_s=verify_grace)
         summary = import_files(
-            paths, settings, options, resolve_state_dir(state_dir), tuning, quarantine_file,
-            annotate=not no_annotations,
+            paths, settings, options, resolve_state_dir(kw["state_dir"]), tuning_from(kw),
+            kw["quarantine_file"], annotate=not kw["no_annotations"],
         )  # fmt: skip
-        print_summary(summary, settings, as_json=as_json, quiet=quiet)
+        print_summary(summary, settings, as_json=kw["as_json"], quiet=kw["quiet"])
         return Done(summary.quarantined, fields={"project": settings.project,
                                                  **summary.to_dict()})  # fmt: skip
 
@@ -107,16 +89,7 @@ def import_command(
     help="Also write rejected records here (they are always reported on stderr).",
 )
 @verbosity_options
-def convert_command(
-    files: tuple[Path, ...],
-    project: str,
-    session_key: str,
-    max_messages: int,
-    max_value_chars: int,
-    quarantine_file: Path | None,
-    verbose: int,
-    quiet: bool,
-) -> None:
+def convert_command(files: tuple[Path, ...], **kw: Any) -> None:
     """Convert export files to spans without sending them: one JSON span per line on stdout.
 
     \b
@@ -129,16 +102,17 @@ def convert_command(
       portkey-phoenix-ingest convert export.jsonl | jq '.attributes["llm.model_name"]'
       portkey-phoenix-ingest convert sample_logs/ --project demo > spans.jsonl
     """
-    start_logging(verbose, quiet)
+    start_logging(kw["verbose"], kw["quiet"])
 
     def action() -> Done:
         from ingest.ops.report import print_converted
-        from ingest.run.convert import convert_files
+        from ingest.run.stdout_sink import convert_files
         from ingest.sources.files import expand_paths
 
-        options = conversion_settings(project, session_key, max_messages, max_value_chars)
-        summary = convert_files(expand_paths(list(files)), options, sys.stdout, quarantine_file)
-        print_converted(summary, quiet=quiet)
+        options = conversion_settings(kw["project"], kw)
+        summary = convert_files(expand_paths(list(files)), options, sys.stdout,
+                                kw["quarantine_file"])  # fmt: skip
+        print_converted(summary, quiet=kw["quiet"])
         return Done(summary.quarantined, fields=summary.to_dict())
 
     run_command(action)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -12,14 +13,20 @@ from typing import Any, ClassVar, TypeVar
 import click
 
 from ingest.convert.spans import ConversionOptions
-from ingest.errors import (
-    ConfigError,
-)
 from ingest.ops.config import client_headers_option
-from ingest.phoenix.client import DEFAULT_ENDPOINT, PhoenixSettings
+from ingest.phoenix.api import DEFAULT_ENDPOINT, PhoenixSettings
 from ingest.run.delivery import Tuning
+from ingest.run.pull import PullSettings
+from ingest.sources.portkey.api import DEFAULT_BASE_URL, PORTKEY_EXPORT_LIMIT, PortkeySettings
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def default_of(settings: type, name: str) -> Any:
+    """A settings dataclass's default for a field: the one place each default is written."""
+    return next(f.default for f in dataclasses.fields(settings) if f.name == name)
+
+
 DEFAULT_PROJECT = "portkey"
 
 
@@ -65,7 +72,7 @@ phoenix_options = option_group(
         envvar="INGEST_RETRY_DEADLINE",
         show_envvar=True,
         type=click.FloatRange(min=0),
-        default=120.0,
+        default=default_of(PhoenixSettings, "retry_deadline_s"),
         show_default=True,
         help="Seconds to keep retrying Phoenix (503, 429, 5xx, connection errors) "
         "before giving up.",
@@ -84,18 +91,13 @@ project_option = click.option(
 )
 
 
-def _to_meta(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    ctx.meta[f"param.{param.name}"] = value
-    return value
-
-
-def _regex_to_meta(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+def _regexes(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     for pattern in value:
         try:
             re.compile(pattern)
         except re.error as exc:
             raise click.BadParameter(f"{pattern!r} is not a regular expression: {exc}") from None
-    return _to_meta(ctx, param, value)
+    return value
 
 
 conversion_options = option_group(
@@ -104,36 +106,34 @@ conversion_options = option_group(
         cls=EmptyEnvOption,
         envvar="INGEST_SESSION_KEY",
         show_envvar=True,
-        default="session_id",
+        default=default_of(ConversionOptions, "session_key"),
         show_default=True,
         help="Portkey metadata key whose value becomes session.id ('' to disable).",
     ),
     click.option(
         "--max-messages",
         type=click.IntRange(min=1),
-        default=200,
+        default=default_of(ConversionOptions, "max_messages"),
         show_default=True,
         help="Input/output messages kept per span (the most recent); the cut is recorded.",
     ),
     click.option(
         "--max-value-chars",
         type=click.IntRange(min=1000),
-        default=50_000,
+        default=default_of(ConversionOptions, "max_value_chars"),
         show_default=True,
         help="Longest attribute string; longer ones end with a truncation marker.",
     ),
-    # Options below reach ConversionOptions through ctx.meta (`conversion_settings`), so
-    # that the commands' signatures stay as they are.
-    click.option("--max-span-bytes", type=click.IntRange(min=10_000), default=1_000_000,
-                 show_default=True, expose_value=False, callback=_to_meta,
+    click.option("--max-span-bytes", type=click.IntRange(min=10_000),
+                 default=default_of(ConversionOptions, "max_span_bytes"), show_default=True,
                  help="Most attribute text one span may carry; the longest values are cut."),
-    click.option("--max-line-bytes", type=click.IntRange(min=1_000), default=32 << 20,
-                 show_default=True, expose_value=False, callback=_to_meta,
+    click.option("--max-line-bytes", type=click.IntRange(min=1_000),
+                 default=default_of(ConversionOptions, "max_line_bytes"), show_default=True,
                  help="Longest export line read; a longer one is skipped and quarantined."),
-    click.option("--redact-key", multiple=True, expose_value=False, callback=_to_meta,
+    click.option("--redact-key", multiple=True,
                  help="Also mask the value of this metadata/body key (shell-style pattern, "
                  "any case; repeatable)."),
-    click.option("--redact-pattern", multiple=True, expose_value=False, callback=_regex_to_meta,
+    click.option("--redact-pattern", multiple=True, callback=_regexes,
                  help="Also mask text matching this regular expression (repeatable)."),
 )  # fmt: skip
 
@@ -177,12 +177,10 @@ delivery_options = option_group(
 )
 
 _LOG_FORMAT: list[str] = []  # set by --log-format before the command body runs
-LOG_FORMAT_META = "param.log_format"  # left in ctx.meta like the other hidden options
 
 
 def _remember_log_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
     _LOG_FORMAT[:] = [value]
-    ctx.meta[LOG_FORMAT_META] = value
     return value
 
 
@@ -235,33 +233,22 @@ def phoenix_settings(
     deadline: float,
     headers: dict[str, str] | None = None,
 ) -> PhoenixSettings:
-    if not endpoint.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"PHOENIX_COLLECTOR_ENDPOINT / --endpoint must be an http(s) URL, got {endpoint!r}."
-        )
-    if not project.strip():
-        raise ConfigError("the Phoenix project name (--project / PHOENIX_PROJECT_NAME) is empty.")
-    return PhoenixSettings(
-        endpoint=endpoint,
-        project=project.strip(),
-        api_key=api_key or None,
-        headers=headers or {},
-        retry_deadline_s=deadline,
-    )
+    options = {"endpoint": endpoint, "api_key": api_key, "project": project,
+               "retry_deadline": deadline, "client_headers": headers}  # fmt: skip
+    return PhoenixSettings.from_options(options)
 
 
-def conversion_settings(project: str, session_key: str, max_messages: int, max_chars: int) -> Any:
-    ctx = click.get_current_context(silent=True)
-    meta = ctx.meta if ctx is not None else {}
+def conversion_settings(project: str, p: Mapping[str, Any]) -> ConversionOptions:
+    """The conversion settings from the `conversion_options` of a command."""
     return ConversionOptions(
         project=project,
-        session_key=session_key or None,
-        max_messages=max_messages,
-        max_value_chars=max_chars,
-        max_span_bytes=meta.get("param.max_span_bytes", 1_000_000),
-        max_line_bytes=meta.get("param.max_line_bytes", 32 << 20),
-        redact_keys=tuple(meta.get("param.redact_key", ())),
-        redact_patterns=tuple(meta.get("param.redact_pattern", ())),
+        session_key=p["session_key"] or None,
+        max_messages=p["max_messages"],
+        max_value_chars=p["max_value_chars"],
+        max_span_bytes=p["max_span_bytes"],
+        max_line_bytes=p["max_line_bytes"],
+        redact_keys=tuple(p["redact_key"]),
+        redact_patterns=tuple(p["redact_pattern"]),
     )
 
 
@@ -330,7 +317,7 @@ portkey_options = option_group(
     click.option("--portkey-api-key", envvar="PORTKEY_API_KEY", show_envvar=True,
                  help="Portkey API key with the logs.export scope. Never printed."),
     click.option("--portkey-base-url", envvar="PORTKEY_BASE_URL", show_envvar=True,
-                 default="https://api.portkey.ai/v1", show_default=True,
+                 default=DEFAULT_BASE_URL, show_default=True,
                  help="Portkey API (control plane) URL; self-hosted: your control plane URL."),
     click.option("--workspace", envvar="PORTKEY_WORKSPACE", show_envvar=True, default=None,
                  help="Portkey workspace slug to export from."),
@@ -338,62 +325,47 @@ portkey_options = option_group(
                  help="Data plane URL for GET /logs/{id} (--enrich) [default: the base URL]."),
     click.option("--window", type=Duration(), default="1d", show_default=True,
                  help="Size of the export windows the range is cut into."),
-    click.option("--concurrency", type=click.IntRange(min=1, max=16), default=2,
+    click.option("--concurrency", type=click.IntRange(min=1, max=16),
+                 default=default_of(PullSettings, "concurrency"),
                  show_default=True, help="Export jobs in flight at once."),
-    click.option("--export-limit", type=click.IntRange(min=1, max=50_000), default=50_000,
+    click.option("--export-limit", type=click.IntRange(min=1, max=PORTKEY_EXPORT_LIMIT),
+                 default=default_of(PortkeySettings, "export_limit"),
                  show_default=True, help="Logs per export job; bigger windows are split."),
-    click.option("--poll-interval", type=click.FloatRange(min=0.01), default=5.0,
+    click.option("--poll-interval", type=click.FloatRange(min=0.01),
+                 default=default_of(PortkeySettings, "poll_interval_s"),
                  show_default=True, help="Seconds between export status polls."),
-    click.option("--portkey-retry-deadline", type=click.FloatRange(min=0.1), default=300.0,
+    click.option("--portkey-retry-deadline", type=click.FloatRange(min=0.1),
+                 default=default_of(PortkeySettings, "retry_deadline_s"),
                  show_default=True, envvar="INGEST_PORTKEY_RETRY_DEADLINE", show_envvar=True,
                  help="Seconds to keep retrying Portkey (429, 5xx, dropped connections)."),
     click.option("--max-duration", type=Duration(), default=None,
                  help="Start no new window after this long (e.g. 50m); the next run continues."),
     click.option("--enrich", is_flag=True,
                  help="Add span ids, cache status, retries and virtual key from GET /logs/{id}."),
-    click.option("--enrich-concurrency", type=click.IntRange(min=1, max=32), default=4,
+    click.option("--enrich-concurrency", type=click.IntRange(min=1, max=32),
+                 default=default_of(PortkeySettings, "enrich_concurrency"),
                  show_default=True, help="Parallel GET /logs/{id} requests."),
-    click.option("--enrich-rate", type=click.FloatRange(min=0.1), default=10.0,
+    click.option("--enrich-rate", type=click.FloatRange(min=0.1),
+                 default=default_of(PortkeySettings, "enrich_rate_per_s"),
                  show_default=True, help="At most this many GET /logs/{id} per second."),
 )  # fmt: skip
 
 
-def pull_settings(
-    phoenix: PhoenixSettings, state_dir: Path | None, tuning: Tuning, p: dict[str, Any],
-    session_key: str, max_messages: int, max_value_chars: int, quarantine_file: Path | None,
-    annotate: bool = True,
-) -> Any:  # fmt: skip
-    from ingest.run.pull import PullSettings
-    from ingest.sources.portkey import PortkeySettings
-
-    if not p["portkey_api_key"]:
-        raise ConfigError(
-            "no Portkey API key: set PORTKEY_API_KEY (or --portkey-api-key) to a key with "
-            "the logs.export scope."
-        )
-    portkey = PortkeySettings(
-        api_key=p["portkey_api_key"],
-        base_url=p["portkey_base_url"].rstrip("/"),
-        workspace=p["workspace"] or None,
-        gateway_url=(p["gateway_url"] or "").rstrip("/") or None,
-        export_limit=p["export_limit"],
-        poll_interval_s=p["poll_interval"],
-        retry_deadline_s=p["portkey_retry_deadline"],
-        enrich_concurrency=p["enrich_concurrency"],
-        enrich_rate_per_s=p["enrich_rate"],
-    )
+def pull_settings(phoenix: PhoenixSettings, tuning: Tuning, kw: Mapping[str, Any]
+                  ) -> PullSettings:  # fmt: skip
+    """The settings of a `sync`, `backfill` or ranged `resync` invocation."""
     return PullSettings(
         phoenix=phoenix,
-        options=conversion_settings(phoenix.project, session_key, max_messages, max_value_chars),
-        portkey=portkey,
-        state_dir=resolve_state_dir(state_dir),
+        options=conversion_settings(phoenix.project, kw),
+        portkey=PortkeySettings.from_options(kw),
+        state_dir=resolve_state_dir(kw["state_dir"]),
         tuning=tuning,
-        window=p["window"],
-        concurrency=p["concurrency"],
-        max_duration_s=p["max_duration"].total_seconds() if p["max_duration"] is not None else None,
-        enrich=p["enrich"],
-        annotate=annotate,
-        quarantine_path=quarantine_file,
+        window=kw["window"],
+        concurrency=kw["concurrency"],
+        max_duration_s=kw["max_duration"].total_seconds() if kw["max_duration"] else None,
+        enrich=kw["enrich"],
+        annotate=not kw["no_annotations"],
+        quarantine_path=kw["quarantine_file"],
     )
 
 
@@ -412,21 +384,14 @@ pull_delivery_options = option_group(
 )
 
 
-def pull_settings_from(kw: dict[str, Any]) -> tuple[PhoenixSettings, Any]:
+def pull_settings_from(kw: dict[str, Any]) -> tuple[PhoenixSettings, PullSettings]:
     """The Phoenix settings and the PullSettings of a `sync` or `backfill` invocation."""
     phoenix = phoenix_settings(kw["endpoint"], kw["api_key"], kw["project"], kw["retry_deadline"],
-                        kw["client_headers"])  # fmt: skip
-    tuning = Tuning(batch_size=kw["batch_size"], max_in_flight=kw["max_in_flight"],
-                    grace_s=kw["verify_grace"])  # fmt: skip
-    pull = pull_settings(
-        phoenix, kw["state_dir"], tuning, {k: kw[k] for k in PORTKEY_KEYS},
-        kw["session_key"], kw["max_messages"], kw["max_value_chars"], kw["quarantine_file"],
-        not kw["no_annotations"],
-    )  # fmt: skip
-    return phoenix, pull
+                               kw["client_headers"])  # fmt: skip
+    return phoenix, pull_settings(phoenix, tuning_from(kw), kw)
 
 
-PORTKEY_KEYS = ("portkey_api_key", "portkey_base_url", "workspace", "gateway_url", "window",
-                 "concurrency", "export_limit", "poll_interval", "portkey_retry_deadline",
-                 "max_duration", "enrich",
-                 "enrich_concurrency", "enrich_rate")  # fmt: skip
+def tuning_from(kw: Mapping[str, Any]) -> Tuning:
+    """The delivery tuning from the `delivery_options` of a command."""
+    return Tuning(batch_size=kw["batch_size"], max_in_flight=kw["max_in_flight"],
+                  grace_s=kw["verify_grace"])  # fmt: skip

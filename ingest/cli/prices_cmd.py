@@ -10,7 +10,6 @@ from typing import Any
 import click
 
 from ingest.cli.options import (
-    PORTKEY_KEYS,
     UtcDateTime,
     phoenix_options,
     phoenix_settings,
@@ -20,27 +19,7 @@ from ingest.cli.options import (
 )
 from ingest.cli.runner import run_command
 from ingest.errors import EXIT_OK, ConfigError
-from ingest.phoenix.client import PhoenixSettings
-
-
-def portkey_settings(p: dict[str, Any]) -> Any:
-    """PortkeySettings from the shared Portkey options (the same fields `backfill` uses)."""
-    from ingest.sources.portkey import PortkeySettings
-
-    if not p["portkey_api_key"]:
-        raise ConfigError(
-            "no Portkey API key: set PORTKEY_API_KEY (or --portkey-api-key) to a key with "
-            "the logs.export scope, or give export files instead of --since/--until."
-        )
-    return PortkeySettings(
-        api_key=p["portkey_api_key"],
-        base_url=p["portkey_base_url"].rstrip("/"),
-        workspace=p["workspace"] or None,
-        gateway_url=(p["gateway_url"] or "").rstrip("/") or None,
-        export_limit=p["export_limit"],
-        poll_interval_s=p["poll_interval"],
-        retry_deadline_s=p["portkey_retry_deadline"],
-    )
+from ingest.phoenix.api import PhoenixSettings
 
 
 def _phoenix(kw: dict[str, Any]) -> PhoenixSettings:
@@ -51,7 +30,8 @@ def _phoenix(kw: dict[str, Any]) -> PhoenixSettings:
 def build_plan(kw: dict[str, Any]) -> tuple[Any, Any]:
     """(plan, model table) from export files or from Portkey for [--since, --until)."""
     from ingest.ops import prices
-    from ingest.phoenix.models import ModelTable
+    from ingest.phoenix.admin.models import ModelTable
+    from ingest.sources.portkey.api import PortkeySettings
     from ingest.sources.windows import iso
 
     files: tuple[Path, ...] = kw["files"]
@@ -64,7 +44,9 @@ def build_plan(kw: dict[str, Any]) -> tuple[Any, Any]:
     elif since and until:
         if since >= until:
             raise ConfigError("--since must be before --until.")
-        portkey = portkey_settings({k: kw[k] for k in PORTKEY_KEYS if k in kw})
+        portkey = PortkeySettings.from_options(
+            kw, "the logs.export scope, or give export files instead of --since/--until"
+        )
         raws = prices.portkey_lines(portkey, since, until)
         source = f"from Portkey logs {iso(since)} .. {iso(until)}"
     else:
@@ -172,7 +154,7 @@ def remove_command(**kw: Any) -> None:
 
     def action() -> int:
         from ingest.ops import prices
-        from ingest.phoenix.models import ModelTable
+        from ingest.phoenix.admin.models import ModelTable
 
         removed = prices.remove(ModelTable(_phoenix(kw)), kw["yes"])
         click.echo(
@@ -189,7 +171,7 @@ def apply_prices_for_range(phoenix: PhoenixSettings, portkey: Any, since: dateti
                            until: datetime) -> None:  # fmt: skip
     """`--apply-prices` of backfill/sync: plan and apply over the range before delivering."""
     from ingest.ops import prices
-    from ingest.phoenix.models import ModelTable
+    from ingest.phoenix.admin.models import ModelTable
     from ingest.sources.windows import iso
 
     table = ModelTable(phoenix)

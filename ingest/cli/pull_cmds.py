@@ -19,7 +19,7 @@ from ingest.cli.options import (
 )
 from ingest.cli.runner import Done, run_command
 from ingest.errors import ConfigError
-from ingest.phoenix.client import PhoenixSettings
+from ingest.phoenix.api import PhoenixSettings
 
 
 def report_pull(summary: Any, result: Any, info: dict[str, Any], phoenix: PhoenixSettings,
@@ -164,8 +164,8 @@ def backfill_command(**kw: Any) -> None:
                 "Run one unsharded `backfill ... --advance-sync` afterwards (it sends nothing new)."
             )
         phoenix, pull = pull_settings_from(kw)
-        from ingest.ops.report import ensure_project, phoenix_link, range_link
-        from ingest.phoenix.guards import check_backfill
+        from ingest.ops.report import ensure_project, phoenix_link, print_plan, range_link
+        from ingest.phoenix.admin.guards import check_backfill
 
         for warning in check_backfill(phoenix, kw["since"], kw["until"], kw["force"]):
             click.echo(f"Warning: {warning}", err=True)
@@ -176,7 +176,7 @@ def backfill_command(**kw: Any) -> None:
                 link = phoenix_link(phoenix, ensure_project(phoenix), kw["since"], kw["until"])
             click.echo(f"The range in Phoenix (once imported): {link}", err=True)
         if kw["dry_run"]:
-            dry_run(pull, kw["since"], kw["until"], kw["shard"], as_json=kw["as_json"])
+            print_plan(dry_run(pull, kw["since"], kw["until"], kw["shard"]), kw["as_json"])
             return Done()
         if hook := prices_hook(kw, phoenix, pull):  # --apply-prices (issue 11)
             hook(kw["since"], kw["until"])

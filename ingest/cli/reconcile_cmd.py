@@ -82,24 +82,15 @@ def reconcile_command(
     def action() -> int:
         from ingest.ops.reconcile import reconcile
         from ingest.ops.reconcile_render import render, to_dict
-        from ingest.phoenix.totals import PhoenixTotals
-        from ingest.sources.portkey import PortkeyClient, PortkeySettings
+        from ingest.phoenix.admin.totals import PhoenixTotals
+        from ingest.sources.portkey.api import PortkeyApi, PortkeySettings
 
         if since >= until:
             raise ConfigError("--since must be before --until.")
-        if not portkey_api_key:
-            raise ConfigError(
-                "no Portkey API key: set PORTKEY_API_KEY (or --portkey-api-key) to a key with "
-                "the analytics.view scope."
-            )
         phoenix = phoenix_settings(endpoint, api_key, project, retry_deadline, client_headers)
-        portkey = PortkeyClient(
-            PortkeySettings(
-                api_key=portkey_api_key,
-                base_url=portkey_base_url.rstrip("/"),
-                workspace=workspace or None,
-            )
-        )
+        options = {"portkey_api_key": portkey_api_key, "portkey_base_url": portkey_base_url,
+                   "workspace": workspace}  # fmt: skip
+        portkey = PortkeyApi(PortkeySettings.from_options(options, "the analytics.view scope"))
         report = reconcile(since, until, bucket, PhoenixTotals(phoenix), portkey.analytics)
         if as_json:
             click.echo(json.dumps(to_dict(report)))

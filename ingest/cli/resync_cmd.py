@@ -21,10 +21,10 @@ from ingest.cli.options import (
     pull_settings_from,
     resolve_state_dir,
     start_logging,
+    tuning_from,
 )
 from ingest.cli.runner import Done, run_command
 from ingest.errors import ConfigError
-from ingest.run.delivery import Tuning
 
 
 @click.command("resync")
@@ -101,11 +101,8 @@ def resync_command(files: tuple[Path, ...], **kw: Any) -> None:  # fmt: skip
                 raise ConfigError("--shard applies to a range (--since/--until), not to files.")
             phoenix = phoenix_settings(kw["endpoint"], kw["api_key"], kw["project"],
                                        kw["retry_deadline"], kw["client_headers"])  # fmt: skip
-            options = conversion_settings(phoenix.project, kw["session_key"], kw["max_messages"],
-                                          kw["max_value_chars"])  # fmt: skip
-            tuning = Tuning(batch_size=kw["batch_size"], max_in_flight=kw["max_in_flight"],
-                            grace_s=kw["verify_grace"])  # fmt: skip
-            setup = RunSetup("resync", options, phoenix, tuning, kw["quarantine_file"],
+            options = conversion_settings(phoenix.project, kw)
+            setup = RunSetup("resync", options, phoenix, tuning_from(kw), kw["quarantine_file"],
                              not kw["no_annotations"], Progress())  # fmt: skip
             paths = expand_paths(list(files))
             summary, counts, lines = resync_files(paths, setup, resolve_state_dir(

@@ -16,8 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
-from ingest.errors import EXIT_FAILED, IngestError
-from ingest.run.outcome import outcome_of
+from ingest.errors import EXIT_FAILED, IngestError, outcome_of
 
 
 @dataclass

@@ -39,10 +39,10 @@ from ingest.convert.common import (
     to_json,
 )
 from ingest.convert.messages import input_messages, message_list, output_messages
-from ingest.convert.outcome import outcome
 from ingest.convert.providers import provider_attributes
 from ingest.convert.records import LogRecord
 from ingest.convert.redact import Redactor
+from ingest.convert.status import outcome
 from ingest.convert.usage import cost_attributes, token_attributes, whole
 from ingest.errors import RecordError
 

@@ -1,15 +1,36 @@
-"""Deterministic OpenTelemetry ids for Portkey logs (DESIGN.md, invariant 1).
+"""Deterministic OpenTelemetry ids for Portkey logs, and the parent links between them
+(docs/design.md: ids are a pure function).
 
 The ids are a pure function of (scheme version, Phoenix project, fields every export has):
 `span_id` from the Portkey log id, `trace_id` from the Portkey trace id (else the log id).
 Sync, backfill, file import, with or without enrichment: one log always gets the same ids.
 Phoenix stores span ids write-once and globally unique, so changing this scheme would
 duplicate every span already delivered: bump `ID_SCHEME_VERSION` only on purpose.
+
+Trace trees: a log's span is linked to the span of its Portkey parent, when both are logged.
+
+Span ids never change: a log's span id comes from its log id
+alone. A parent link needs the parent's log id, which a child log does not carry: it only
+knows the parent's Portkey span id (from `--enrich` or a richer export). So logs are indexed
+by (Portkey trace id, Portkey span id) -> log id, and a child gets its parent's span as its
+parent whenever the parent is indexed. The link is a function of the logs, not of their
+order: a first pass indexes every log of a file (or export window) before any is converted
+(`run/parents.py`), two logs claiming one Portkey span id resolve to the smaller log id, and
+a persistent index beside the state remembers the parents of earlier runs.
+
+A child whose parent is not a logged request (an application span, or a request outside
+everything imported so far) stays a root span of its trace and keeps
+`portkey.parent_span_id`. Phoenix stores spans once: such a child is fixed by `resync` once
+its parent has been delivered.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
+from typing import Protocol
+
+from ingest.convert.records import LogRecord
 
 ID_SCHEME_VERSION = 1
 
@@ -38,3 +59,40 @@ def span_hex(span_id: int) -> str:
 
 def trace_hex(trace_id: int) -> str:
     return f"{trace_id:032x}"
+
+
+class ParentLookup(Protocol):
+    """Parents remembered outside this run (the index beside the state)."""
+
+    def lookup(self, trace_id: str | None, span_id: str) -> str | None: ...
+
+
+class ParentIndex:
+    """(trace id, Portkey span id) -> log id, for the most recent `limit` logs, backed by an
+    optional longer-lived `earlier` index."""
+
+    def __init__(self, limit: int = 200_000, earlier: ParentLookup | None = None) -> None:
+        self.limit = limit
+        self.earlier = earlier
+        self._logs: OrderedDict[tuple[str | None, str], str] = OrderedDict()
+
+    def remember(self, record: LogRecord) -> None:
+        if record.span_id:
+            key = (record.trace_id, record.span_id)
+            known = self._logs.get(key)
+            # Two logs with one Portkey span id (a retried request logged twice): the same
+            # one wins whatever the order.
+            self._logs[key] = record.log_id if known is None else min(known, record.log_id)
+            self._logs.move_to_end(key)
+            if len(self._logs) > self.limit:
+                self._logs.popitem(last=False)
+
+    def parent_of(self, record: LogRecord) -> str | None:
+        """The log id of this log's Portkey parent, when that parent is known."""
+        if not record.parent_span_id or record.parent_span_id == record.span_id:
+            return None
+        key = (record.trace_id, record.parent_span_id)
+        parent = self._logs.get(key)
+        if parent is None and self.earlier is not None:
+            parent = self.earlier.lookup(*key)
+        return parent if parent != record.log_id else None

@@ -167,11 +167,6 @@ def _a(noun: str) -> str:
     return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
 
 
-def parse_timestamp(value: Any) -> datetime:
-    """Parse a Portkey timestamp to aware UTC; raises `RecordError` when impossible."""
-    return _timestamp(value, _Notes())
-
-
 # ---- field readers: each returns None for null, "" and absent -------------------------
 
 

@@ -160,10 +160,6 @@ class Redactor:
         )
         self._secret_keys: dict[str, bool] = {}  # is_secret_key, by name: keys repeat
 
-    @property
-    def has_user_rules(self) -> bool:
-        return bool(self.user_keys or self.user_patterns)
-
     def is_secret_key(self, name: str) -> bool:
         """Does this key (header, field or metadata name) name a secret?"""
         known = self._secret_keys.get(name)
@@ -265,16 +261,6 @@ def scrub(text: str) -> str:
 
 def might_contain_secret(text: str) -> bool:
     return _DEFAULT.might_contain_secret(text)
-
-
-def redact_text(text: str) -> str:
-    """Mask bearer and basic credentials, named secrets, signed-URL parameters, key shapes."""
-    return _DEFAULT.text(text)
-
-
-def redact(value: Any) -> Any:
-    """A copy of `value` (dicts and lists walked recursively) with every secret masked."""
-    return _DEFAULT.clean(value, strip_nul=False)
 
 
 def clean(value: Any, *, strip_nul: bool = True, text: bool = True) -> Any:

@@ -13,6 +13,7 @@ override them for that command only.
 
 from __future__ import annotations
 
+import copy
 import os
 import stat
 import tomllib
@@ -134,60 +135,89 @@ def option_keys(command: click.Command) -> dict[str, click.Option]:
     return keys
 
 
-def _commands(group: click.Group) -> dict[str, click.Command]:
-    """The leaf commands a file may configure (`config` and other groups have no options)."""
-    return {
-        name: command
-        for name, command in group.commands.items()
-        if not isinstance(command, click.Group)
-    }
+def leaf_commands(group: click.Group) -> dict[str, click.Command]:
+    """Every command that runs, by its path: `sync`, `prices plan`, `config show`, ..."""
+    found: dict[str, click.Command] = {}
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found.update({f"{name} {sub}": leaf for sub, leaf in leaf_commands(command).items()})
+        else:
+            found[name] = command
+    return found
+
+
+def _table_name(path: str) -> str:
+    return f"[{path.replace(' ', '.')}]"
 
 
 def default_map_for(
     cli_group: click.Group, config: Mapping[str, Any], source: Path | None = None
-) -> dict[str, dict[str, Any]]:
-    """click's `default_map` ({command: {param name: value}}) for every subcommand: the
-    top-level keys, then the command's own table over them. Unknown keys and values the
-    option cannot take are a ConfigError naming the file, the table and the valid keys."""
+) -> dict[str, Any]:
+    """click's `default_map` ({command: {param name: value}}, nested for a group's
+    subcommands: {"prices": {"plan": {...}}}) for every command: the top-level keys, then a
+    group's table (`[prices]`), then the command's own (`[sync]`, `[prices.plan]`). Unknown
+    keys and values the option cannot take are a ConfigError naming the file, the table and
+    the valid keys."""
     where = f"config file {source}" if source else "the config file"
-    commands = _commands(cli_group)
-    all_keys = sorted({key for cmd in commands.values() for key in option_keys(cmd)})
+    commands = leaf_commands(cli_group)
+    keys_of = {path: option_keys(command) for path, command in commands.items()}
+    # A table may name a command or a group; a group's keys are those of its commands.
+    scopes = {path: set(keys) for path, keys in keys_of.items()}
+    for path in commands:
+        for depth in range(1, path.count(" ") + 1):
+            group = " ".join(path.split(" ")[:depth])
+            scopes.setdefault(group, set()).update(keys_of[path])
+    all_keys = sorted({key for keys in keys_of.values() for key in keys})
     top: dict[str, Any] = {}
     tables: dict[str, Mapping[str, Any]] = {}
+
+    def read_table(path: str, table: Mapping[str, Any]) -> None:
+        own: dict[str, Any] = {}
+        for key, value in table.items():
+            inner = f"{path} {key}"
+            if inner in scopes and isinstance(value, Mapping):
+                read_table(inner, value)
+            elif key in scopes[path]:
+                own[key] = value
+            else:
+                valid = ", ".join(sorted(scopes[path]))
+                raise ConfigError(
+                    f"{where}: unknown setting {key!r} in {_table_name(path)}. Valid settings "
+                    f"for {path}: {valid}."
+                )
+        tables[path] = own
+
     for key, value in config.items():
-        if key in commands and isinstance(value, Mapping):
-            tables[key] = value
+        if key in scopes and isinstance(value, Mapping):
+            read_table(key, value)
         elif key in all_keys:
             top[key] = value
         else:
+            names = ", ".join(_table_name(path) for path in sorted(scopes))
             raise ConfigError(
                 f"{where}: unknown setting {key!r}. Valid settings: {', '.join(all_keys)}; "
-                f"valid tables: {', '.join(f'[{name}]' for name in sorted(commands))}."
+                f"valid tables: {names}."
             )
-    for name, table in tables.items():
-        valid = option_keys(commands[name])
-        for key in table:
-            if key not in valid:
-                raise ConfigError(
-                    f"{where}: unknown setting {key!r} in [{name}]. Valid settings for "
-                    f"{name}: {', '.join(sorted(valid))}."
-                )
 
-    result: dict[str, dict[str, Any]] = {}
-    for name, command in commands.items():
+    result: dict[str, Any] = {}
+    for path, keys in keys_of.items():
+        parts = path.split(" ")
+        layers = [" ".join(parts[:depth]) for depth in range(len(parts), 0, -1)]
         entries: dict[str, Any] = {}
-        for key, option in option_keys(command).items():
-            if key in tables.get(name, {}):
-                table = f"[{name}] "
-                value = tables[name][key]
-            elif key in top and (name, key) not in _TOP_LEVEL_SKIPS:
-                table = ""
-                value = top[key]
+        for key, option in keys.items():
+            table = next((layer for layer in layers if key in tables.get(layer, {})), None)
+            if table is not None:
+                label, value = f"{_table_name(table)} ", tables[table][key]
+            elif key in top and (path, key) not in _TOP_LEVEL_SKIPS:
+                label, value = "", top[key]
             else:
                 continue
-            entries[str(option.name)] = _checked(option, value, f"{where}: {table}{key}")
+            entries[str(option.name)] = _checked(option, value, f"{where}: {label}{key}")
         if entries:
-            result[name] = entries
+            node = result
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = entries
     return result
 
 
@@ -403,36 +433,53 @@ def config_info(ctx: click.Context) -> ConfigInfo | None:
 
 
 def file_table(info: ConfigInfo | None, command: str, key: str) -> str | None:
-    """`[sync]` or `top level`: which part of the file set a key for a command."""
+    """`[sync]`, `[prices]` or `top level`: which part of the file set a key for a command
+    (`command` is its path, e.g. `prices plan`; the innermost table wins)."""
     if info is None:
         return None
-    table = info.raw.get(command)
-    if isinstance(table, Mapping) and key in table:
-        return f"[{command}]"
+    parts = command.split(" ")
+    for depth in range(len(parts), 0, -1):
+        table: Any = info.raw
+        for part in parts[:depth]:
+            table = table.get(part) if isinstance(table, Mapping) else None
+        if isinstance(table, Mapping) and key in table and not isinstance(table[key], Mapping):
+            return _table_name(" ".join(parts[:depth]))
     return "top level" if key in info.raw else None
 
 
 def effective_settings(
     root: click.Context, command_name: str, args: Iterable[str] = ()
-) -> list[dict[str, Any]]:
-    """Every option of a command with its effective value (secrets masked) and source, as
+) -> tuple[str, list[dict[str, Any]]]:
+    """The command's path (`sync`, `prices plan`: a group's first subcommand when none is
+    named) and every option of it with its effective value (secrets masked) and source, as
     click resolves them for `<command> <args>`, without running it."""
     group = root.command
     assert isinstance(group, click.Group)
+    parent, args, path = root, list(args), [command_name]
     command = group.get_command(root, command_name)
-    if command is None or isinstance(command, click.Group):
-        names = ", ".join(sorted(_commands(group)))
+    while isinstance(command, click.Group):  # `prices plan`: the subcommand follows the group
+        names = command.list_commands(parent)
+        sub_name = args.pop(0) if args and args[0] in names else names[0]
+        parent = click.Context(command, info_name=command_name, parent=parent)
+        command_name, command = sub_name, command.get_command(parent, sub_name)
+        path.append(sub_name)
+    if command is None:
+        names = ", ".join(sorted(leaf_commands(group)))
         raise click.UsageError(f"no command {command_name!r}; choose one of: {names}.")
     # Resilient parsing: a missing required option (backfill --since) or a bad value is shown
-    # as unset instead of stopping, and no callback or command body runs.
-    sub = command.make_context(command_name, list(args), parent=root, resilient_parsing=True)
+    # as unset instead of stopping, and no command body runs. A copy of the command whose
+    # options all expose their value (--log-format is not an argument) and run no callback.
+    probe = copy.copy(command)
+    probe.params = [copy.copy(param) for param in command.params]
+    for param in probe.params:
+        param.expose_value, param.callback = True, None
+    sub = probe.make_context(command_name, args, parent=parent, resilient_parsing=True)
     info = config_info(root)
     rows = []
     for key, option in option_keys(command).items():
         name = str(option.name)
         source = sub.get_parameter_source(name)
-        # Options that do not reach the command's arguments leave their value in ctx.meta.
-        value = sub.params[name] if name in sub.params else sub.meta.get(f"param.{name}")
+        value = sub.params.get(name)
         if name == "state_dir" and value is None:
             from ingest.run.state import default_state_dir
 
@@ -444,6 +491,6 @@ def effective_settings(
             "envvar": envvar_used(option, sub),
         }
         if source == ParameterSource.DEFAULT_MAP:
-            row["table"] = file_table(info, command_name, key)
+            row["table"] = file_table(info, " ".join(path), key)
         rows.append(row)
-    return rows
+    return " ".join(path), rows

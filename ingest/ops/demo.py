@@ -13,8 +13,8 @@ import click
 
 from ingest.convert.spans import ConversionOptions
 from ingest.ops.report import print_summary
-from ingest.phoenix.client import PhoenixSettings
-from ingest.phoenix.local_server import LocalPhoenix
+from ingest.phoenix.admin.local_server import LocalPhoenix
+from ingest.phoenix.api import PhoenixSettings
 from ingest.run.delivery import Tuning
 from ingest.run.pipeline import RunSummary, import_files
 from ingest.sources.files import expand_paths

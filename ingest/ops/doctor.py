@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from ingest.errors import ConfigError
-from ingest.http import RedirectRefused, Response, Transient, Transport
+from ingest.errors import ConfigError, RedirectRefused, Transient
+from ingest.http import Response, Transport
 from ingest.ops.config import mask
 from ingest.ops.doctor_local import FAIL, OK, WARN, Check, ServerTime, where_from
 from ingest.phoenix import capabilities
-from ingest.phoenix.settings import PhoenixSettings
+from ingest.phoenix.api import PhoenixSettings
 
 # The supported Phoenix range: the oldest release and the newest the test suite runs against.
 OLDEST_PHOENIX = capabilities.format_version(capabilities.OLDEST_SUPPORTED)
@@ -69,9 +69,9 @@ def check_phoenix(
             )
         ], None
     try:
-        settings = PhoenixSettings(
-            endpoint=endpoint, project=project, api_key=api_key or None, headers=dict(headers or {})
-        )
+        options = {"endpoint": endpoint, "project": project, "api_key": api_key,
+                   "client_headers": headers}  # fmt: skip
+        settings = PhoenixSettings.from_options(options)
     except ConfigError as exc:  # the message names the variable, never the value
         return [Check("Phoenix settings", FAIL, str(exc))], None
     base = settings.base_url
@@ -254,7 +254,7 @@ def check_portkey(
     session: Any = None,
 ) -> tuple[list[Check], ServerTime | None]:
     """Key present, key accepted with the logs.export scope (and logs.view for --enrich)."""
-    from ingest.sources.portkey import PortkeySettings
+    from ingest.sources.portkey.api import PortkeySettings
 
     origins = origins or {}
     if not api_key or not api_key.strip():
@@ -279,12 +279,9 @@ def check_portkey(
             )
         ], None
     try:
-        settings = PortkeySettings(
-            api_key=api_key.strip(),
-            base_url=base_url,
-            workspace=(workspace or "").strip() or None,
-            gateway_url=(gateway_url or "").strip() or None,
-        )
+        options = {"portkey_api_key": api_key, "portkey_base_url": base_url,
+                   "workspace": workspace, "gateway_url": gateway_url}  # fmt: skip
+        settings = PortkeySettings.from_options(options)
     except ConfigError as exc:
         return [Check("Portkey settings", FAIL, str(exc))], None  # the message says what to set
 

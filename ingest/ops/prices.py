@@ -33,7 +33,7 @@ from ingest.ops.price_fit import (
     billable_tokens,
     fit_model,
 )
-from ingest.phoenix.models import ModelSpec, ModelTable, PhoenixModel, wait_for_refresh
+from ingest.phoenix.admin.models import ModelSpec, ModelTable, PhoenixModel, wait_for_refresh
 from ingest.sources.files import decode_line, expand_paths, read_lines
 from ingest.sources.windows import Window, iso
 
@@ -121,9 +121,10 @@ def lines_of(paths: Sequence[Path]) -> Iterator[Any]:
 def portkey_lines(portkey: Any, since: datetime, until: datetime) -> Iterator[Any]:
     """Decoded lines of Portkey exports of [since, until), downloaded to a temporary folder
     (the export client `backfill` uses; windows over 50,000 logs are split)."""
-    from ingest.sources.portkey import PortkeyClient
+    from ingest.sources.portkey.api import PortkeyApi
+    from ingest.sources.portkey.exports import ExportJobs
 
-    client = PortkeyClient(portkey)
+    client = ExportJobs(PortkeyApi(portkey))
     with tempfile.TemporaryDirectory(prefix="portkey-prices-") as folder:
         for export in client.windows(Window(since, until), Path(folder)):
             yield from lines_of([export.path])

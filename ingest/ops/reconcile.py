@@ -1,7 +1,7 @@
 """Reconcile Portkey's analytics with what a Phoenix project holds, per day or hour, and
 tally the cost per model (Portkey's billed cost next to Phoenix's computed cost).
 
-The Phoenix figures come from `phoenix.totals` (GraphQL aggregates and the span query DSL).
+The Phoenix figures come from `phoenix.admin.totals` (GraphQL aggregates and the span query DSL).
 Portkey: for each bucket, `GET /analytics/graphs/{requests,cost,tokens}` and
 `/analytics/summary/cache` over exactly that bucket, reading `summary`: exact whatever size and
 time zone Portkey gives its data points (undocumented, reference/portkey-api.md 4.3).
@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ingest.errors import ConfigError, PortkeyError
-from ingest.phoenix.totals import LLM_KIND, NO_MODEL, PhoenixFigures, PhoenixTotals
+from ingest.phoenix.admin.totals import LLM_KIND, NO_MODEL, PhoenixFigures, PhoenixTotals
 from ingest.sources.windows import Window, iso
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ def _number(answer: Mapping[str, Any], key: str, endpoint: str) -> float:
 
 def portkey_figures(get: Callable[[str, dict[str, str]], dict[str, Any]], window: Window,
                     ) -> PortkeyFigures:  # fmt: skip
-    """One bucket's analytics; `get(path, params)` is `PortkeyClient.analytics`."""
+    """One bucket's analytics; `get(path, params)` is `PortkeyApi.analytics`."""
     params = {
         "time_of_generation_min": _offset_iso(window.since),
         "time_of_generation_max": _offset_iso(window.until),

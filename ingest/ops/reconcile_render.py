@@ -11,7 +11,7 @@ from typing import Any
 
 from ingest.ops.prices import drift_fix, fix_lines
 from ingest.ops.reconcile import BucketRow, ModelTally, Report
-from ingest.phoenix.totals import NO_MODEL
+from ingest.phoenix.admin.totals import NO_MODEL
 from ingest.sources.windows import iso
 
 FOOTNOTES = {

@@ -9,12 +9,12 @@ from urllib.parse import quote, urlencode
 
 import click
 
-from ingest.phoenix.projects import ensure_project as ensure_project  # re-exported
-from ingest.phoenix.projects import project_id
+from ingest.phoenix.admin.projects import ensure_project as ensure_project  # re-exported
+from ingest.phoenix.admin.projects import project_id
 from ingest.run.logs import escape
 
 if TYPE_CHECKING:
-    from ingest.phoenix.settings import PhoenixSettings
+    from ingest.phoenix.api import PhoenixSettings
     from ingest.run.pipeline import RunSummary
     from ingest.run.pull import PullResult
     from ingest.run.state import StateStore
@@ -227,3 +227,16 @@ def print_pull(
             f"Stopped at --max-duration with {result.windows_remaining} windows left: "
             "the next run continues from there."
         )
+
+
+def print_plan(rows: list[dict[str, Any]], as_json: bool) -> None:
+    """A backfill's dry run: each window with its logs and export jobs, then the totals."""
+    logs, jobs = sum(row["logs"] for row in rows), sum(row["jobs"] for row in rows)
+    if as_json:
+        click.echo(json.dumps({"windows": rows, "logs": logs, "jobs": jobs}))
+        return
+    for row in rows:
+        click.echo(f"  {row['window']}  {row['logs']:>9} logs  {row['jobs']:>3} export job(s)")
+    click.echo(
+        f"{len(rows)} windows, {logs} logs, {jobs} export jobs (dry run: no job was started)"
+    )

@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from ingest.convert.ids import span_hex
 from ingest.errors import PhoenixError
-from ingest.phoenix.client import SpanReader
+from ingest.phoenix.reader import SpanReader
 
 log = logging.getLogger(__name__)
 

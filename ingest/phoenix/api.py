@@ -1,28 +1,138 @@
-"""Phoenix over the shared transport: its answers turned into this tool's errors.
+"""Phoenix over the shared transport: where it is and how to authenticate (`PhoenixSettings`),
+its answers turned into this tool's errors in one place (`answer_error`), requests with retries
+within the deadline (`PhoenixApi`), and the OTLP sender (`SpanSender`).
 
 401/403 -> PhoenixAuthError saying which key to set; 408/429/5xx (503: queue full) and
 connection trouble are retried until the deadline, then PhoenixUnreachableError; a redirect to
 another host -> PhoenixError naming that host (the client headers and spans never go there).
+Keys and header values are stripped of surrounding whitespace when read (a key from a file
+often ends in a newline); one that still is not a valid header value is a configuration error
+that names the variable and never quotes the value.
+
+The sender uses the OTel SDK's protobuf encoder but our own HTTP call, because the exporter
+swallows status codes: "queue full, retry" must be told from "wrong key" and "bad request",
+and Retry-After honoured. An OTLP 200 only means "queued in memory" (docs/design.md): reading
+back is what proves storage.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urljoin, urlsplit
 
-from ingest.errors import PhoenixAuthError, PhoenixError, PhoenixUnreachableError
-from ingest.http import (
-    Outcome,
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.trace import ReadableSpan
+
+from ingest.errors import (
+    ConfigError,
+    PhoenixAuthError,
+    PhoenixError,
+    PhoenixUnreachableError,
     RedirectRefused,
     Transient,
+)
+from ingest.http import (
+    Outcome,
+    Service,
     Transport,
     classify,
     retry_after_seconds,
+    valid_header_value,
 )
-from ingest.phoenix.settings import PhoenixSettings
 
 T = TypeVar("T")
+
+DEFAULT_ENDPOINT = "http://localhost:6006"
+MAX_RETRY_AFTER_S = 60.0
+
+
+@dataclass(frozen=True)
+class PhoenixSettings:
+    endpoint: str = DEFAULT_ENDPOINT
+    project: str = "default"
+    api_key: str | None = field(default=None, repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    retry_deadline_s: float = 120.0
+    request_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        key = self.api_key.strip() if self.api_key else None
+        if key and not valid_header_value(key):
+            raise ConfigError(
+                "PHOENIX_API_KEY (or --api-key) holds a line break or another character a "
+                "header cannot carry: set it to the key alone."
+            )
+        object.__setattr__(self, "api_key", key or None)
+        headers = {name: str(value).strip() for name, value in dict(self.headers).items()}
+        for name, value in headers.items():
+            if not valid_header_value(value):
+                raise ConfigError(
+                    f"PHOENIX_CLIENT_HEADERS (or --client-headers): the value of {name!r} holds "
+                    "a line break or another character a header cannot carry: fix it."
+                )
+        object.__setattr__(self, "headers", headers)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> PhoenixSettings:
+        """The settings from option values (`endpoint`, `api_key`, `project`, `retry_deadline`,
+        `client_headers`, as the CLI and the config file name them): every command builds its
+        Phoenix settings here; an option a command lacks keeps the default."""
+        endpoint = str(options.get("endpoint") or DEFAULT_ENDPOINT)
+        if not endpoint.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"PHOENIX_COLLECTOR_ENDPOINT / --endpoint must be an http(s) URL, got {endpoint!r}."
+            )
+        project = str(options.get("project", cls.project))
+        if not project.strip():
+            raise ConfigError(
+                "the Phoenix project name (--project / PHOENIX_PROJECT_NAME) is empty."
+            )
+        values: dict[str, Any] = {
+            "endpoint": endpoint,
+            "project": project.strip(),
+            "api_key": options.get("api_key") or None,
+            "headers": dict(options.get("client_headers") or {}),
+        }
+        if options.get("retry_deadline") is not None:
+            values["retry_deadline_s"] = options["retry_deadline"]
+        return cls(**values)
+
+    @property
+    def base_url(self) -> str:
+        """The server root, whether the endpoint was given with `/v1/traces` or without."""
+        url = self.endpoint.strip().rstrip("/")
+        for suffix in ("/v1/traces", "/v1"):
+            if url.endswith(suffix):
+                url = url[: -len(suffix)]
+        return url
+
+    @property
+    def traces_url(self) -> str:
+        return f"{self.base_url}/v1/traces"
+
+    def auth_headers(self) -> dict[str, str]:
+        """The extra client headers, and the API key as the one Authorization header (the
+        key wins over an `authorization` entry in PHOENIX_CLIENT_HEADERS)."""
+        headers = dict(self.headers)
+        if self.api_key:
+            for name in [name for name in headers if name.lower() == "authorization"]:
+                del headers[name]
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        return headers
+
+    def service(self, timeout_s: float | None = None) -> Service:
+        return Service(
+            name="Phoenix",
+            base_url=self.base_url,
+            headers=self.auth_headers(),
+            retry_deadline_s=self.retry_deadline_s,
+            request_timeout_s=self.request_timeout_s if timeout_s is None else timeout_s,
+            max_retry_after_s=MAX_RETRY_AFTER_S,
+            max_backoff_s=10.0,
+        )
 
 
 def auth_error(settings: PhoenixSettings, status: int) -> PhoenixAuthError:
@@ -44,24 +154,30 @@ def redirect_error(settings: PhoenixSettings, host: str, status: int | None = No
     )
 
 
-def raise_for(
-    settings: PhoenixSettings, status: int, reason: str, retry_after: str | None, text: str,
-    action: str,
-) -> None:  # fmt: skip
-    """Raise the right error for a non-2xx answer; return quietly on success."""
+def answer_error(
+    settings: PhoenixSettings,
+    status: int,
+    headers: Mapping[str, str],
+    text: str,
+    refused: Callable[[str], Exception],
+    reason: str = "",
+) -> Exception | None:
+    """What a Phoenix answer means, for every request this tool makes: None on success,
+    Transient (retry) for 408/429/5xx, the auth error for 401/403, the redirect error for a
+    redirect to another host, else `refused("HTTP <status>: <body>")`."""
     outcome = classify(status)
     if outcome is Outcome.OK:
-        return
+        return None
     if outcome is Outcome.AUTH:
-        raise auth_error(settings, status)
+        return auth_error(settings, status)
     said = f"HTTP {status} {reason or ''}".strip()
     if outcome is Outcome.RETRY:
-        raise Transient(said, status, retry_after=retry_after_seconds(retry_after))
-    detail = text.strip().replace("\n", " ")[:300]
-    raise PhoenixError(
-        f"Phoenix at {settings.base_url} refused to {action} ({said}: {detail}). "
-        "Check PHOENIX_COLLECTOR_ENDPOINT points at a Phoenix server."
-    )
+        return Transient(said, status, retry_after=retry_after_seconds(headers.get("retry-after")))
+    if outcome is Outcome.REDIRECT:
+        target = urlsplit(urljoin(settings.base_url + "/", headers.get("location", "")))
+        if (target.hostname or "") != (urlsplit(settings.base_url).hostname or ""):
+            return redirect_error(settings, target.hostname or "?", status)
+    return refused(f"{said}: {text.strip().replace(chr(10), ' ')[:300]}")
 
 
 class PhoenixApi:
@@ -96,21 +212,64 @@ class PhoenixApi:
         except RedirectRefused as exc:
             raise redirect_error(self.settings, exc.host, exc.status) from None
 
+    def refusal(self, action: str) -> Callable[[str], Exception]:
+        """The error for an answer that retrying cannot help."""
+        base = self.settings.base_url
+        return lambda what: PhoenixError(
+            f"Phoenix at {base} refused to {action} ({what}). "
+            "Check PHOENIX_COLLECTOR_ENDPOINT points at a Phoenix server."
+        )
+
     def request(self, method: str, path: str, action: str, *, allow: tuple[int, ...] = (),
-                **kw: Any) -> Any:  # fmt: skip
+                refused: Callable[[str], Exception] | None = None, **kw: Any) -> Any:  # fmt: skip
         """One call with retries; answers with a status in `allow` (e.g. 404) are returned."""
 
         def attempt() -> Any:
             response = self.transport.send(method, path, **kw)
-            if response.status_code not in allow:
-                raise_for(
-                    self.settings,
-                    response.status_code,
-                    response.reason,
-                    response.headers.get("Retry-After"),
-                    response.text,
-                    action,
-                )
+            if response.status_code in allow:
+                return response
+            error = answer_error(
+                self.settings,
+                response.status_code,
+                response.headers,
+                response.text,
+                refused or self.refusal(action),
+                response.reason,
+            )
+            if error is not None:
+                raise error
             return response
 
         return self.call(action, attempt)
+
+
+class SpanSender:
+    """POSTs batches of spans to Phoenix's OTLP/HTTP endpoint, retrying transient failures."""
+
+    def __init__(
+        self,
+        settings: PhoenixSettings,
+        session: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self._api = PhoenixApi(settings, session, sleep)
+
+    @property
+    def retries(self) -> int:
+        return self._api.retries
+
+    def send(self, spans: Sequence[ReadableSpan]) -> int:
+        """Deliver one batch into Phoenix's queue (not yet durable: verify afterwards).
+        Returns the size of the request body in bytes."""
+        if not spans:
+            return 0
+        body = encode_spans(spans).SerializeToString()
+        self._api.request(
+            "POST",
+            "/v1/traces",
+            "accept spans",
+            data=body,
+            headers={"Content-Type": "application/x-protobuf"},
+        )
+        return len(body)

@@ -1,49 +1,131 @@
-"""Read spans back from a Phoenix project by id.
+"""Read spans back from a Phoenix project by id, on every supported Phoenix (12.18.0 and newer).
 
-Which of a batch's ids are stored (verification, every batch) is asked through the span
-query DSL on every server: it answers with ids only and costs Phoenix about a tenth of the
-CPU of the `span_id` read (docs/phoenix-versions.md). Whole spans (`check`) are read through
-`arize-phoenix-client` with the `span_id` filter on Phoenix 19.6 and newer, and from the
-start-time window on older servers, which ignore that filter. The server's features are read
-once per reader (`capabilities.detect`).
+Which of a batch's ids are stored (verification, every batch) is asked through the span query
+DSL on every server (`stored_by_query`): `POST /v1/spans` with `span_id in [...]` inside the
+batch's start-time window. Phoenix compiles the condition to SQL on its span-id index and
+answers with the ids only: about a tenth of the CPU of the `span_id` read
+(docs/phoenix-versions.md, bench/bench_verify_old_phoenix.py). Whole spans (`check`) are read
+through `arize-phoenix-client` with the `span_id` filter on Phoenix 19.6 and newer; older
+servers ignore that filter and answer with every span of the project, so there they are read
+from the start-time window, every page, keeping the ids asked for (`spans_in_window`; about 15
+times the CPU of the query: not for every batch). The server's features are read once per
+reader (`capabilities.detect`).
 
 `phoenix.client` is imported lazily, since importing it costs seconds when the server package
 is installed beside it. It talks through our httpx client (`http.httpx_client`): the same
 headers, redirects followed on the same host only; one to another host is an error naming it.
+Every answer is judged by `api.answer_error`, as every other Phoenix request is.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import time
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote
 
-from ingest.errors import PhoenixError
-from ingest.http import (
-    Outcome,
-    RedirectRefused,
-    Transient,
-    classify,
-    describe_connection_error,
-    httpx_client,
-    is_transport_error,
-    retry_after_seconds,
-    status_error,
-)
+from ingest.errors import PhoenixAuthError, PhoenixError, RedirectRefused, Transient
+from ingest.http import describe_connection_error, httpx_client, is_transport_error, status_error
 from ingest.phoenix import capabilities
-from ingest.phoenix.api import PhoenixApi, auth_error, redirect_error
-from ingest.phoenix.compat_reads import Window, spans_in_window, stored_by_query
-from ingest.phoenix.settings import PhoenixSettings
+from ingest.phoenix.api import PhoenixApi, PhoenixSettings, answer_error, redirect_error
 
 if TYPE_CHECKING:
     from phoenix.client import Client
 
 VERIFY_CHUNK = 1000  # Phoenix answers up to ~1,000 ids per read; more overflows the URL
+# get_json(path, query parameters) -> the parsed JSON body, or None when Phoenix answered 404
+# (the project does not exist yet). Raises on other errors, as the reader's transport does.
+GetJson = Callable[[str, Sequence[tuple[str, str]]], Any]
+# post_text(path, query parameters, JSON body) -> the response body as text, or None on 404.
+# The span query answers `multipart/mixed` (one JSON table per query), hence text.
+PostText = Callable[[str, Sequence[tuple[str, str]], Mapping[str, Any]], str | None]
+
+PAGE_LIMIT = 1000  # spans per page; Phoenix pages with `next_cursor`
+SLACK = timedelta(milliseconds=1)  # Phoenix keeps start times as float seconds
+
+
+StartRange = tuple[datetime, datetime] | None  # [earliest, latest] start; None: the whole project
+
+
+def _bounds(window: StartRange) -> list[tuple[str, str]]:
+    """[earliest, latest] start -> Phoenix's [start_time, end_time) with a little slack."""
+    if window is None:
+        return []
+    return [("start_time", (window[0] - SLACK).isoformat()),
+            ("end_time", (window[1] + SLACK).isoformat())]  # fmt: skip
+
+
+def stored_by_query(
+    post_text: PostText, project: str, span_ids: Iterable[str], window: StartRange
+) -> set[str]:
+    """Which of `span_ids` (16-hex, as we made them) Phoenix has stored, asked through the
+    span query DSL within their start-time window."""
+    ids = sorted(set(span_ids))
+    bounds = dict(_bounds(window))
+    found: set[str] = set()
+    for first in range(0, len(ids), VERIFY_CHUNK):
+        chunk = ids[first : first + VERIFY_CHUNK]
+        body = {
+            "queries": [
+                {
+                    "select": {"span_id": {"key": "context.span_id"}},
+                    # our ids are hex, so repr() is a safe DSL literal
+                    "filter": {"condition": f"span_id in {chunk!r}"},
+                }
+            ],
+            **bounds,
+            "limit": len(chunk),
+        }
+        text = post_text("/v1/spans", [("project_name", project)], body)
+        found |= _values(text or "") & set(chunk)
+    return found
+
+
+def _values(multipart: str) -> set[str]:
+    """Every string cell of the JSON tables in a `multipart/mixed` span query answer."""
+    cells: set[str] = set()
+    for line in multipart.splitlines():
+        if not line.startswith("{"):
+            continue  # boundaries and part headers
+        try:
+            table = json.loads(line)
+        except ValueError:
+            continue
+        for row in table.get("data", ()) if isinstance(table, dict) else ():
+            if isinstance(row, dict):
+                cells.update(value for value in row.values() if isinstance(value, str))
+    return cells
+
+
+def spans_in_window(
+    get_json: GetJson, project: str, span_ids: Iterable[str], window: StartRange
+) -> list[dict[str, Any]]:
+    """The stored spans among `span_ids`, read from their start-time window ([earliest,
+    latest] start of the spans asked about), as the REST API returns them."""
+    wanted = set(span_ids)
+    if not wanted:
+        return []
+    path = f"/v1/projects/{quote(project, safe='')}/spans"
+    base = [*_bounds(window), ("limit", str(PAGE_LIMIT))]
+    found: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        page = get_json(path, base + ([("cursor", cursor)] if cursor else []))
+        if page is None:
+            return []  # no such project: nothing is stored
+        found.extend(span for span in page.get("data", ()) if _span_id(span) in wanted)
+        cursor = page.get("next_cursor")
+        if not cursor or len(found) == len(wanted):
+            return found
+
+
+def _span_id(span: dict[str, Any]) -> str:
+    return str(span.get("context", {}).get("span_id", ""))
 
 
 def import_phoenix_client() -> type[Client]:
@@ -84,9 +166,13 @@ class SpanReader:
         return self._features
 
     def _get_text(self, path: str) -> str | None:
+        """A GET's body, or None when the server does not offer it; a refused key stops."""
         response = self._api.call("answer", lambda: self._api.transport.send("GET", path))
-        if classify(response.status_code) is Outcome.AUTH:
-            raise auth_error(self.settings, response.status_code)
+        error = answer_error(
+            self.settings, response.status_code, response.headers, "", PhoenixError
+        )
+        if isinstance(error, PhoenixAuthError):
+            raise error
         return response.text if response.ok else None
 
     @property
@@ -102,7 +188,7 @@ class SpanReader:
         """The project name as a URL path segment (names may hold spaces or slashes)."""
         return quote(self.settings.project, safe="")
 
-    def existing(self, span_ids: Iterable[str], window: Window = None) -> set[str]:
+    def existing(self, span_ids: Iterable[str], window: StartRange = None) -> set[str]:
         """Which of these span ids (16-hex) Phoenix has stored in the project.
 
         `window` ([earliest start, latest start]) bounds the read by start time: Phoenix
@@ -114,7 +200,7 @@ class SpanReader:
             return set()
         return stored_by_query(self._post_text, self.settings.project, ids, window)
 
-    def fetch(self, span_ids: Iterable[str], window: Window = None) -> list[dict[str, Any]]:
+    def fetch(self, span_ids: Iterable[str], window: StartRange = None) -> list[dict[str, Any]]:
         """The stored spans among these ids (full spans, as the Phoenix REST API returns them).
         Servers older than 19.6 are read over `window` (the whole project when None)."""
         ids = list(span_ids)
@@ -141,23 +227,10 @@ class SpanReader:
 
     def _read(self, method: str, path: str, **kw: Any) -> Any:
         """One read with retries; None when Phoenix answers 404 (no such project yet)."""
-
-        def attempt() -> Any:
-            response = self._api.transport.send(method, path, **kw)
-            outcome = classify(response.status_code)
-            if response.status_code == 404:
-                return None
-            if outcome is Outcome.OK:
-                return response
-            if outcome is Outcome.AUTH:
-                raise auth_error(self.settings, response.status_code)
-            if outcome is Outcome.RETRY:
-                wait = retry_after_seconds(response.headers.get("retry-after"))
-                raise Transient(f"HTTP {response.status_code}", response.status_code, None, wait)
-            detail = response.text.strip().replace("\n", " ")[:300]
-            raise self._unexpected(f"HTTP {response.status_code}: {detail}")
-
-        return self._api.call("answer a read", attempt)
+        response = self._api.request(
+            method, path, "answer a read", allow=(404,), refused=self._unexpected, **kw
+        )
+        return None if response.status_code == 404 else response
 
     def _unexpected(self, what: str) -> PhoenixError:
         """A read Phoenix answered, but not as this tool expects. When the server named its
@@ -202,16 +275,8 @@ class SpanReader:
         answered = status_error(exc)
         if answered is not None:
             status, headers, text = answered
-            outcome = classify(status)
-            if outcome is Outcome.REDIRECT:
-                target = urljoin(self.settings.base_url + "/", headers.get("location", ""))
-                return redirect_error(self.settings, urlsplit(target).hostname or "?", status)
-            if outcome is Outcome.AUTH:
-                return auth_error(self.settings, status)
-            if outcome is Outcome.RETRY:
-                return Transient(f"HTTP {status}", status, None,
-                                 retry_after_seconds(headers.get("retry-after")))  # fmt: skip
-            return self._unexpected(f"HTTP {status}: {text[:300]}")
+            error = answer_error(self.settings, status, headers, text, self._unexpected)
+            return error or self._unexpected(f"HTTP {status}")
         if is_transport_error(exc):
             return Transient(describe_connection_error(exc))
         # The client's own checks, e.g. "version could not be determined"; never its text,

@@ -20,7 +20,8 @@ import click
 from ingest.convert.ids import span_hex, span_id_for
 from ingest.convert.spans import ConversionOptions
 from ingest.errors import ConfigError
-from ingest.phoenix.client import PhoenixSettings, SpanReader
+from ingest.phoenix.api import PhoenixSettings
+from ingest.phoenix.reader import SpanReader
 from ingest.run.pipeline import RunSummary, import_files
 from ingest.sources.files import expand_paths
 from ingest.sources.samples import sample_logs_dir

@@ -1,7 +1,7 @@
 """The first pass that makes trace trees independent of the order of the logs.
 
 Before a file (an export file, or one of an export window's files) is converted, its lines
-are read once to index every log's Portkey span id (`convert/trees.py`), so a child placed
+are read once to index every log's Portkey span id (`convert/ids.py`), so a child placed
 before its parent in the file still gets its parent link. The index of each file is also
 written to `parents.sqlite3` beside the state, bounded in rows, so a child in a later file or
 window finds a parent delivered by an earlier run.
@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from ingest.convert.ids import ParentIndex
 from ingest.convert.records import parse_record
-from ingest.convert.trees import ParentIndex
 from ingest.errors import RecordError
 from ingest.sources.files import chunk_lines, decode_line, read_lines
 

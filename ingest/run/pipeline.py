@@ -26,17 +26,16 @@ from typing import Any, Protocol
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-from ingest.convert.ids import span_id_for
+from ingest.convert.ids import ParentIndex, span_id_for
 from ingest.convert.records import LogRecord, parse_record
 from ingest.convert.spans import ConversionOptions, make_resource, to_span
-from ingest.convert.trees import ParentIndex
-from ingest.errors import IngestError, RecordError
+from ingest.errors import IngestError, RecordError, outcome_of
 from ingest.phoenix.annotations import SpanAnnotator
-from ingest.phoenix.client import PhoenixSettings, SpanReader, SpanSender
+from ingest.phoenix.api import PhoenixSettings, SpanSender
+from ingest.phoenix.reader import SpanReader
 from ingest.run.delivery import Batch, Deliverer, DeliveryStats, Tuning
 from ingest.run.logs import event
-from ingest.run.outcome import outcome_of
-from ingest.run.parents import index_parents, parent_store
+from ingest.run.parents import Enricher, index_parents, parent_store
 from ingest.run.progress import Progress
 from ingest.run.quarantine import Quarantine
 from ingest.run.state import StateStore, advance_file, new_file_entry, record_run
@@ -132,10 +131,6 @@ def _decode(line: SourceLine) -> Any:
         return decode_line(line)
     except RecordError as exc:
         return exc
-
-
-class Enricher(Protocol):
-    def enrich(self, raws: list[dict[str, Any]]) -> None: ...
 
 
 @dataclass

@@ -11,7 +11,6 @@ and only then does the sync watermark (or the backfill's progress) move past it.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import shutil
 import threading
@@ -24,16 +23,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import click
-
 from ingest.convert.spans import ConversionOptions
-from ingest.phoenix.client import PhoenixSettings
+from ingest.errors import FutureWatermarkError, RunStopped
+from ingest.phoenix.api import PhoenixSettings
 from ingest.run.delivery import Batch, Tuning
 from ingest.run.logs import event
 from ingest.run.pipeline import FileImporter, FileRun, RunSetup, RunSummary, started_run
 from ingest.run.progress import Progress
 from ingest.run.state import (
-    FutureWatermarkError,
     StateStore,
     advance_watermark,
     backfill_entry,
@@ -45,29 +42,12 @@ from ingest.run.state import (
     sync_entry,
     sync_start,
 )
-from ingest.sources.enrich import Enricher
-from ingest.sources.portkey import PortkeyClient, PortkeySettings, Window, WindowFile
+from ingest.sources.portkey.api import PortkeyApi, PortkeySettings
+from ingest.sources.portkey.enrich import LogEnricher
+from ingest.sources.portkey.exports import ExportJobs, WindowFile
+from ingest.sources.windows import Window, plan_windows, shard_windows, window_key
 
 log = logging.getLogger(__name__)
-
-
-def plan_windows(since: datetime, until: datetime, size: timedelta) -> list[Window]:
-    """Consecutive half-open windows of `size` covering [since, until) exactly."""
-    windows: list[Window] = []
-    start = since
-    while start < until:
-        end = min(start + size, until)
-        windows.append(Window(start, end))
-        start = end
-    return windows
-
-
-def window_key(window: Window) -> str:
-    return f"{_iso(window.since)}/{_iso(window.until)}"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -225,7 +205,7 @@ class Puller:
         not shared between threads; a thread reuses its spare drafts)."""
         client = getattr(self._local, "client", None)
         if client is None:
-            client = self._local.client = PortkeyClient(self.portkey, sleep=self._wait)
+            client = self._local.client = ExportJobs(PortkeyApi(self.portkey, sleep=self._wait))
         target = self.downloads / window_key(window).replace(":", "").replace("/", "_")
         make_private_dir(target)
         return list(client.windows(window, target))
@@ -259,10 +239,6 @@ def _empty_dir(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(path)
     make_private_dir(path)
-
-
-class RunStopped(Exception):
-    """Raised in an export worker's wait once the run is stopping; nobody reads its result."""
 
 
 DEFAULT_FIRST_SYNC = timedelta(hours=24)
@@ -322,14 +298,6 @@ def sync(
     return summary, result, info
 
 
-def shard_windows(windows: list[Window], shard: tuple[int, int] | None) -> list[Window]:
-    """Shard I of N takes every N-th window of the plan, starting with the I-th (1-based)."""
-    if shard is None:
-        return windows
-    index, count = shard
-    return windows[index - 1 :: count]
-
-
 def backfill(
     pull: PullSettings,
     since: datetime,
@@ -381,7 +349,9 @@ def _pull(
 ) -> tuple[RunSummary, PullResult]:
     setup = RunSetup(kind, pull.options, pull.phoenix, pull.tuning, pull.quarantine_path,
                      pull.annotate, Progress())  # fmt: skip
-    enricher = Enricher(pull.portkey, store.dir / "enrich-cache.sqlite3") if pull.enrich else None
+    enricher = (
+        LogEnricher(pull.portkey, store.dir / "enrich-cache.sqlite3") if pull.enrich else None
+    )
     result = PullResult(windows_planned=len(windows))
     try:
         with started_run(setup, store, enricher, extra=lambda: result.to_dict()) as importer:
@@ -395,26 +365,14 @@ def _pull(
 
 
 def dry_run(
-    pull: PullSettings,
-    since: datetime,
-    until: datetime,
-    shard: tuple[int, int] | None = None,
-    as_json: bool = False,
-) -> None:
-    """Print the plan: each window, how Portkey's limit splits it, and its totals."""
-    client = PortkeyClient(pull.portkey)
+    pull: PullSettings, since: datetime, until: datetime, shard: tuple[int, int] | None = None
+) -> list[dict[str, Any]]:
+    """The plan, starting no job: each window, how many export jobs Portkey's limit splits it
+    into, and its logs."""
+    client = ExportJobs(PortkeyApi(pull.portkey))
     rows = []
     for window in shard_windows(plan_windows(since, until, pull.window), shard):
         parts = client.plan(window)
         rows.append({"window": window_key(window), "jobs": len(parts),
                      "logs": sum(total for _, _, total in parts)})  # fmt: skip
-    if as_json:
-        click.echo(json.dumps({"windows": rows, "logs": sum(r["logs"] for r in rows),
-                               "jobs": sum(r["jobs"] for r in rows)}))  # fmt: skip
-        return
-    for row in rows:
-        click.echo(f"  {row['window']}  {row['logs']:>9} logs  {row['jobs']:>3} export job(s)")
-    click.echo(
-        f"{len(rows)} windows, {sum(r['logs'] for r in rows)} logs, "
-        f"{sum(r['jobs'] for r in rows)} export jobs (dry run: no job was started)"
-    )
+    return rows

@@ -34,19 +34,13 @@ from typing import Any
 from ingest.convert.common import INGEST_MAPPING_VERSION, MAPPING_VERSION
 from ingest.convert.ids import span_hex, span_id_for
 from ingest.errors import IngestError, PhoenixError, RecordError, VerificationError
-from ingest.phoenix.client import PhoenixSettings, SpanReader
-from ingest.phoenix.deletes import SpanDeleter
-from ingest.phoenix.totals import PORTKEY_LOG_ID, PhoenixTotals
+from ingest.phoenix.admin.deletes import SpanDeleter
+from ingest.phoenix.admin.totals import PORTKEY_LOG_ID, PhoenixTotals
+from ingest.phoenix.api import PhoenixSettings
+from ingest.phoenix.reader import SpanReader
 from ingest.run.pipeline import FileImporter, RunSetup, RunSummary, started_run, unwrap_quarantined
 from ingest.run.progress import Progress
-from ingest.run.pull import (
-    Puller,
-    PullResult,
-    PullSettings,
-    plan_windows,
-    shard_windows,
-    window_key,
-)
+from ingest.run.pull import Puller, PullResult, PullSettings
 from ingest.run.state import (
     StateStore,
     begin_resync,
@@ -55,9 +49,10 @@ from ingest.run.state import (
     pending_resyncs,
     shard_dir,
 )
-from ingest.sources.enrich import Enricher
 from ingest.sources.files import decode_line, fingerprint, read_lines
-from ingest.sources.portkey import Window, WindowFile
+from ingest.sources.portkey.enrich import LogEnricher
+from ingest.sources.portkey.exports import WindowFile
+from ingest.sources.windows import Window, plan_windows, shard_windows, window_key
 
 log = logging.getLogger(__name__)
 
@@ -397,7 +392,7 @@ def resync_range(
         setup = RunSetup("resync", pull.options, pull.phoenix, pull.tuning, pull.quarantine_path,
                          pull.annotate, Progress())  # fmt: skip
         cache = store.dir / "enrich-cache.sqlite3"
-        enricher = Enricher(pull.portkey, cache) if pull.enrich else None
+        enricher = LogEnricher(pull.portkey, cache) if pull.enrich else None
         resyncer = Resyncer(pull.phoenix, pull.options.max_line_bytes, store)
         result = PullResult(windows_planned=len(windows))
         try:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ingest.errors import StateError, StateLockedError
+from ingest.errors import FutureWatermarkError, StateError, StateLockedError
 
 STATE_VERSION = 1
 STATE_FILE = "state.json"
@@ -308,10 +308,6 @@ def _ns_iso(ns: int) -> str:
 
 def sync_entry(doc: dict[str, Any], key: str, project: str) -> dict[str, Any]:
     return doc.setdefault("sync", {}).setdefault(key, {"project": project, "watermark": None})
-
-
-class FutureWatermarkError(StateError):
-    """The stored watermark is ahead of the clock (accept it with --accept-future-watermark)."""
 
 
 def sync_start(

@@ -1,7 +1,8 @@
-"""Time windows for Portkey export jobs: half-open UTC ranges, their filters, and bisection.
+"""Time windows for Portkey export jobs: half-open UTC ranges, their filters, bisection, and
+the plan of a run (a range cut into fixed windows, a shard's share of them, their state keys).
 
 Portkey filters exports with `time_of_generation_min <= created_at < time_of_generation_max`
-(half-open, UTC; reference/portkey-api.md 2.2). A window whose log count exceeds the export
+(half-open, UTC; docs/design.md). A window whose log count exceeds the export
 limit is bisected until every part fits; both halves share the midpoint, so a log exactly on
 it lands in exactly one of them.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from ingest.errors import ConfigError
 
@@ -84,24 +84,29 @@ def _stamp(moment: datetime) -> str:
     return iso(moment).replace("-", "").replace(":", "")
 
 
-def concatenate(parts: list[Path], dest: Path) -> None:
-    """Write `parts` one after the other into `dest` (atomically), streaming from disk."""
-    tmp = dest.with_name(dest.name + ".part")
-    try:
-        with tmp.open("wb") as out:
-            for part in parts:
-                with part.open("rb") as src:
-                    while chunk := src.read(1 << 20):
-                        out.write(chunk)
-                # a complete part may end without a final newline: never glue two records
-                if part.stat().st_size and not _ends_with_newline(part):
-                    out.write(b"\n")
-        tmp.replace(dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+def plan_windows(since: datetime, until: datetime, size: timedelta) -> list[Window]:
+    """Consecutive half-open windows of `size` covering [since, until) exactly."""
+    windows: list[Window] = []
+    start = since
+    while start < until:
+        end = min(start + size, until)
+        windows.append(Window(start, end))
+        start = end
+    return windows
 
 
-def _ends_with_newline(path: Path) -> bool:
-    with path.open("rb") as src:
-        src.seek(-1, 2)
-        return src.read(1) == b"\n"
+def shard_windows(windows: list[Window], shard: tuple[int, int] | None) -> list[Window]:
+    """Shard I of N takes every N-th window of the plan, starting with the I-th (1-based)."""
+    if shard is None:
+        return windows
+    index, count = shard
+    return windows[index - 1 :: count]
+
+
+def window_key(window: Window) -> str:
+    """The window's key in the state file (whole seconds, as earlier versions wrote it)."""
+    return f"{_state_iso(window.since)}/{_state_iso(window.until)}"
+
+
+def _state_iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")

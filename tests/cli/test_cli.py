@@ -20,8 +20,8 @@ from ingest.cli import cli
 from ingest.cli.runner import run_command
 from ingest.convert.ids import span_hex, span_id_for
 from ingest.ops.report import range_link
-from ingest.phoenix.client import PhoenixSettings
-from ingest.phoenix.local_server import LocalPhoenix, free_port
+from ingest.phoenix.admin.local_server import LocalPhoenix, free_port
+from ingest.phoenix.api import PhoenixSettings
 from ingest.run.logs import TextFormatter
 from ingest.run.state import StateStore, backfill_entry, mark_window_done, record_run, shard_dir
 from tests.conftest import REPO, SAMPLE_LOGS, read_spans, run_cli

@@ -11,7 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from ingest.cli import cli
-from ingest.phoenix.local_server import LocalPhoenix
+from ingest.phoenix.admin.local_server import LocalPhoenix
 from tests.conftest import read_spans, run_cli
 from tests.logs_factory import write_logs
 from tests.portkey_double import PortkeyDouble, make_log

@@ -22,8 +22,8 @@ from conftest import run_cli
 from logs_factory import make_log
 
 from ingest.cli.main import cli
+from ingest.phoenix.admin.local_server import LocalPhoenix, free_port
 from ingest.phoenix.annotations import outcome_label
-from ingest.phoenix.local_server import LocalPhoenix, free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent
 README = (REPO / "README.md").read_text()
@@ -260,9 +260,8 @@ def test_documented_auto_envvar_examples_are_real() -> None:
 
 def test_exit_code_table_is_the_codes_of_the_tool() -> None:
     from ingest import errors
-    from ingest.run import outcome
 
-    codes = {value for module in (errors, outcome) for name, value in vars(module).items()
+    codes = {value for module in (errors,) for name, value in vars(module).items()
              if name.startswith("EXIT_") and isinstance(value, int)}  # fmt: skip
     documented = {int(row[0]) for row in table_rows(section(README, "Exit codes"))}
     assert documented == codes
@@ -318,8 +317,7 @@ def phoenix_down_messages(tmp_path_factory: pytest.TempPathFactory) -> list[str]
     from opentelemetry.sdk.trace import TracerProvider
 
     from ingest.errors import PhoenixUnreachableError
-    from ingest.phoenix.sender import SpanSender
-    from ingest.phoenix.settings import PhoenixSettings
+    from ingest.phoenix.api import PhoenixSettings, SpanSender
 
     url = f"http://127.0.0.1:{free_port()}"
     state = tmp_path_factory.mktemp("down")

@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 import ingest
-from ingest.phoenix.client import import_phoenix_client
-from ingest.phoenix.local_server import LocalPhoenix, free_port
+from ingest.phoenix.admin.local_server import LocalPhoenix, free_port
+from ingest.phoenix.reader import import_phoenix_client
 from tests.conftest import REPO, SAMPLE_LOGS, read_spans, run_cli
 
 # ---- check: delete the project it created when it passes ------------------------------------

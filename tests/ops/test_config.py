@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,10 @@ from ingest.ops.config import (
     client_headers_option,
     config_option,
     default_config_path,
+    display_value,
+    leaf_commands,
     mask,
+    option_keys,
     parse_headers,
 )
 from tests.logs_factory import write_logs
@@ -348,3 +352,79 @@ def test_empty_environment_variables_mean_what_an_empty_flag_means(
         assert "the Phoenix project name (--project / PHOENIX_PROJECT_NAME) is empty" in (
             result.stderr
         )
+
+
+# --------------------------------------------------------------------------- every command
+
+
+def _sample(key: str, option: click.Option, folder: Path) -> Any:
+    """A value the option accepts, as a config file would hold it."""
+    if isinstance(option.type, click.Path) and option.type.exists:
+        (folder / "sample.jsonl").touch()
+        return str(folder if option.type.dir_okay else folder / "sample.jsonl")
+    if option.is_flag:
+        return True
+    if option.multiple:
+        return ["sample.*"]  # a key pattern and a regular expression alike
+    if isinstance(option.default, str | int | float | Path | timedelta):  # not click's UNSET
+        return display_value(key, option.default)
+    samples = {"Duration": "1h", "UtcDateTime": "2026-01-01", "Shard": "1/2",
+               "ClientHeaders": "x-team=sample"}  # fmt: skip
+    name = type(option.type).__name__
+    if name in samples:
+        return samples[name]
+    if isinstance(option.type, click.IntRange | click.FloatRange):
+        return option.type.min if option.type.min is not None else 1
+    if isinstance(option.type, click.types.IntParamType | click.types.FloatParamType):
+        return 1
+    return "sample"
+
+
+def _toml(values: dict[str, Any]) -> str:
+    return "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())
+
+
+@pytest.mark.parametrize("path", sorted(leaf_commands(cli)))
+def test_every_command_takes_every_option_from_its_table_and_the_top_level(
+    path: str, tmp_path: Path
+) -> None:
+    """Walks the whole command tree, so a new command or subcommand is covered at once: each
+    option set in the command's own table ([sync], [prices.plan], ...), in its group's table
+    ([prices]) or at the top level reaches the command as the file's value."""
+    keys = option_keys(leaf_commands(cli)[path])
+    values = {key: _sample(key, option, tmp_path) for key, option in keys.items()}
+    parts = path.split(" ")
+    unset: dict[str, str | None] = {
+        name: None
+        for option in keys.values()
+        for name in ([option.envvar] if isinstance(option.envvar, str) else option.envvar or [])
+    }  # the file is what this test reads, not the test run's environment
+    layouts = {f"[{'.'.join(parts)}]": f"[{'.'.join(parts)}]\n" + _toml(values),
+               "top level": _toml({k: v for k, v in values.items()
+                                   if (path, k) != ("check", "project")})}  # fmt: skip
+    if len(parts) > 1:
+        layouts[f"[{parts[0]}]"] = f"[{parts[0]}]\n" + _toml(values)
+    for table, text in layouts.items():
+        config = write_config(tmp_path / "c.toml", text)
+        settings = show(cli, "--config", str(config), "config", "show", *parts, env=unset)
+        assert set(settings) == set(keys)
+        for key, row in settings.items():
+            if table == "top level" and (path, key) == ("check", "project"):
+                continue  # `check` never imports into a project named for every command
+            assert (key, row["source"], row.get("table")) == (key, "file", table), text
+
+
+def test_prices_subcommands_take_the_top_level_endpoint_and_their_tables(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.toml", 'endpoint = "http://127.0.0.1:9"\n'
+                          '[prices]\nportkey_base_url = "http://127.0.0.1:8/v1"\n'
+                          '[prices.remove]\nretry_deadline = 3\n')  # fmt: skip
+    for sub in ("plan", "apply", "remove"):
+        settings = show(cli, "--config", str(config), "config", "show", "prices", sub)
+        assert settings["endpoint"]["value"] == "http://127.0.0.1:9"
+        assert settings["retry_deadline"]["value"] == (3 if sub == "remove" else 120.0)
+        if sub != "remove":
+            assert settings["portkey_base_url"]["table"] == "[prices]"
+    unknown = write_config(tmp_path / "u.toml", "[prices]\nlag = 1\n")
+    result = invoke(cli, "--config", str(unknown), "prices", "remove")
+    assert result.exit_code == 2
+    assert "unknown setting 'lag' in [prices]. Valid settings for prices: " in result.output

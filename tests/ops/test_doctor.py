@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 
 from ingest.cli import cli
 from ingest.ops.doctor_local import OK, WARN, ServerTime, check_clock
-from ingest.phoenix.local_server import LocalPhoenix, free_port
+from ingest.phoenix.admin.local_server import LocalPhoenix, free_port
 from ingest.run.state import StateStore
 from tests.portkey_double import ALL_SCOPES, PortkeyDouble
 

@@ -20,8 +20,8 @@ import pytest
 from ingest.convert.attributes import build_span_facts
 from ingest.convert.records import parse_record
 from ingest.ops.price_fit import Observation, billable_tokens, fit_model
-from ingest.phoenix.client import PhoenixSettings
-from ingest.phoenix.models import ModelSpec, ModelTable, post_graphql
+from ingest.phoenix.admin.models import ModelSpec, ModelTable, post_graphql
+from ingest.phoenix.api import PhoenixSettings
 from tests.conftest import run_cli
 from tests.logs_factory import BASE_TIME, js_date, make_log, write_jsonl
 
@@ -403,3 +403,20 @@ def test_backfill_with_apply_prices_writes_prices_before_delivering(
     assert "Phoenix's price table: 2 created" in result.stderr
     billed = billed_by_model(logs)
     assert cost_summary(phoenix.url, project) == pytest.approx(sum(billed.values()), rel=0.01)
+
+
+def test_prices_remove_takes_its_endpoint_from_the_config_file(
+    phoenix: Any, table: Any, tmp_path: Path
+) -> None:
+    """`endpoint` at the top of the config file and `yes` in a [prices] table reach
+    `prices remove`, which then deletes this tool's models on THAT Phoenix."""
+    ours = ModelSpec("portkey:config/model", "openai", "^config-model$", None, {"input": 1.0})
+    table.create(ours, {"input": True})
+    config = tmp_path / "config.toml"
+    config.write_text(f'endpoint = "{phoenix.url}"\n[prices]\nyes = true\n')
+    config.chmod(0o600)
+    result = run_cli("--config", str(config), "prices", "remove",
+                     env={"PHOENIX_COLLECTOR_ENDPOINT": ""})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Deleted 1 custom model(s) of this tool: portkey:config/model.")
+    assert not [m for m in table.list() if m.name == "portkey:config/model"]

@@ -26,8 +26,8 @@ from ingest.ops.reconcile import (
     tally_rows,
 )
 from ingest.ops.reconcile_render import name_pattern, render, to_dict
-from ingest.phoenix.local_server import LocalPhoenix
-from ingest.phoenix.totals import PhoenixFigures, frame_rows, parse_multipart_json
+from ingest.phoenix.admin.local_server import LocalPhoenix
+from ingest.phoenix.admin.totals import PhoenixFigures, frame_rows, parse_multipart_json
 from ingest.sources.windows import Window
 from tests.conftest import REPO, run_cli
 from tests.portkey_double import PortkeyDouble, make_log

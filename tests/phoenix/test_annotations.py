@@ -11,6 +11,7 @@ import pytest
 from ingest.convert.ids import span_hex
 from ingest.convert.records import parse_record
 from ingest.convert.spans import ConversionOptions, make_resource, to_span
+from ingest.phoenix.admin.local_server import LocalPhoenix
 from ingest.phoenix.annotations import (
     ANNOTATOR,
     BILLED_COST,
@@ -21,8 +22,7 @@ from ingest.phoenix.annotations import (
     annotations_for,
     outcome_label,
 )
-from ingest.phoenix.client import import_phoenix_client
-from ingest.phoenix.local_server import LocalPhoenix
+from ingest.phoenix.reader import import_phoenix_client
 from tests.conftest import run_cli
 from tests.logs_factory import make_log, write_jsonl
 

@@ -11,7 +11,15 @@ import pytest
 
 from ingest.errors import EXIT_USAGE, ConfigError
 from ingest.phoenix import capabilities as caps
-from ingest.phoenix.compat_reads import spans_in_window, stored_by_query, stored_in_window
+from ingest.phoenix.reader import GetJson, StartRange, spans_in_window, stored_by_query
+
+
+def stored_in_window(
+    get_json: GetJson, project: str, span_ids: list[str], window: StartRange
+) -> set[str]:
+    """Which of `span_ids` Phoenix has stored, read from their start-time window."""
+    found = spans_in_window(get_json, project, span_ids, window)
+    return {str(span.get("context", {}).get("span_id", "")) for span in found}
 
 
 @pytest.mark.parametrize(

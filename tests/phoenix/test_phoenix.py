@@ -7,9 +7,10 @@ from email.utils import format_datetime
 
 import pytest
 
-from ingest.http import Transient, Transport
+from ingest.errors import Transient
+from ingest.http import Transport
 from ingest.http import retry_after_seconds as _retry_after_seconds
-from ingest.phoenix.settings import PhoenixSettings
+from ingest.phoenix.api import PhoenixSettings
 
 
 @pytest.mark.parametrize(

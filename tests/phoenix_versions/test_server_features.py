@@ -18,12 +18,20 @@ from ingest.convert.records import parse_record
 from ingest.convert.spans import ConversionOptions, make_resource, to_span
 from ingest.errors import ConfigError
 from ingest.phoenix import capabilities as caps
-from ingest.phoenix import guards
-from ingest.phoenix.client import PhoenixSettings, SpanReader
-from ingest.phoenix.compat_reads import stored_by_query, stored_in_window
-from ingest.phoenix.local_server import LocalPhoenix
-from ingest.phoenix.models import ModelSpec, ModelTable
+from ingest.phoenix.admin import guards
+from ingest.phoenix.admin.local_server import LocalPhoenix
+from ingest.phoenix.admin.models import ModelSpec, ModelTable
+from ingest.phoenix.api import PhoenixSettings
+from ingest.phoenix.reader import GetJson, SpanReader, StartRange, spans_in_window, stored_by_query
 from tests.conftest import OLDEST_PHOENIX, run_cli
+
+
+def stored_in_window(
+    get_json: GetJson, project: str, span_ids: list[str], window: StartRange
+) -> set[str]:
+    """Which of `span_ids` Phoenix has stored, read from their start-time window."""
+    found = spans_in_window(get_json, project, span_ids, window)
+    return {str(span.get("context", {}).get("span_id", "")) for span in found}
 
 
 def _get_text(url: str) -> Any:

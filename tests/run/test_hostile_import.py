@@ -19,7 +19,7 @@ from typing import Any
 
 from ingest.convert.ids import span_hex, span_id_for
 from ingest.convert.records import parse_record
-from ingest.phoenix.local_server import LocalPhoenix
+from ingest.phoenix.admin.local_server import LocalPhoenix
 from tests.conftest import REPO, read_spans, run_cli
 from tests.logs_factory import make_log
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ingest.convert.ids import span_hex, span_id_for
-from ingest.phoenix.local_server import LocalPhoenix
+from ingest.phoenix.admin.local_server import LocalPhoenix
 from tests.conftest import REPO, read_spans, run_cli
 from tests.logs_factory import write_logs
 

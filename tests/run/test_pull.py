@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ingest.convert.ids import span_hex, span_id_for
-from ingest.phoenix.local_server import LocalPhoenix, free_port
+from ingest.phoenix.admin.local_server import LocalPhoenix, free_port
 from tests.conftest import REPO, read_spans, run_cli
 from tests.portkey_double import Fault, PortkeyDouble, make_log
 

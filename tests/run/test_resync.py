@@ -15,10 +15,10 @@ import pytest
 
 from ingest.convert.common import MAPPING_VERSION
 from ingest.convert.ids import span_hex, span_id_for
+from ingest.phoenix.admin.deletes import KILL_AFTER_ENV
+from ingest.phoenix.admin.local_server import LocalPhoenix
 from ingest.phoenix.annotations import ANNOTATOR, NAMES
-from ingest.phoenix.client import import_phoenix_client
-from ingest.phoenix.deletes import KILL_AFTER_ENV
-from ingest.phoenix.local_server import LocalPhoenix
+from ingest.phoenix.reader import import_phoenix_client
 from tests.conftest import read_spans, run_cli
 from tests.logs_factory import BASE_TIME, make_log, write_jsonl
 from tests.portkey_double import PortkeyDouble

@@ -14,11 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from ingest.cli import cli
-from ingest.errors import StateError, StateLockedError
+from ingest.errors import FutureWatermarkError, StateError, StateLockedError
 from ingest.run.quarantine import Quarantine
 from ingest.run.state import (
     STATE_VERSION,
-    FutureWatermarkError,
     StateStore,
     advance_file,
     advance_watermark,

@@ -6,7 +6,7 @@ import json
 import random
 from pathlib import Path
 
-from ingest.phoenix.local_server import LocalPhoenix
+from ingest.phoenix.admin.local_server import LocalPhoenix
 from tests.conftest import read_spans, run_cli
 from tests.logs_factory import make_log, write_jsonl
 
@@ -85,8 +85,8 @@ def test_a_parent_delivered_by_an_earlier_run_is_found_and_resync_fixes_the_reve
 
 
 def test_the_index_resolves_a_shared_span_id_the_same_way_in_any_order(tmp_path: Path) -> None:
+    from ingest.convert.ids import ParentIndex
     from ingest.convert.records import parse_record
-    from ingest.convert.trees import ParentIndex
     from ingest.run.parents import ParentStore
 
     logs = [parse_record(log) for log in tree_logs()]

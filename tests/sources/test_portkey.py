@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,7 +19,7 @@ import requests
 from portkey_double import ALL_SCOPES, DEFAULT_WORKSPACE, STORAGE_ROUTE, Fault, PortkeyDouble
 from portkey_double import make_log as double_log
 
-from ingest.convert.records import ENRICHMENT_FIELDS
+from ingest.convert.records import ENRICHMENT_FIELDS, EXPORT_FIELDS
 from ingest.errors import (
     ConfigError,
     PortkeyAuthError,
@@ -28,14 +28,10 @@ from ingest.errors import (
     PortkeyLogNotFoundError,
     PortkeyUnavailableError,
 )
-from ingest.sources.portkey import (
-    EXPORT_FIELDS,
-    PortkeyClient,
-    PortkeySettings,
-    Window,
-    WindowFile,
-    enrichment,
-)
+from ingest.sources.portkey.api import PortkeyApi, PortkeySettings
+from ingest.sources.portkey.enrich import LogReader, enrichment
+from ingest.sources.portkey.exports import ExportJobs, WindowFile
+from ingest.sources.windows import Window
 
 T0 = datetime(2026, 7, 25, tzinfo=UTC)
 DAY = Window(T0, T0 + timedelta(days=1))
@@ -75,6 +71,47 @@ def double() -> Iterator[PortkeyDouble]:
 @pytest.fixture
 def fake_time() -> FakeTime:
     return FakeTime()
+
+
+class PortkeyClient:
+    """Export jobs and single logs over one API connection, as a run uses them, plus
+    `fetch_window` (a whole window in one file), which only these tests need."""
+
+    def __init__(
+        self,
+        settings: PortkeySettings,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        api = PortkeyApi(settings, sleep=sleep, clock=clock)
+        self.settings, self.stats = settings, api.stats
+        self.exports, self.logs = ExportJobs(api), LogReader(api)
+        self.count, self.plan = self.exports.count, self.exports.plan
+        self.windows = self.exports.windows
+        self.get_log, self.get_logs = self.logs.get_log, self.logs.get_logs
+
+    def fetch_window(self, window: Window, dest_dir: Path) -> WindowFile:
+        """The whole window in ONE complete file (the parts of a split window concatenated
+        in time order, then deleted)."""
+        parts: list[WindowFile] = []
+        whole = False
+        try:
+            parts.extend(self.windows(window, dest_dir))
+            whole = len(parts) == 1
+            if whole:
+                return parts[0]
+            path = dest_dir / window.file_name()
+            with path.open("wb") as out:
+                for part in parts:
+                    data = part.path.read_bytes()
+                    out.write(data)
+                    if data and not data.endswith(b"\n"):  # never glue two records
+                        out.write(b"\n")
+        finally:
+            if not whole:  # concatenated now, or useless after an error
+                for part in parts:
+                    part.path.unlink(missing_ok=True)
+        return WindowFile(window, path, sum(part.total for part in parts))
 
 
 def client_for(
@@ -793,24 +830,24 @@ def test_get_logs_stops_on_auth_errors() -> None:
 # --------------------------------------------------------------------------- settings
 
 
-def test_settings_from_env() -> None:
-    settings = PortkeySettings.from_env({"PORTKEY_API_KEY": KEY, "PORTKEY_WORKSPACE": "ws-a"})
+def test_settings_from_options() -> None:
+    settings = PortkeySettings.from_options({"portkey_api_key": KEY, "workspace": "ws-a"})
     assert settings.base_url == "https://api.portkey.ai/v1"
     assert settings.workspace == "ws-a" and settings.gateway_url is None
     assert KEY not in repr(settings)
-    custom = PortkeySettings.from_env(
+    custom = PortkeySettings.from_options(
         {
-            "PORTKEY_API_KEY": KEY,
-            "PORTKEY_BASE_URL": "https://pk.internal/v1/",
-            "PORTKEY_GATEWAY_URL": "https://gw.internal/v1",
+            "portkey_api_key": KEY,
+            "portkey_base_url": "https://pk.internal/v1/",
+            "gateway_url": "https://gw.internal/v1",
         }
     )
     assert (custom.base_url, custom.gateway_url) == (
         "https://pk.internal/v1",
         "https://gw.internal/v1",
     )
-    with pytest.raises(ConfigError, match="PORTKEY_API_KEY is not set"):
-        PortkeySettings.from_env({})
+    with pytest.raises(ConfigError, match="no Portkey API key: set PORTKEY_API_KEY"):
+        PortkeySettings.from_options({})
 
 
 def test_settings_reject_a_workspace_uuid_and_bad_urls() -> None:

@@ -1,39 +1,172 @@
-"""Portkey's API over the shared transport: one request with retries, its answer unwrapped or
-turned into the right error (the message names the endpoint and the export or log).
+"""Portkey's API: its settings, and one request with retries over the shared transport, its
+answer unwrapped or turned into the right error (the message names the endpoint and the export
+or log).
 
 Every call retries 429, 5xx, timeouts and dropped connections with backoff and jitter (or
 Retry-After) until a deadline. 401/403 stop at once. A redirect is an error naming where it
-pointed: the key is never sent on. Neither the API key nor a signed URL's query string ever
-reaches a message, a log line or an exception.
+pointed: the key is never sent on. The API key is stripped of surrounding whitespace when
+read; one that still is not a valid header value is a configuration error naming the variable.
+Neither the API key nor a signed URL's query string ever reaches a message, a log line or an
+exception.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from ingest.errors import (
+    ConfigError,
     PortkeyAuthError,
     PortkeyError,
     PortkeyExportError,
     PortkeyLogNotFoundError,
     PortkeyUnavailableError,
+    Transient,
 )
 from ingest.http import (
     Outcome,
     Response,
-    Transient,
+    Service,
     Transport,
     classify,
     public_url,
     retry_after_seconds,
+    valid_header_value,
 )
-from ingest.sources.portkey_settings import PortkeySettings, PortkeyStats
+
+DEFAULT_BASE_URL = "https://api.portkey.ai/v1"
+PORTKEY_EXPORT_LIMIT = 50_000  # logs per export job (reference 2.10)
+# option name (CLI and config file) -> field
+_OPTION_FIELDS = {
+    "portkey_base_url": "base_url",
+    "workspace": "workspace",
+    "gateway_url": "gateway_url",
+    "export_limit": "export_limit",
+    "poll_interval": "poll_interval_s",
+    "portkey_retry_deadline": "retry_deadline_s",
+    "enrich_concurrency": "enrich_concurrency",
+    "enrich_rate": "enrich_rate_per_s",
+}
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+
+
+@dataclass(frozen=True)
+class PortkeySettings:
+    api_key: str = field(repr=False)
+    base_url: str = DEFAULT_BASE_URL  # self-hosted control planes use their own URL
+    workspace: str | None = None  # the workspace SLUG (a UUID silently matches nothing)
+    gateway_url: str | None = None  # for GET /logs/{id}; default base_url
+    retry_deadline_s: float = 300.0
+    poll_interval_s: float = 5.0
+    job_timeout_s: float = 3600.0  # a job still in_progress after this: error
+    export_limit: int = PORTKEY_EXPORT_LIMIT
+    max_job_restarts: int = 3
+    request_timeout_s: float = 60.0
+    max_download_attempts: int = 5  # signed URL + GET, per export
+    enrich_concurrency: int = 4  # GET /logs/{id} in flight at once
+    enrich_rate_per_s: float = 10.0  # GET /logs/{id} started per second
+
+    def __post_init__(self) -> None:
+        key = (self.api_key or "").strip()
+        if not key:
+            raise ConfigError(
+                "PORTKEY_API_KEY is empty: set it to a Portkey API key with the logs.export scope."
+            )
+        if not valid_header_value(key):
+            raise ConfigError(
+                "PORTKEY_API_KEY (or --portkey-api-key) holds a line break or another character "
+                "a header cannot carry: set it to the key alone."
+            )
+        object.__setattr__(self, "api_key", key)
+        for name, env in (("base_url", "PORTKEY_BASE_URL"), ("gateway_url", "PORTKEY_GATEWAY_URL")):
+            url = getattr(self, name)
+            if url is None:
+                continue
+            parts = urlsplit(url.strip())
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(
+                    f"{env} must be an http(s) URL such as {DEFAULT_BASE_URL}, got {url!r}."
+                )
+            object.__setattr__(self, name, url.strip().rstrip("/"))
+        if self.workspace is not None and _UUID.match(self.workspace.strip()):
+            raise ConfigError(
+                "PORTKEY_WORKSPACE must be the workspace slug (like "
+                "ws-example-a1b2c3), not its UUID: Portkey silently exports "
+                "nothing for a UUID."
+            )
+        positive = (
+            "retry_deadline_s",
+            "poll_interval_s",
+            "job_timeout_s",
+            "request_timeout_s",
+            "export_limit",
+            "max_download_attempts",
+            "enrich_concurrency",
+            "enrich_rate_per_s",
+        )
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"Portkey setting {name} must be positive.")
+        if self.max_job_restarts < 0:
+            raise ConfigError("Portkey setting max_job_restarts must be 0 or more.")
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], scope: str = "the logs.export scope"
+                     ) -> PortkeySettings:  # fmt: skip
+        """The settings from option values (`portkey_api_key`, `portkey_base_url`,
+        `workspace`, ..., as the CLI and the config file name them): every command builds its
+        Portkey settings here; an option a command lacks keeps the default. Without a key, the
+        error asks for one with `scope`."""
+        key = str(options.get("portkey_api_key") or "").strip()
+        if not key:
+            raise ConfigError(
+                f"no Portkey API key: set PORTKEY_API_KEY (or --portkey-api-key) to a key with "
+                f"{scope}."
+            )
+        values: dict[str, Any] = {"api_key": key}
+        for option, name in _OPTION_FIELDS.items():
+            value = options.get(option)
+            if isinstance(value, str):
+                value = value.strip() or None
+            if value is not None:
+                values[name] = value
+        return cls(**values)
+
+    def service(self, base_url: str | None = None) -> Service:
+        """The Portkey API (or the gateway, for `GET /logs/{id}`) for the shared transport."""
+        return Service(
+            name="Portkey",
+            base_url=base_url or self.base_url,
+            headers={"x-portkey-api-key": self.api_key, "Accept": "application/json"},
+            retry_deadline_s=self.retry_deadline_s,
+            request_timeout_s=self.request_timeout_s,
+            max_retry_after_s=float("inf"),  # a longer wait than the deadline gives up at once
+            follow_same_host_redirects=False,  # a redirect is an error naming the final URL
+            pool_size=max(10, self.enrich_concurrency),
+        )
+
+
+@dataclass
+class PortkeyStats:
+    """What the client did, for the run summary."""
+
+    retries: int = 0
+    drafts_created: int = 0
+    drafts_reused: int = 0
+    jobs_started: int = 0
+    job_restarts: int = 0
+    downloads: int = 0
+    splits: int = 0
+    logs_fetched: int = 0
+
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +196,12 @@ class PortkeyApi:
     def __init__(
         self,
         settings: PortkeySettings,
-        stats: PortkeyStats,
         session: Any = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.settings, self.stats = settings, stats
+        self.settings, self.stats = settings, PortkeyStats()
+        self.sleep, self.clock = sleep, clock  # the export and log readers wait with these
         self._transport = Transport(settings.service(), session, sleep=sleep, clock=clock)
         self._lock = threading.Lock()
 
@@ -105,6 +238,22 @@ class PortkeyApi:
                 f"Portkey ({host}) did not answer {endpoint}{which} within {deadline:g} s of "
                 f"retries; last answer: {exc}. Portkey may be down or rate-limiting this key "
                 "(AB06 is its rate-limit code): rerun later, or allow a longer retry deadline.",
+                status=exc.status,
+                code=exc.code,
+            ) from None
+
+    def analytics(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """`GET /analytics/...` (e.g. `/analytics/graphs/requests`) with these query
+        parameters, plus `workspace_slug` when a workspace is set; the JSON answer."""
+        query = dict(params)
+        if self.settings.workspace:
+            query["workspace_slug"] = self.settings.workspace
+        try:
+            return self.call("GET", f"{path}?{urlencode(query)}")
+        except PortkeyAuthError as exc:
+            raise PortkeyAuthError(
+                f"Portkey refused GET {path} (HTTP {exc.status}): PORTKEY_API_KEY needs the "
+                "`analytics.view` scope to read analytics.",
                 status=exc.status,
                 code=exc.code,
             ) from None

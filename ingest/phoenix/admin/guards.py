@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ingest.errors import ConfigError
-from ingest.http import RedirectRefused, Transient, Transport
+from ingest.errors import ConfigError, RedirectRefused, Transient
+from ingest.http import Transport
 from ingest.phoenix import capabilities
-from ingest.phoenix.settings import PhoenixSettings
+from ingest.phoenix.api import PhoenixSettings
 
 log = logging.getLogger(__name__)
 

@@ -1,47 +1,89 @@
-"""Portkey export jobs: count, split, start, poll and verify (reference/portkey-api.md 2).
+"""Portkey export jobs: count, split, start, poll, download and verify (docs/design.md).
 
 `POST /logs/exports` creates a draft and tells how many logs it holds (`total`), so a window over
 the export limit is bisected before anything is started; the draft of a window that was too big
 is reused for the next count (`PUT` new filters) instead of piling up drafts. Then
-`POST .../start`, poll `GET .../{id}`, and download (`portkey_download`). The file must hold
-exactly `total` records; a short file is never returned: the window is split and fetched again.
+`POST .../start`, poll `GET .../{id}`, and download: ask Portkey for a signed URL, then a plain
+GET of that URL on object storage (another host: never with the Portkey key), streamed to disk.
+The file must end with a whole record (an expired or refused URL is replaced by a new one at
+once) and hold exactly `total` records; a short file is never returned: the window is split and
+fetched again.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import time
-from collections.abc import Callable, Iterator, Mapping
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ingest.convert.records import EXPORT_FIELDS
-from ingest.errors import PortkeyExportError
-from ingest.sources.portkey_api import PortkeyApi
-from ingest.sources.portkey_download import ExportDownloader
-from ingest.sources.portkey_settings import PortkeySettings, PortkeyStats, WindowFile
-from ingest.sources.windows import Window, concatenate, iso
+from ingest.errors import PortkeyExportError, Transient
+from ingest.http import (
+    Outcome,
+    Response,
+    Service,
+    Transport,
+    body_chunks,
+    classify,
+    public_url,
+    retry_after_seconds,
+)
+from ingest.sources.portkey.api import PortkeyApi
+from ingest.sources.windows import Window, iso
 
 log = logging.getLogger(__name__)
 
+_CHUNK = 1 << 16
 DESCRIPTION_PREFIX = "portkey-phoenix-ingest"
 STATUSES = ("draft", "in_progress", "success", "failed", "stopped")
+
+
+@dataclass(frozen=True)
+class WindowFile:
+    window: Window
+    path: Path  # the downloaded JSONL, complete
+    total: int  # Portkey's count; == number of records (non-blank lines) in the file
+
+
+def _scan(path: Path) -> tuple[int, bool]:
+    """(non-blank lines, complete): incomplete when the last line is cut mid-record."""
+    lines, last = 0, b""
+    with path.open("rb") as stream:
+        for raw in stream:  # one line in memory at a time
+            if raw.strip():
+                lines += 1
+            last = raw
+    if not last.strip() or last.endswith(b"\n"):
+        return lines, True
+    try:  # no final newline: complete only if the last line is a whole JSON value
+        json.loads(last)
+    except ValueError:
+        return lines, False
+    return lines, True
 
 
 class ExportJobs:
     """Export jobs for one thread: planning, job lifecycle, download of whole windows."""
 
-    def __init__(
-        self,
-        settings: PortkeySettings,
-        api: PortkeyApi,
-        stats: PortkeyStats,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.settings, self._api, self.stats = settings, api, stats
-        self._downloader = ExportDownloader(settings, api, sleep)
-        self._sleep, self._clock = sleep, clock
+    def __init__(self, api: PortkeyApi) -> None:
+        self.settings, self._api, self.stats = api.settings, api, api.stats
+        self._sleep, self._clock = api.sleep, api.clock
+        # Signed URLs: a transport that never holds the key, so it may follow redirects.
+        # Retried as a whole (a new signed URL, then the GET) up to max_download_attempts.
+        storage = Service(
+            name="object storage",
+            base_url="",
+            retry_deadline_s=self.settings.retry_deadline_s,
+            request_timeout_s=self.settings.request_timeout_s,
+            max_retry_after_s=self.settings.retry_deadline_s,
+            follow_cross_host_redirects=True,
+        )
+        self._storage = Transport(storage, sleep=api.sleep, clock=api.clock)
         self._spare: str | None = None  # a draft whose filters may be overwritten (PUT)
 
     # ---- export jobs: counting and planning
@@ -117,25 +159,6 @@ class ExportJobs:
 
     # ---- export jobs: running and downloading
 
-    def fetch_window(self, window: Window, dest_dir: Path) -> WindowFile:
-        """The whole window in ONE complete file (sub-window files concatenated in time order
-        when it had to be split; the parts are deleted)."""
-        dest_dir = Path(dest_dir)
-        parts: list[WindowFile] = []
-        whole = False
-        try:
-            parts.extend(self.windows(window, dest_dir))
-            whole = len(parts) == 1
-            if whole:
-                return parts[0]
-            path = dest_dir / window.file_name()
-            concatenate([part.path for part in parts], path)
-        finally:
-            if not whole:  # the parts are concatenated now, or useless after an error
-                for part in parts:
-                    part.path.unlink(missing_ok=True)
-        return WindowFile(window, path, sum(part.total for part in parts))
-
     def windows(self, window: Window, dest_dir: Path) -> Iterator[WindowFile]:
         """Complete files covering `window`, in time order (several when it had to be split)."""
         dest_dir = Path(dest_dir)
@@ -160,7 +183,7 @@ class ExportJobs:
         if isinstance(ran, str):
             return ran
         export_id, total = ran
-        lines = self._downloader.download(export_id, path)
+        lines = self.download(export_id, path)
         self.stats.downloads += 1
         if lines == total:
             self.stats.logs_fetched += total
@@ -248,3 +271,75 @@ class ExportJobs:
                 f"has no usable total (got {str(total)[:40]!r})."
             )
         return total
+
+    # ---- downloads
+
+    def download(self, export_id: str, path: Path) -> int:
+        """Fetch the export into `path` (via `path.part`); its number of records. An attempt
+        that fails asks for a new signed URL: at once when storage refused the URL (expired),
+        after the transport's backoff otherwise."""
+        part = path.with_name(path.name + ".part")
+        attempts = self.settings.max_download_attempts
+
+        def on_retry(exc: Transient, wait: float) -> None:
+            log.warning("download of export %s failed (%s); asking for a new URL", export_id, exc)
+
+        try:
+            lines = self._storage.retrying(
+                lambda: self._fetch_file(export_id, part), on_retry=on_retry, max_attempts=attempts
+            )
+            part.replace(path)
+        except Transient as exc:
+            raise PortkeyExportError(
+                f"could not download export {export_id} (GET /logs/exports/{export_id}/download "
+                f"and its signed URL) in {attempts} attempts; last problem: {exc}. Nothing of "
+                "this window was committed; rerun later."
+            ) from None
+        finally:
+            part.unlink(missing_ok=True)  # gone already unless the download failed
+        return lines
+
+    def _fetch_file(self, export_id: str, part: Path) -> int:
+        answer = self._api.call("GET", f"/logs/exports/{export_id}/download", export_id=export_id)
+        url = answer.get("signed_url")
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+            raise PortkeyExportError(
+                f"Portkey's answer to GET /logs/exports/{export_id}/download has no usable "
+                f"signed_url (got keys {sorted(answer)})."
+            )
+        where = public_url(url)
+        log.info("downloading export %s from %s", export_id, where)
+        refusal: Transient | None = None
+        try:
+            # No Portkey key here: the URL carries its own signature, on another host.
+            response = self._storage.send("GET", url, stream=True)
+            with response:
+                if response.status_code != 200:
+                    refusal = self._storage_refusal(response, where)
+                else:
+                    with part.open("wb") as out:
+                        for chunk in body_chunks(response, _CHUNK):
+                            out.write(chunk)
+        except Transient as exc:
+            raise Transient(f"the download from {where} broke off ({exc})") from None
+        if refusal is not None:
+            raise refusal
+        lines, complete = _scan(part)
+        if not complete:
+            raise Transient(f"the file from {where} ends in the middle of a record (truncated)")
+        return lines
+
+    @staticmethod
+    def _storage_refusal(response: Response, where: str) -> Transient:
+        """Object storage's (S3/Azure/GCS) answer -> what to do: 4xx (e.g. an expired URL)
+        asks for a new URL at once, 408/429/5xx after a wait."""
+        status = response.status_code
+        head = next(body_chunks(response, 4096), b"").decode("utf-8", "replace")
+        found = [re.search(rf"<{tag}>([^<]{{0,200}})</{tag}>", head) for tag in ("Code", "Message")]
+        detail = ": ".join(m.group(1) for m in found if m)
+        reason = f"{where} answered HTTP {status}" + (f" ({detail})" if detail else "")
+        if classify(status) is not Outcome.RETRY:
+            return Transient(reason, status, retry_after=0.0)
+        return Transient(
+            reason, status, retry_after=retry_after_seconds(response.headers.get("Retry-After"))
+        )

@@ -31,8 +31,7 @@ from urllib.parse import quote
 from openinference.semconv.trace import OpenInferenceSpanKindValues, SpanAttributes
 
 from ingest.errors import PhoenixError
-from ingest.phoenix.api import PhoenixApi
-from ingest.phoenix.settings import PhoenixSettings
+from ingest.phoenix.api import PhoenixApi, PhoenixSettings
 
 log = logging.getLogger(__name__)
 

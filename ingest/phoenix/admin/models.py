@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ingest.errors import PhoenixError
-from ingest.http import RedirectRefused, Transient
+from ingest.errors import PhoenixError, RedirectRefused, Transient
 from ingest.phoenix import capabilities
-from ingest.phoenix.api import PhoenixApi
-from ingest.phoenix.settings import PhoenixSettings
+from ingest.phoenix.api import PhoenixApi, PhoenixSettings
 
 # Phoenix re-reads its model table every 5 s (daemons/generative_model_store.py): spans stored
 # sooner after a change may still get the old price.

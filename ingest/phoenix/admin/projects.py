@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from ingest.http import RedirectRefused, Transient, Transport
-from ingest.phoenix.settings import PhoenixSettings
+from ingest.errors import RedirectRefused, Transient
+from ingest.http import Transport
+from ingest.phoenix.api import PhoenixSettings
 
 TIMEOUT_S = 10.0
 

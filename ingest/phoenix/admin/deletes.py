@@ -18,9 +18,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from ingest.errors import PhoenixError
-from ingest.phoenix.api import PhoenixApi
+from ingest.phoenix.api import PhoenixApi, PhoenixSettings
 from ingest.phoenix.capabilities import SPAN_DELETE, format_version
-from ingest.phoenix.settings import PhoenixSettings
 
 # Tests only: SIGKILL this process right after the N-th span delete (a crash between the
 # delete and the re-delivery, at a point the test chooses).
