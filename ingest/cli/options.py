@@ -362,7 +362,9 @@ def pull_settings(phoenix: PhoenixSettings, tuning: Tuning, kw: Mapping[str, Any
         tuning=tuning,
         window=kw["window"],
         concurrency=kw["concurrency"],
-        max_duration_s=kw["max_duration"].total_seconds() if kw["max_duration"] else None,
+        max_duration_s=kw["max_duration"].total_seconds()
+        if kw["max_duration"] is not None
+        else None,
         enrich=kw["enrich"],
         annotate=not kw["no_annotations"],
         quarantine_path=kw["quarantine_file"],

@@ -410,8 +410,10 @@ def test_prices_remove_takes_its_endpoint_from_the_config_file(
 ) -> None:
     """`endpoint` at the top of the config file and `yes` in a [prices] table reach
     `prices remove`, which then deletes this tool's models on THAT Phoenix."""
-    ours = ModelSpec("portkey:config/model", "openai", "^config-model$", None, {"input": 1.0})
-    table.create(ours, {"input": True})
+    ours = ModelSpec(
+        "portkey:config/model", "openai", "^config-model$", None, {"input": 1.0, "output": 2.0}
+    )
+    table.create(ours, {"input": True, "output": False})
     config = tmp_path / "config.toml"
     config.write_text(f'endpoint = "{phoenix.url}"\n[prices]\nyes = true\n')
     config.chmod(0o600)
