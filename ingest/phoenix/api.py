@@ -17,10 +17,13 @@ back is what proves storage.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import time
+import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -42,6 +45,10 @@ from ingest.http import (
     retry_after_seconds,
     valid_header_value,
 )
+from ingest.phoenix import capabilities
+
+if TYPE_CHECKING:
+    from phoenix.client import Client
 
 T = TypeVar("T")
 
@@ -178,6 +185,43 @@ def answer_error(
         if (target.hostname or "") != (urlsplit(settings.base_url).hostname or ""):
             return redirect_error(settings, target.hostname or "?", status)
     return refused(f"{said}: {text.strip().replace(chr(10), ' ')[:300]}")
+
+
+def unexpected_read(settings: PhoenixSettings, version: str | None, what: str) -> PhoenixError:
+    """A read Phoenix answered, but not as this tool expects. When the server named its
+    `version`, say which (an older Phoenix is not a wrong endpoint); else check the URL."""
+    base = settings.base_url
+    if version is not None:
+        oldest = capabilities.format_version(capabilities.OLDEST_SUPPORTED)
+        newest = capabilities.format_version(capabilities.NEWEST_TESTED)
+        return PhoenixError(
+            f"Phoenix {version} at {base} did not answer a span read as this tool "
+            f"expects ({what}). This tool supports Phoenix {oldest} to {newest}: upgrade "
+            "Phoenix if it is older, and run `doctor` to see which features it offers."
+        )
+    return PhoenixError(
+        f"Phoenix at {base} did not answer a span read as Phoenix does ({what}). "
+        "Check PHOENIX_COLLECTOR_ENDPOINT points at a Phoenix server."
+    )
+
+
+def import_phoenix_client() -> type[Client]:
+    """`phoenix.client.Client`, without running `phoenix/__init__.py`.
+
+    With the Phoenix server package installed beside the client (the `server` extra), that
+    file imports the whole server: 5-9 s and ~380 MB before the first read. The client does
+    not need it, so the `phoenix` namespace is set up bare and only `phoenix.client` loads.
+    """
+    if "phoenix" not in sys.modules:
+        spec = importlib.util.find_spec("phoenix")  # locates the package, runs nothing
+        if spec is not None and spec.submodule_search_locations is not None:
+            namespace = types.ModuleType("phoenix")
+            namespace.__path__ = list(spec.submodule_search_locations)
+            namespace.__spec__ = spec
+            sys.modules["phoenix"] = namespace
+    from phoenix.client import Client
+
+    return Client
 
 
 class PhoenixApi:

@@ -30,9 +30,8 @@ from ingest.convert.ids import ParentIndex, span_id_for
 from ingest.convert.records import LogRecord, parse_record
 from ingest.convert.spans import ConversionOptions, make_resource, to_span
 from ingest.errors import IngestError, RecordError, outcome_of
-from ingest.phoenix.annotations import SpanAnnotator
 from ingest.phoenix.api import PhoenixSettings, SpanSender
-from ingest.phoenix.reader import SpanReader
+from ingest.phoenix.reader import SpanAnnotator, SpanReader
 from ingest.run.delivery import Batch, Deliverer, DeliveryStats, Tuning
 from ingest.run.logs import event
 from ingest.run.parents import Enricher, index_parents, parent_store
