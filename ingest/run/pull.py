@@ -27,9 +27,8 @@ from ingest.convert.spans import ConversionOptions
 from ingest.errors import FutureWatermarkError, RunStopped
 from ingest.phoenix.api import PhoenixSettings
 from ingest.run.delivery import Batch, Tuning
-from ingest.run.logs import event
+from ingest.run.logs import Progress, event
 from ingest.run.pipeline import FileImporter, FileRun, RunSetup, RunSummary, started_run
-from ingest.run.progress import Progress
 from ingest.run.state import (
     StateStore,
     advance_watermark,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -61,3 +62,8 @@ class Quarantine:
             os.fsync(self._handle.fileno())
             self._handle.close()
             self._handle = None
+
+
+def default_quarantine_path(state_dir: Path) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return state_dir / "quarantine" / f"{stamp}-{os.getpid()}.jsonl"
