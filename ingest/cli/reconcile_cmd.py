@@ -15,7 +15,7 @@ from ingest.cli.options import (
     start_logging,
     verbosity_options,
 )
-from ingest.cli.runner import run_command
+from ingest.cli.report import run_command
 from ingest.errors import EXIT_FAILED, EXIT_OK, ConfigError
 
 

@@ -23,7 +23,7 @@ from ingest.cli.options import (
     start_logging,
     tuning_from,
 )
-from ingest.cli.runner import Done, run_command
+from ingest.cli.report import Done, run_command
 from ingest.errors import ConfigError
 
 
