@@ -11,7 +11,7 @@ every file's cursor still moves only over its verified prefix.
 
 Before a file is converted, a first pass (`index_parents`) reads its lines once to index
 every log's Portkey span id, so a child placed before its parent still gets its parent link;
-the index is also kept beside the state (`state.ParentStore`) for later runs.
+committed logs are also remembered beside the state (`state.ParentStore`) for later runs.
 """
 
 from __future__ import annotations
@@ -145,6 +145,9 @@ class FilePosition:
     line: int
     final: bool
     file: FileRun | None = field(default=None, compare=False, repr=False)
+    # (Portkey trace id, span id, log id) of the batch's logs that have a Portkey span id:
+    # remembered beside the state when the batch commits.
+    parents: tuple[tuple[str, str, str], ...] = field(default=(), compare=False, repr=False)
 
 
 class Sink(Protocol):
@@ -187,6 +190,7 @@ class FileImporter:
         # Span ids of the current file: a log id seen twice is sent once. Kept per file so
         # memory stays flat over a long backfill; across files, the pre-check catches repeats.
         self._seen: set[int] = set()
+        self._rows: list[tuple[str, str, str]] = []  # parent rows of the batch being filled
         # Parent links are a function of the logs (convert/ids.py): indexed file by file before
         # conversion, and across runs beside the state.
         self.parents = ParentIndex(earlier=parent_store(store.dir if store else None,
@@ -273,8 +277,9 @@ class FileImporter:
             yield batch
 
     def commit(self, batch: Batch) -> None:
-        """A verified batch: its file's cursor and counts move past it, and the state file
-        is saved; the file's final batch marks it complete."""
+        """A verified batch: its file's cursor and counts move past it, its logs' Portkey span
+        ids go to the parent index beside the state, and the state file is saved; the file's
+        final batch marks it complete."""
         position: FilePosition = batch.position
         run = position.file
         assert run is not None
@@ -284,6 +289,8 @@ class FileImporter:
             delivered=batch.delivered, already_present=batch.already_present,
             counts=batch.counts, starts_ns=(span.start_time or 0 for span in batch.spans),
         )  # fmt: skip
+        if isinstance(store := self.parents.earlier, ParentStore):
+            store.add(list(position.parents))
         self.summary.delivered += batch.delivered
         self.summary.already_present += batch.already_present
         if run.persist:
@@ -316,11 +323,15 @@ class FileImporter:
                 offset, line_no = line.end_offset, line.line_no
                 if (len(batch.spans) >= self.tuning.batch_size
                         or batch.size_bytes >= self.tuning.max_batch_bytes):  # fmt: skip
-                    batch.position = FilePosition(offset, line_no, final=False)
+                    batch.position = FilePosition(offset, line_no, False, parents=self._taken())
                     yield batch
                     batch = Batch(spans=[], position=None, counts=Counter())
-        batch.position = FilePosition(offset, line_no, final=True)
+        batch.position = FilePosition(offset, line_no, True, parents=self._taken())
         yield batch
+
+    def _taken(self) -> tuple[tuple[str, str, str], ...]:
+        rows, self._rows = tuple(self._rows), []
+        return rows
 
     def _add(self, line: SourceLine, raw: Any, batch: Batch) -> None:
         try:
@@ -347,6 +358,8 @@ class FileImporter:
                                       f"{exc}")  # fmt: skip
             return
         self._seen.add(span_id)
+        if record.span_id:
+            self._rows.append((record.trace_id or "", record.span_id, record.log_id))
         self.summary.saw(record)
         batch.spans.append(span)
         batch.size_bytes += size
@@ -444,10 +457,9 @@ def index_parents(
     prepare: Callable[[Any], Any] = lambda raw: raw,
     batch: int = 500,
 ) -> None:
-    """Remember every log of `path` that has a Portkey span id; bad lines are left to the
-    delivery pass, which quarantines them. Enrichment is cached, so the second pass pays
-    nothing for it."""
-    store = parents.earlier if isinstance(parents.earlier, ParentStore) else None
+    """Remember every log of `path` that has a Portkey span id (in memory: the index beside
+    the state learns a log when its batch commits); bad lines are left to the delivery pass,
+    which quarantines them. Enrichment is cached, so the second pass pays nothing for it."""
     for chunk in chunk_lines(read_lines(path, max_line_bytes=max_line_bytes), batch):
         raws = []
         for line in chunk:
@@ -459,7 +471,6 @@ def index_parents(
                 continue
         if enricher is not None:
             enricher.enrich([raw for raw in raws if isinstance(raw, dict)])
-        rows = []
         for raw in raws:
             try:
                 record = parse_record(prepare(raw))
@@ -467,6 +478,3 @@ def index_parents(
                 continue
             if record.span_id:
                 parents.remember(record)
-                rows.append((record.trace_id or "", record.span_id, record.log_id))
-        if store is not None:
-            store.add(rows)

@@ -5,9 +5,9 @@ the directory) and guarded by an exclusive lock held for the whole run. Only the
 commit callback advances it, and only over verified spans. Deleting it is safe: the next
 run re-checks every log against Phoenix and sends nothing twice (ids are deterministic).
 
-Beside it, `parents.sqlite3` (`ParentStore`) remembers the parent links of earlier runs
-(convert/ids.py), bounded in rows, so a child in a later file or window finds a parent
-delivered by an earlier run.
+Beside it, `parents.sqlite3` (`ParentStore`) remembers the Portkey span ids of delivered
+logs (convert/ids.py: parent links), bounded in rows and added at each commit, so a child in
+a later file or window finds a parent delivered by an earlier run.
 """
 
 from __future__ import annotations
