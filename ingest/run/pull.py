@@ -282,8 +282,9 @@ def sync(
                                accept_future_watermark)  # fmt: skip
         except FutureWatermarkError as exc:
             raise FutureWatermarkError(f"{store.path}: {exc}") from None
+        left = resync_holes(store.doc, pull.options.project)  # issue 16: a resync's holes
         windows = plan_windows(start, end, pull.window)
-        holes = [Window(*h) for h in resync_holes(store.doc, pull.options.project)]  # issue 16
+        holes = [Window(*h) for h in left]
         windows = [h for h in holes if h not in windows] + windows
 
         def on_done(window: Window) -> None:
