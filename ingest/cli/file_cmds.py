@@ -110,8 +110,10 @@ def convert_command(files: tuple[Path, ...], **kw: Any) -> None:
         from ingest.sources.files import expand_paths
 
         options = conversion_settings(kw["project"], kw)
-        summary = convert_files(expand_paths(list(files)), options, sys.stdout,
-                                kw["quarantine_file"])  # fmt: skip
+        summary = convert_files(
+            expand_paths(list(files)), options, sys.stdout, kw["quarantine_file"],
+            lambda rejected: click.echo(rejected, err=True),
+        )  # fmt: skip
         print_converted(summary, quiet=kw["quiet"])
         return Done(summary.quarantined, fields=summary.to_dict())
 
@@ -186,7 +188,7 @@ def check_command(
     start_logging(verbose, quiet)
 
     def action() -> Done:
-        from ingest.run.check import run_check
+        from ingest.ops.check import run_check
 
         settings = phoenix_settings(
             endpoint, api_key, project or "check", retry_deadline, client_headers
