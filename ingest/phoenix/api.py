@@ -18,6 +18,7 @@ back is what proves storage.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sys
 import time
 import types
@@ -42,7 +43,9 @@ from ingest.http import (
     Service,
     Transport,
     classify,
+    plain_http_to_remote,
     retry_after_seconds,
+    split_userinfo,
     valid_header_value,
 )
 from ingest.phoenix import capabilities
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
     from phoenix.client import Client
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "http://localhost:6006"
 MAX_RETRY_AFTER_S = 60.0
@@ -80,6 +84,12 @@ class PhoenixSettings:
                     f"PHOENIX_CLIENT_HEADERS (or --client-headers): the value of {name!r} holds "
                     "a line break or another character a header cannot carry: fix it."
                 )
+        # `user:pass@` in the endpoint: sent as a Basic header (the API key, when set, wins),
+        # and never printed, logged or stored with the URL.
+        endpoint, basic = split_userinfo(self.endpoint.strip())
+        if basic and not any(name.lower() == "authorization" for name in headers):
+            headers["Authorization"] = basic
+        object.__setattr__(self, "endpoint", endpoint)
         object.__setattr__(self, "headers", headers)
 
     @classmethod
@@ -105,7 +115,15 @@ class PhoenixSettings:
         }
         if options.get("retry_deadline") is not None:
             values["retry_deadline_s"] = options["retry_deadline"]
-        return cls(**values)
+        settings = cls(**values)
+        if settings.api_key and plain_http_to_remote(settings.base_url):
+            log.warning(
+                "PHOENIX_API_KEY is sent over plain http:// to %s (PHOENIX_COLLECTOR_ENDPOINT): "
+                "anyone on the network path can read it. Use https://, or reach Phoenix "
+                "through a loopback address or a tunnel.",
+                urlsplit(settings.base_url).netloc,
+            )
+        return settings
 
     @property
     def base_url(self) -> str:
