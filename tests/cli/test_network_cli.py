@@ -58,3 +58,14 @@ def test_a_phoenix_key_over_plain_http_to_another_machine_is_warned_about(
     unkeyed = run_cli("import", str(empty), "--endpoint", "http://10.1.2.3:6006",
                       "--state-dir", str(tmp_path / "s"))  # fmt: skip
     assert unkeyed.returncode == 2 and "plain http" not in unkeyed.stderr
+
+
+def test_config_show_says_a_url_holds_credentials_without_showing_them() -> None:
+    env = {"PHOENIX_COLLECTOR_ENDPOINT": "http://ops:s3cr3t@127.0.0.1:6006",
+           "PORTKEY_BASE_URL": "https://u:pw@pk.example/v1"}  # fmt: skip
+    result = run_cli("config", "show", "sync", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "http://(set)@127.0.0.1:6006" in result.stdout
+    assert "https://(set)@pk.example/v1" in result.stdout
+    assert "s3cr3t" not in result.stdout + result.stderr
+    assert "u:pw" not in result.stdout + result.stderr
