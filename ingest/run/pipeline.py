@@ -135,7 +135,7 @@ class FileRun:
     path: Path
     progress: dict[str, Any]
     persist: bool  # save the state file at each commit (not for Portkey's downloads)
-    describe: Callable[[Path, int, int], tuple[str, float | None]]
+    window: tuple[str, float] | None  # (label, fraction of the run done) of a Portkey window
     started: float = field(default_factory=time.monotonic)
 
 
@@ -196,9 +196,8 @@ class FileImporter:
         self.parents = ParentIndex(earlier=parent_store(store.dir if store else None,
                                                         options.project))  # fmt: skip
         self.progress = progress or Progress(enabled=False)
-        # Where the run is and what fraction is done, for the progress line; callers that
-        # know more (the backfill's windows) replace it.
-        self.describe: Callable[[Path, int, int], tuple[str, float | None]] = describe_file
+        # The window a puller is delivering, for the progress line (else the file's line).
+        self.window: tuple[str, float] | None = None
         self._started = time.monotonic()
 
     def run(self, files: list[Path]) -> RunSummary:
@@ -258,7 +257,7 @@ class FileImporter:
             progress = self.store.file_progress(self.options.project, fingerprint(path), path)
         else:
             progress = new_file_entry(self.options.project, "") | {"path": str(path)}
-        run = FileRun(path, progress, persist, self.describe)
+        run = FileRun(path, progress, persist, self.window)
         if opened is not None:
             opened(run)
         self.summary.widen(progress.get("earliest"), progress.get("latest"))
@@ -296,7 +295,10 @@ class FileImporter:
         if run.persist:
             assert self.store is not None
             self.store.save()
-        where, done = run.describe(run.path, position.line, position.offset)
+        if run.window is not None:
+            where, done = f"{run.window[0]}: line {position.line:,}", run.window[1]
+        else:
+            where, done = describe_file(run.path, position.line, position.offset)
         self.progress.update(where, self.summary.delivered, self.summary.already_present, done)
         if position.final:
             event(
