@@ -140,7 +140,7 @@ def read_spans(url: str, project: str, api_key: str | None = None) -> list[dict[
     """Every span of a project, read through arize-phoenix-client."""
     import httpx
 
-    from ingest.phoenix.reader import import_phoenix_client
+    from ingest.phoenix.api import import_phoenix_client
 
     client = import_phoenix_client()(base_url=url, api_key=api_key)
     try:

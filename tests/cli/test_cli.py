@@ -17,9 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from ingest.cli import cli
-from ingest.cli.runner import run_command
+from ingest.cli.report import range_link, run_command
 from ingest.convert.ids import span_hex, span_id_for
-from ingest.ops.report import range_link
 from ingest.phoenix.admin.local_server import LocalPhoenix, free_port
 from ingest.phoenix.api import PhoenixSettings
 from ingest.run.logs import TextFormatter

@@ -26,7 +26,7 @@ import pytest
 
 import ingest
 from ingest.phoenix.admin.local_server import LocalPhoenix, free_port
-from ingest.phoenix.reader import import_phoenix_client
+from ingest.phoenix.api import import_phoenix_client
 from tests.conftest import REPO, SAMPLE_LOGS, read_spans, run_cli
 
 # ---- check: delete the project it created when it passes ------------------------------------
