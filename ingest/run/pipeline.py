@@ -251,6 +251,7 @@ class FileImporter:
         listed twice is imported once (the first may not be committed yet)."""
         self.summary.files += 1
         self._seen.clear()
+        self._rows.clear()
         persist = remember and self.store is not None
         if persist:
             assert self.store is not None
