@@ -16,7 +16,9 @@ from typing import Any, NoReturn
 
 import click
 
+from ingest.convert.redact import active, use_rules
 from ingest.errors import EXIT_FAILED, IngestError, outcome_of
+from ingest.run.logs import escape
 
 
 @dataclass
@@ -39,7 +41,7 @@ def run_command(action: Callable[[], Done | int | None]) -> NoReturn:
         click.echo("Interrupted: progress up to the last verified batch is saved.", err=True)
         finish(*outcome_of(exc))
     except IngestError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {error_text(exc)}", err=True)
         finish(*outcome_of(exc), error=str(exc))
     except click.ClickException:
         raise  # a usage error found by the body: IngestGroup.main reports it (exit 2)
@@ -54,6 +56,13 @@ def run_command(action: Callable[[], Done | int | None]) -> NoReturn:
     if done.failed:
         finish("failed", EXIT_FAILED, **done.fields)
     finish(*outcome_of(None, done.quarantined), **done.fields)
+
+
+def error_text(exc: BaseException) -> str:
+    """An error's message fit for stderr: secrets masked by the run's rules, and control
+    characters escaped: a value quoted in it (a log id, a server's answer) cannot forge a
+    line or drive the terminal. An error is one line."""
+    return escape(active().scrub(str(exc), where="stderr"))
 
 
 def finish(outcome: str, exit_code: int, command: str | None = None, **fields: Any) -> NoReturn:
@@ -92,6 +101,7 @@ class IngestGroup(click.Group):
         from ingest.cli.options import forget_log_format
 
         forget_log_format()  # a new run (tests invoke the group many times in one process)
+        use_rules(None)  # the built-in rules until the command's options give the run's
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Abort:  # Ctrl-C before the command body ran
@@ -105,7 +115,7 @@ class IngestGroup(click.Group):
             name = exc.ctx.info_name if getattr(exc, "ctx", None) is not None else None
             finish("usage_error", exc.exit_code, command=name, error=exc.format_message())
         except IngestError as exc:  # e.g. the config file, read while parsing the options
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {error_text(exc)}", err=True)
             finish(*outcome_of(exc), error=str(exc))
         if not standalone_mode:
             return code

@@ -57,6 +57,7 @@ _LAST = frozenset({"key", "keys", "token", "auth", "signature", "sig"})
 _COMPOUNDS = (
     "apikey", "privatekey", "accesskey", "secretkey", "clientsecret", "password", "passwd",
     "accesstoken", "refreshtoken", "authtoken", "idtoken", "sessiontoken", "bearertoken",
+    "virtualkey", "signingkey", "masterkey", "encryptionkey", "adminkey", "servicekey",
 )  # fmt: skip
 # Names that end in a secret word but are not secrets (the session key names a metadata
 # key; a bare `key` is the name half of a key/value pair, whose value rule covers it).
@@ -65,6 +66,15 @@ _NOT_SECRET = frozenset(
         "sessionkey", "cachekey", "idempotencykey", "partitionkey", "sortkey", "primarykey",
         "foreignkey", "keyid", "key", "keys", "tokenizer", "tokentype", "pagetoken",
         "nextpagetoken",
+    }
+)  # fmt: skip
+# Words after a secret word that only qualify it (`token_old`, `key_b64`).
+_QUALIFIERS = frozenset(
+    {
+        "old", "new", "value", "val", "backup", "bak", "prod", "dev", "test", "staging",
+        "current", "previous", "prev", "primary", "secondary", "raw", "str", "string", "b64",
+        "base64", "enc", "encoded", "hex", "orig", "original", "tmp", "temp", "main", "alt",
+        "override", "default", "env", "v",
     }
 )  # fmt: skip
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
@@ -85,6 +95,11 @@ _NAME_WINDOW = 160
 # Read backwards from a separator (on the reversed text): blanks, a closing quote with its
 # escaping backslashes, the name.
 _REV_NAME = re.compile(r"[ \t]{0,8}(?P<kq>[\"'][\\]{0,15}|[27]2%)?(?P<name>[\w.\-]{1,128})")
+# Before a `"value"` key (reversed): `"name": "<header>", ` at any escaping depth.
+_REV_HEADER = re.compile(
+    r"(?:[\"'][\\]{0,15})?[ \t]{0,8},[ \t]{0,8}[\"'][\\]{0,15}(?P<hdr>[^\"'\\]{1,128})"
+    r"[\"'][\\]{0,15}[ \t]{0,8}:[ \t]{0,8}[\"'][\\]{0,15}(?P<key>[A-Za-z_]{1,12})"
+)
 _VALUE_START = re.compile(r"[ \t]{0,16}(?P<q>[\\]{0,15}[\"'])?")
 _BARE_VALUE = re.compile(
     r"(?P<scheme>(?:basic|digest|token|bearer)[ \t]{1,8})?[^\s\"'\\&,;{}\[\]()<>]+", re.I
@@ -165,7 +180,11 @@ class Redactor:
         if not compact or compact in _NOT_SECRET:
             return False
         words = _words(name)
-        if words and (words[-1] in _LAST or not _ANYWHERE.isdisjoint(words)):
+        if not _ANYWHERE.isdisjoint(words):
+            return True
+        while words and (words[-1] in _QUALIFIERS or words[-1].isdigit()):
+            words.pop()  # `token_old`, `api_key_2`: the last word that says what it is
+        if words and words[-1] in _LAST and "".join(words) not in _NOT_SECRET:
             return True
         return any(compound in compact for compound in _COMPOUNDS)
 
@@ -245,8 +264,12 @@ class Redactor:
             if found is None:
                 continue
             name = found["name"][::-1]
+            if window[found.end() : found.end() + 1] == "%":  # `%3Fapi_key`: not `3Fapi_key`
+                name = name[2:]
             quoted_name = found["kq"] is not None
-            if not self.is_secret_key(name):
+            if not self.is_secret_key(name) and not (
+                name in ("value", "values") and self._header_before(window, found.end())
+            ):
                 continue
             if sep[0] == ":" and not quoted_name and name.lower() in _PROSE_WORDS:
                 continue  # "the key: use a map" is prose, not a credential
@@ -264,6 +287,16 @@ class Redactor:
             return text, 0
         out.append(text[done:])
         return "".join(out), masked
+
+    def _header_before(self, window: str, at: int) -> bool:
+        """Is this `"value"` the second half of a `{"name": "<secret header>", ...}` object
+        (read backwards from `at` in the reversed window)?"""
+        header = _REV_HEADER.match(window, at)
+        return (
+            header is not None
+            and header["key"][::-1] in _HEADER_NAME_KEYS
+            and self.is_secret_key(header["hdr"][::-1])
+        )
 
     # ---- structure ---------------------------------------------------------------------------
 

@@ -76,6 +76,8 @@ def print_converted(summary: RunSummary, quiet: bool = False) -> None:
                 ", ".join(f"{name} {count}" for name, count in sorted(summary.coercions.items())),
             )
         )
+    if summary.redacted:
+        rows.append(("secrets masked", _redacted_text(summary)))
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         click.echo(f"  {name:<{width}}  {value}", err=True)
@@ -107,6 +109,8 @@ def print_summary(
         rows.append(("coerced values", coerced))
     if summary.records_with_warnings:
         rows.append(("records with warnings", summary.records_with_warnings))
+    if summary.redacted:
+        rows.append(("secrets masked", _redacted_text(summary)))
     click.echo(f"Imported into Phoenix project '{settings.project}' at {settings.base_url}")
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
@@ -114,6 +118,11 @@ def print_summary(
     if summary.quarantined:
         click.echo(f"Quarantined records (with reasons): {summary.quarantine_path}")
     click.echo(f"Open in Phoenix: {link}")
+
+
+def _redacted_text(summary: RunSummary) -> str:
+    """`spans 3, quarantine 1`: what was masked, per output."""
+    return ", ".join(f"{output} {count}" for output, count in summary.redacted.items())
 
 
 def _annotations_text(summary: RunSummary) -> str:

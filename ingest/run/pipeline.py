@@ -59,7 +59,8 @@ class RunSummary:
     annotation_failures: int = 0
     coercions: Counter[str] = field(default_factory=Counter)
     records_with_warnings: int = 0
-    redacted: int = 0  # secrets masked by the conversion (ConversionOptions.redactor)
+    # Secrets masked per output (spans, quarantine, stderr, logs) by the run's rules.
+    redacted: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
     quarantine_path: Path | None = None
     earliest: datetime | None = None  # start times of the logs seen, for the Phoenix link
@@ -213,7 +214,7 @@ class FileImporter:
         self.progress.close()
         self.summary.elapsed_s = time.monotonic() - self._started
         self.summary.quarantined = self.quarantine.count
-        self.summary.redacted = self.options.redactor.masked
+        self.summary.redacted = dict(sorted(self.options.redactor.counts.items()))
         self.summary.quarantine_path = self.quarantine.path if self.quarantine.count else None
         self.summary.retried = getattr(getattr(self.deliverer, "sender", None), "retries", 0)
         self.summary.resent = self.deliverer.stats.resent
@@ -355,15 +356,21 @@ class FileImporter:
         batch.counts["quarantined"] += 1
 
 
-_QUARANTINE_KEYS = frozenset({"time", "source", "line", "reason", "raw"})
+_QUARANTINE_KEYS = frozenset({"time", "source", "line", "reason"})
+_QUARANTINE_LINES = ("raw", "record")  # the line as read, or with its secrets masked
 
 
 def unwrap_quarantined(raw: Any) -> Any:
-    """A quarantine entry ({time, source, line, reason, raw}) stands for its original line,
-    so a fixed quarantine file can be imported as it is."""
-    if isinstance(raw, dict) and set(raw) == _QUARANTINE_KEYS and isinstance(raw["raw"], str):
+    """A quarantine entry ({time, source, line, reason, record[, raw]}) stands for its
+    original line (`raw` when kept, else `record`), so a fixed quarantine file can be
+    imported as it is."""
+    if not isinstance(raw, dict) or not set(raw) >= _QUARANTINE_KEYS:
+        return raw
+    lines = set(raw) - _QUARANTINE_KEYS
+    text = next((raw[key] for key in _QUARANTINE_LINES if key in raw), None)
+    if lines and lines <= set(_QUARANTINE_LINES) and isinstance(text, str):
         try:
-            return json.loads(raw["raw"])
+            return json.loads(text)
         except ValueError as exc:
             raise RecordError(f"quarantined line is still not valid JSON: {exc}") from None
     return raw
@@ -393,10 +400,10 @@ def started_run(
     """The one set-up: quarantine, sink (sender, reader, annotator) and the per-line step;
     on the way out, the run's outcome and counts go to the state file (held locked by the
     caller), whatever ended it."""
-    if store is not None:
-        quarantine = Quarantine(setup.quarantine_path or default_quarantine_path(store.dir))
-    else:
-        quarantine = Quarantine(setup.quarantine_path)
+    path = setup.quarantine_path
+    if store is not None and path is None:
+        path = default_quarantine_path(store.dir)
+    quarantine = Quarantine(path, setup.options.redactor, setup.options.quarantine_raw)
     if setup.sink is not None:
         sink = setup.sink
     else:

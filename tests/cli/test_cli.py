@@ -338,10 +338,10 @@ def test_a_fixed_quarantine_file_can_be_imported_as_it_is(tmp_path: Path) -> Non
     )
     assert first.exit_code == 3
     (entry,) = [json.loads(line) for line in quarantine.read_text().splitlines()]
-    assert set(entry) == {"time", "source", "line", "reason", "raw"}
-    fixed = json.loads(entry["raw"])
+    assert set(entry) == {"time", "source", "line", "reason", "record"}
+    fixed = json.loads(entry["record"])
     fixed["id"] = "fixed-7"  # the user fixes the line inside the entry
-    (tmp_path / "fixed.jsonl").write_text(json.dumps({**entry, "raw": json.dumps(fixed)}) + "\n")
+    (tmp_path / "fixed.jsonl").write_text(json.dumps({**entry, "record": json.dumps(fixed)}) + "\n")
     again = CliRunner().invoke(cli, ["convert", str(tmp_path / "fixed.jsonl")])
     assert again.exit_code == 0, again.stderr
     (span,) = [json.loads(line) for line in again.stdout.splitlines()]
