@@ -110,7 +110,12 @@ _PERCENT_LEAD = re.compile(r"(?:%20|\+){0,8}(?:%2[27])?")
 
 # ---- text: shapes ----------------------------------------------------------------------------
 _BEARER = re.compile(r"\b(?P<pre>bearer[ \t]{1,16})(?!\[REDACTED\])[^\s\"'\\,;]+", re.I)
-_BASIC = re.compile(r"\b(?P<pre>basic[ \t]{1,16})(?P<v>[A-Za-z0-9+/]{6,}={0,2})", re.I)
+# `Basic <base64>`, with or without the colon inside: a base64 word that is not English (a
+# digit, `+`, `/`, `=` or a capital after a small letter within its first 200 characters).
+_BASIC = re.compile(
+    r"\b(?P<pre>[Bb][Aa][Ss][Ii][Cc][ \t]{1,16})"
+    r"(?=[A-Za-z0-9+/]{0,200}?(?:[0-9+/=]|[a-z][A-Z]))[A-Za-z0-9+/]{6,}={0,2}"
+)
 _QUERY = re.compile(
     r"(?P<pre>[?&;](?:sig|signature|token|key|api[_-]?key|access_token|auth|password|"
     r"credential|x-amz-[\w-]{1,64}|x-goog-[\w-]{1,64})=)(?!\[REDACTED\])[^&#\s\"'\\]+",
@@ -223,7 +228,7 @@ class Redactor:
                 text, n = _BEARER.subn(_keep_pre, text)
                 masked += n
             if "basic" in low:
-                text, n = _sub_counted(_BASIC, _mask_basic, text)
+                text, n = _BASIC.subn(_keep_pre, text)
                 masked += n
             if "=" in text:
                 text, n = _QUERY.subn(_keep_pre, text)
@@ -428,29 +433,6 @@ def _keep_pre(match: re.Match[str]) -> str:
     return match["pre"] + REDACTED
 
 
-def _mask_basic(match: re.Match[str]) -> str | None:
-    """`Basic <base64>`, with or without the colon inside: a base64 word that is not
-    English (it has a digit, `+`, `/`, `=` or a capital after its first letter)."""
-    word = match["v"]
-    if not (any(c in "0123456789+/=" for c in word) or any(c.isupper() for c in word[1:])):
-        return None
-    return match["pre"] + REDACTED
-
-
-def _sub_counted(pattern: re.Pattern[str], mask: Any, text: str) -> tuple[str, int]:
-    count = 0
-
-    def replace(match: re.Match[str]) -> str:
-        nonlocal count
-        masked = mask(match)
-        if masked is None:
-            return match[0]
-        count += 1
-        return str(masked)
-
-    return pattern.sub(replace, text), count
-
-
 def _jwts(text: str) -> tuple[str, int]:
     out: list[str] = []
     done = pos = masked = 0
@@ -514,11 +496,3 @@ def scrub(text: str) -> str:
     """`Redactor.scrub` with the built-in rules, uncounted: for quotes inside reasons and
     warnings, which their writers scrub again with the run's rules."""
     return _BUILT_IN.scrub(text)
-
-
-def might_contain_secret(text: str) -> bool:
-    return _BUILT_IN.might_contain_secret(text)
-
-
-def clean(value: Any, *, strip_nul: bool = True, text: bool = True) -> Any:
-    return _BUILT_IN.clean(value, strip_nul=strip_nul, text=text)
