@@ -422,11 +422,12 @@ def started_run(
         if store is not None:
             outcome, code = outcome_of(error, summary.quarantined)
             fields = {"project": setup.options.project, **summary.to_dict(), **extra()}
+            rules = setup.options.redactor  # the state file is an output like the others
             if setup.phoenix is not None:
-                fields["endpoint"] = setup.phoenix.base_url
+                fields["endpoint"] = rules.scrub(setup.phoenix.base_url, where="state")
             if error is not None and not isinstance(error, KeyboardInterrupt):
-                fields["error"] = str(error) if isinstance(error, IngestError) else type(
-                    error).__name__  # fmt: skip
+                fields["error"] = rules.scrub(str(error), where="state") if isinstance(
+                    error, IngestError) else type(error).__name__  # fmt: skip
             record_run(store.doc, setup.kind, outcome, code, fields)
             store.save()
 
