@@ -4,8 +4,9 @@ Each case is a text made by repeating a short unit (or a unit then filler) to a 
 redactor is timed at growing sizes (10 KB, 100 KB, 1 MB) until one takes longer than
 `--budget` seconds; the time per MB is then extrapolated from the largest size measured with
 the growth seen between the last two sizes (an exponent near 1 is linear, near 2 quadratic).
-The `text` column is `Redactor().scrub(text)` (quarantine lines, reasons, log lines); the
-`record` column cleans a decoded record holding the text as one string value (spans).
+Times are CPU seconds of the process (robust to other load on the machine). The `text`
+column is `Redactor().scrub(text)` (quarantine lines, reasons, log lines); the `record`
+column cleans a decoded record holding the text as one string value (spans).
 
     python bench/bench_redaction.py [--budget 2] [--sizes 10000,100000,1000000]
 """
@@ -70,9 +71,10 @@ CASES: dict[str, Callable[[int], str]] = {
 
 
 def _time(work: Callable[[], object]) -> float:
-    started = time.perf_counter()
+    """CPU seconds of this process: on a shared machine, wall time measures the others."""
+    started = time.process_time()
     work()
-    return time.perf_counter() - started
+    return time.process_time() - started
 
 
 def measure(make: Callable[[int], str], sizes: list[int], budget: float, record: bool) -> str:
