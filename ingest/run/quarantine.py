@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
-
-import click
 
 from ingest.convert.redact import Redactor, active
 from ingest.run.logs import escape
@@ -26,8 +26,8 @@ MAX_RAW_CHARS = 20_000
 class Quarantine:
     """Appends one JSON object per rejected line; the file is created on first use (owner
     only: it holds request bodies). Without a path, rejections are only counted; `echo`
-    also reports each on stderr (convert). `redactor` holds the run's rules (by default the
-    active ones); `keep_raw` also writes the line unmasked."""
+    (convert's, which prints to stderr) is also told each one, as one line. `redactor` holds
+    the run's rules (by default the active ones); `keep_raw` also writes the line unmasked."""
 
     def __init__(
         self, path: Path | None, redactor: Redactor | None = None, keep_raw: bool = False
@@ -36,14 +36,14 @@ class Quarantine:
         self.redactor = redactor or active()
         self.keep_raw = keep_raw
         self.count = 0
-        self.echo = False
+        self.echo: Callable[[str], None] | None = None
         self._handle: IO[str] | None = None
 
     def add(self, source: Path | str, line: int, reason: str, raw: bytes | str) -> None:
         self.count += 1
-        if self.echo:
+        if self.echo is not None:
             shown = self.redactor.scrub(reason, where="stderr")
-            click.echo(f"{escape(str(source))}:{line}: rejected: {escape(shown)}", err=True)
+            self.echo(f"{escape(str(source))}:{line}: rejected: {escape(shown)}")
         if self.path is None:
             return
         text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
@@ -88,3 +88,8 @@ def _bounded(text: str) -> str:
     if len(text) <= MAX_RAW_CHARS:
         return text
     return f"{text[:MAX_RAW_CHARS]}…[truncated: {len(text)} chars]"
+
+
+def default_quarantine_path(state_dir: Path) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return state_dir / "quarantine" / f"{stamp}-{os.getpid()}.jsonl"
