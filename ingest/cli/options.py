@@ -12,6 +12,7 @@ from typing import Any, ClassVar, TypeVar
 
 import click
 
+from ingest.convert.redact import use_rules
 from ingest.convert.spans import ConversionOptions
 from ingest.ops.config import client_headers_option
 from ingest.phoenix.api import DEFAULT_ENDPOINT, PhoenixSettings
@@ -135,6 +136,9 @@ conversion_options = option_group(
                  "any case; repeatable)."),
     click.option("--redact-pattern", multiple=True, callback=_regexes,
                  help="Also mask text matching this regular expression (repeatable)."),
+    click.option("--quarantine-raw", is_flag=True,
+                 help="Also write each rejected line unmasked (\"raw\") into the quarantine "
+                 "file: it then holds secrets in clear."),
 )  # fmt: skip
 
 state_option = click.option(
@@ -239,8 +243,9 @@ def phoenix_settings(
 
 
 def conversion_settings(project: str, p: Mapping[str, Any]) -> ConversionOptions:
-    """The conversion settings from the `conversion_options` of a command."""
-    return ConversionOptions(
+    """The conversion settings from the `conversion_options` of a command; their redaction
+    rules become the run's."""
+    options = ConversionOptions(
         project=project,
         session_key=p["session_key"] or None,
         max_messages=p["max_messages"],
@@ -249,7 +254,10 @@ def conversion_settings(project: str, p: Mapping[str, Any]) -> ConversionOptions
         max_line_bytes=p["max_line_bytes"],
         redact_keys=tuple(p["redact_key"]),
         redact_patterns=tuple(p["redact_pattern"]),
+        quarantine_raw=p.get("quarantine_raw", False),
     )
+    use_rules(options.redactor)  # the run's rules, for every output (quarantine, logs, errors)
+    return options
 
 
 class Duration(click.ParamType):

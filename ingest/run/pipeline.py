@@ -65,7 +65,8 @@ class RunSummary:
     annotation_failures: int = 0
     coercions: Counter[str] = field(default_factory=Counter)
     records_with_warnings: int = 0
-    redacted: int = 0  # secrets masked by the conversion (ConversionOptions.redactor)
+    # Secrets masked per output (spans, quarantine, stderr, logs) by the run's rules.
+    redacted: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
     quarantine_path: Path | None = None
     earliest: datetime | None = None  # start times of the logs seen, for the Phoenix link
@@ -217,7 +218,7 @@ class FileImporter:
         self.progress.close()
         self.summary.elapsed_s = time.monotonic() - self._started
         self.summary.quarantined = self.quarantine.count
-        self.summary.redacted = self.options.redactor.masked
+        self.summary.redacted = dict(sorted(self.options.redactor.counts.items()))
         self.summary.quarantine_path = self.quarantine.path if self.quarantine.count else None
         self.summary.retried = getattr(getattr(self.deliverer, "sender", None), "retries", 0)
         self.summary.resent = self.deliverer.stats.resent
@@ -396,10 +397,10 @@ def started_run(
     """The one set-up: quarantine, sink (sender, reader, annotator) and the per-line step;
     on the way out, the run's outcome and counts go to the state file (held locked by the
     caller), whatever ended it."""
-    if store is not None:
-        quarantine = Quarantine(setup.quarantine_path or default_quarantine_path(store.dir))
-    else:
-        quarantine = Quarantine(setup.quarantine_path)
+    path = setup.quarantine_path
+    if store is not None and path is None:
+        path = default_quarantine_path(store.dir)
+    quarantine = Quarantine(path, setup.options.redactor, setup.options.quarantine_raw)
     if setup.sink is not None:
         sink = setup.sink
     else:
@@ -418,11 +419,12 @@ def started_run(
         if store is not None:
             outcome, code = outcome_of(error, summary.quarantined)
             fields = {"project": setup.options.project, **summary.to_dict(), **extra()}
+            rules = setup.options.redactor  # the state file is an output like the others
             if setup.phoenix is not None:
-                fields["endpoint"] = setup.phoenix.base_url
+                fields["endpoint"] = rules.scrub(setup.phoenix.base_url, where="state")
             if error is not None and not isinstance(error, KeyboardInterrupt):
-                fields["error"] = str(error) if isinstance(error, IngestError) else type(
-                    error).__name__  # fmt: skip
+                fields["error"] = rules.scrub(str(error), where="state") if isinstance(
+                    error, IngestError) else type(error).__name__  # fmt: skip
             record_run(store.doc, setup.kind, outcome, code, fields)
             store.save()
 
