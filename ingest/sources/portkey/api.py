@@ -204,14 +204,15 @@ EXPORT_SCOPE = (
 LOG_SCOPE = "the `logs.view` or `logs.read` scope to read single logs (enrichment)"
 
 
-def no_export_api(base_url: str, endpoint: str, said: str) -> str:
+def no_export_api(base_url: str, endpoint: str, said: str, run: bool = True) -> str:
     """The message for a control plane without the log export endpoints (Prisma AIRS AI
     Gateway's published API, some self-hosted versions)."""
     host = urlsplit(base_url).netloc.rsplit("@", 1)[-1]
     return (
         f"Portkey at {host} offers no log export API ({endpoint}: {said}): this deployment "
         "(the Prisma AIRS AI Gateway's API, or a control plane without exports) cannot serve "
-        "sync or backfill; nothing was committed. What works: export the logs in the "
+        f"sync or backfill{'; nothing was committed' if run else ''}. What works: export the "
+        "logs in the "
         "gateway's UI (Logs > Export) and load the files with `portkey-phoenix-ingest import "
         "FILE...`. If this is Portkey's own API, check PORTKEY_BASE_URL (it ends in /v1)."
     )
