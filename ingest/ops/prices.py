@@ -44,8 +44,7 @@ from ingest.sources.files import decode_line, expand_paths, read_lines
 from ingest.sources.windows import Window, iso
 
 PREFIX = "portkey:"  # the names of the custom models this tool creates (its marker tells them)
-# Portkey's list price of (its provider slug, model): USD per million tokens, or None
-ListPrice = Callable[[str, str], "dict[str, float] | None"]
+ListPrice = Callable[[str, str], "dict[str, float] | None"]  # (ai_org, ai_model) -> $/1M
 INSTANCE_WIDE = (
     "Custom prices are instance-wide in Phoenix: they price every project's spans of these "
     "models, and only spans stored after they are written."
@@ -68,7 +67,7 @@ class ModelLogs:
     observations: list[Observation] = field(default_factory=list)
     zero_billed: int = 0  # cost 0 (cache hits, failures, free models)
     zero_billed_tokens: int = 0  # of those, with billable tokens in Phoenix (a free model)
-    portkey_provider: str = ""  # Portkey's slug (ai_org), for its list price
+    portkey_name: tuple[str, str] = ("", "")  # (ai_org, ai_model): for Portkey's list price
     no_cost: int = 0  # no cost, or not in USD
     no_tokens: int = 0  # billed, but no token counts to price
     no_tokens_usd: float = 0.0  # what those were billed: Phoenix cannot show it
@@ -101,7 +100,8 @@ def collect(raws: Iterable[Any]) -> Collected:
             continue
         provider = str(attributes.get(_PROVIDER) or "")
         entry = out.models.setdefault((model, provider), ModelLogs(model, provider))
-        entry.portkey_provider = entry.portkey_provider or (record.ai_org or "")[:100]
+        if not all(entry.portkey_name):
+            entry.portkey_name = ((record.ai_org or "")[:100], (record.ai_model or model)[:200])
         usd = record.cost_currency is None or record.cost_currency.upper() == "USD"
         if attributes.get(_KIND) != LLM:
             entry.not_llm += 1
@@ -240,7 +240,7 @@ def price_model(logs: ModelLogs, tolerance: float = DEFAULT_TOLERANCE,
         ), f"always billed 0 ({logs.zero_billed} logs)"
 
     def listed() -> dict[str, float] | None:
-        return list_price(logs.portkey_provider, logs.model) if list_price else None
+        return list_price(*logs.portkey_name) if list_price and all(logs.portkey_name) else None
 
     return choose_prices(logs.observations, tolerance, listed)
 
