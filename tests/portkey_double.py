@@ -179,7 +179,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 # The `requested_data` enum, in spec order [2.2].
 EXPORT_FIELDS: tuple[str, ...] = (
@@ -1024,7 +1024,7 @@ class PortkeyDouble:
             match = self._storage_route.match(path)
             return (STORAGE_ROUTE, match.groupdict()) if method == "GET" and match else (None, {})
         if role == "api" and method == "GET" and (match := self._pricing_route.match(path)):
-            return PRICING_ROUTE, match.groupdict()
+            return PRICING_ROUTE, {k: unquote(v) for k, v in match.groupdict().items()}
         if not path.startswith("/v1/"):
             return None, {}
         path = path[3:]
