@@ -48,6 +48,9 @@ T = TypeVar("T")
 
 DEFAULT_ENDPOINT = "http://localhost:6006"
 MAX_RETRY_AFTER_S = 60.0
+# The Phoenix server's own settings behind a 507 (named in its message, read by Phoenix).
+SERVER_CAPACITY = "PHOENIX_DATABASE_ALLOCATED_STORAGE_CAPACITY_GIBIBYTES"
+SERVER_THRESHOLD = "PHOENIX_DATABASE_USAGE_INSERTION_BLOCKING_THRESHOLD_PERCENTAGE"
 
 
 @dataclass(frozen=True)
@@ -167,8 +170,7 @@ def insufficient_storage(settings: PhoenixSettings, said: str, text: str) -> Pho
         "database is over the storage threshold it was given, so it accepts no writes; the "
         "run stopped at once (everything verified before is kept). Free space in Phoenix "
         "(delete old projects or traces, or set a trace retention policy), or raise the "
-        "threshold on the server (PHOENIX_DATABASE_ALLOCATED_STORAGE_CAPACITY_GIBIBYTES, "
-        "PHOENIX_DATABASE_USAGE_INSERTION_BLOCKING_THRESHOLD_PERCENTAGE), then run again."
+        f"threshold on the server ({SERVER_CAPACITY}, {SERVER_THRESHOLD}), then run again."
     )
 
 
