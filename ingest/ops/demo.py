@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +15,6 @@ import click
 
 from ingest.convert.spans import ConversionOptions
 from ingest.ops import prices
-from ingest.ops.report import print_summary
 from ingest.phoenix.admin.local_server import LocalPhoenix
 from ingest.phoenix.admin.models import ModelTable
 from ingest.phoenix.admin.totals import PhoenixTotals
@@ -78,16 +77,19 @@ def _show_cost(settings: PhoenixSettings, collected: prices.Collected) -> None:
     )
 
 
-def run_demo(state_dir: Path, port: int | None, serve: bool) -> RunSummary:
+Show = Callable[[RunSummary, PhoenixSettings], None]
+
+
+def run_demo(state_dir: Path, port: int | None, serve: bool, show: Show) -> RunSummary:
     """The import's summary (the runner makes it exit 0, or 3 with quarantined records) when
     the server is stopped by Ctrl-C, SIGTERM or SIGHUP while serving; exit 130 (from the
     runner) when one of them comes during start-up or the import. Phoenix is stopped in
-    every case."""
+    every case. `show` prints the import's summary before Phoenix is left serving."""
     with _stop_signals_as_ctrl_c():
-        return _run_demo(state_dir, port, serve)
+        return _run_demo(state_dir, port, serve, show)
 
 
-def _run_demo(state_dir: Path, port: int | None, serve: bool) -> RunSummary:
+def _run_demo(state_dir: Path, port: int | None, serve: bool, show: Show) -> RunSummary:
     phoenix_dir = state_dir / "demo-phoenix"
     click.echo(f"Starting a local Phoenix (data in {phoenix_dir}) ...")
     phoenix = LocalPhoenix(phoenix_dir, port=port)
@@ -105,7 +107,7 @@ def _run_demo(state_dir: Path, port: int | None, serve: bool) -> RunSummary:
             Tuning(),
             kind="demo",
         )
-        print_summary(summary, settings)
+        show(summary, settings)
         _show_cost(settings, collected)
         if serve:
             try:  # from the message on: a stop signal that follows it lands here
