@@ -18,7 +18,12 @@ from ingest.ops.config import client_headers_option
 from ingest.phoenix.api import DEFAULT_ENDPOINT, PhoenixSettings
 from ingest.run.delivery import Tuning
 from ingest.run.pull import PullSettings
-from ingest.sources.portkey.api import DEFAULT_BASE_URL, PORTKEY_EXPORT_LIMIT, PortkeySettings
+from ingest.sources.portkey.api import (
+    AUTH_MODES,
+    DEFAULT_BASE_URL,
+    PORTKEY_EXPORT_LIMIT,
+    PortkeySettings,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -327,6 +332,11 @@ portkey_options = option_group(
     click.option("--portkey-base-url", envvar="PORTKEY_BASE_URL", show_envvar=True,
                  default=DEFAULT_BASE_URL, show_default=True,
                  help="Portkey API (control plane) URL; self-hosted: your control plane URL."),
+    click.option("--portkey-auth", envvar="PORTKEY_AUTH", show_envvar=True,
+                 type=click.Choice(AUTH_MODES, case_sensitive=False),
+                 default=default_of(PortkeySettings, "auth"), show_default=True,
+                 help="How the key is sent: x-portkey-api-key (Portkey's API) or bearer "
+                 "(Authorization: Bearer, as the Prisma AIRS AI Gateway's API reads it)."),
     click.option("--workspace", envvar="PORTKEY_WORKSPACE", show_envvar=True, default=None,
                  help="Portkey workspace slug to export from."),
     click.option("--gateway-url", envvar="PORTKEY_GATEWAY_URL", show_envvar=True, default=None,

@@ -669,9 +669,11 @@ def test_401_stops_at_once_and_names_the_key_and_scope(double: PortkeyDouble) ->
         client.count(DAY)
     assert str(caught.value) == (
         "Portkey rejected PORTKEY_API_KEY on POST /logs/exports (HTTP 401, errorCode AB05: "
-        "Unauthorized access: invalid or missing x-portkey-api-key). Check that the key is valid "
-        "for this Portkey (PORTKEY_BASE_URL) and has the `logs.export` scope (a Workspace or "
-        "Admin API key; log exports also need Portkey's Enterprise plan)."
+        "Unauthorized access: invalid or missing x-portkey-api-key), sent as x-portkey-api-key. "
+        "Check that the key is valid for this Portkey (PORTKEY_BASE_URL) and has the "
+        "`logs.export` scope (a Workspace or Admin API key; log exports also need Portkey's "
+        "Enterprise plan); a deployment that reads the other header needs PORTKEY_AUTH=bearer "
+        "(`doctor` tries both)."
     )
     assert len(double.requests) == 1  # not retried
 
@@ -1024,3 +1026,48 @@ def test_a_key_over_plain_http_to_another_machine_is_warned_about(
         "PORTKEY_API_KEY is sent over plain http:// to portkey.internal:8787 "
         "(PORTKEY_BASE_URL): anyone on the network path can read it. Use https://."
     ]
+
+
+# --------------------------------------------------------------------------- list prices
+
+
+def test_list_prices_read_portkeys_pricing_config_in_cents_per_token() -> None:
+    from ingest.sources.portkey.api import list_prices
+
+    config = {"pay_as_you_go": {
+        "request_token": {"price": 0.00025}, "response_token": {"price": 0.001},
+        "cache_read_input_token": {"price": 0.000125}, "cache_write_input_token": {"price": 0},
+        "additional_units": {"thinking_token": {"price": 0.0035}, "web_search": {"price": 1}},
+    }, "currency": "USD"}  # fmt: skip
+    expected = {"input": 2.5, "output": 10.0, "cache_read": 1.25, "cache_write": 0.0,
+                "reasoning": 35.0}  # fmt: skip
+    assert list_prices(config) == expected
+    assert list_prices({"pricing_config": config}) == expected  # the repository's file shape
+    assert list_prices({**config, "currency": "EUR"}) is None
+    assert list_prices({"pay_as_you_go": {"request_token": {"price": 0.1}}}) is None  # no output
+    assert list_prices({"pay_as_you_go": {"request_token": {"price": -1},
+                                          "response_token": {"price": 1}}}) is None  # fmt: skip
+
+
+def test_model_price_asks_once_then_stops_when_portkey_is_unreachable() -> None:
+    from ingest.sources.portkey.api import PortkeyApi, PortkeySettings
+
+    with PortkeyDouble(
+        prices={
+            ("openai", "gpt-4o"): {
+                "pay_as_you_go": {
+                    "request_token": {"price": 0.00025},
+                    "response_token": {"price": 0.001},
+                }
+            }
+        }
+    ) as double:
+        api = PortkeyApi(PortkeySettings(api_key=double.api_key, base_url=double.base_url))
+        assert api.model_price("openai", "gpt-4o") == {"input": 2.5, "output": 10.0}
+        assert api.model_price("openai", "nope") is None  # 404: no list price
+        assert double.requests[0].path == "/model-configs/pricing/openai/gpt-4o"
+        gone = double.base_url  # nothing listens there once the double stops
+    down = PortkeyApi(PortkeySettings(api_key="pk-x", base_url=gone,
+                                      retry_deadline_s=0.5))  # fmt: skip
+    assert down.model_price("openai", "gpt-4o") is None
+    assert down.model_price("openai", "gpt-4o-mini") is None  # not asked again
