@@ -162,6 +162,8 @@ class Redactor:
 
     def is_secret_key(self, name: str) -> bool:
         """Does this key (header, field or metadata name) name a secret?"""
+        if len(name) > 256:  # never cached: the cache stays under 10,000 keys of 256 chars
+            return self._names_a_secret(name)
         known = self._secret_keys.get(name)
         if known is None:
             known = self._secret_keys[name] = self._names_a_secret(name)
