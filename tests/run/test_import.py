@@ -274,3 +274,25 @@ def test_drop_content_stores_no_content_and_keeps_tokens_and_cost(
             if key in want:
                 assert got[key] == want[key], key
         assert got["portkey.ingest.content_dropped"]
+
+
+def test_a_file_in_the_docs_vocabulary_stores_the_same_spans_as_in_the_spec_one(
+    phoenix: LocalPhoenix, project: str, tmp_path: Path
+) -> None:
+    """Issue 23, item 1: `ai_provider`, `request_tokens`, ... are read as the spec's names."""
+    from ingest.convert.records import DOCS_NAMES
+
+    spec = [json.loads(line) for line in (REPO / "sample_logs" / "errors.jsonl").open()]
+    docs = [{DOCS_NAMES.get(key, key): value for key, value in log.items()} for log in spec]
+    assert all(set(log) & set(DOCS_NAMES) == set() for log in docs)
+    stored = {}
+    for name, logs in (("spec", spec), ("docs", docs)):
+        path = write_jsonl(tmp_path / f"{name}.jsonl", logs)
+        code, summary = import_json(str(path), "--endpoint", phoenix.url,
+                                    "--project", f"{project}-{name}")  # fmt: skip
+        assert code == 0 and summary["delivered"] == len(logs)
+        spans = read_spans(phoenix.url, f"{project}-{name}")
+        stored[name] = {s["attributes"]["portkey.log_id"]: (s["name"], s["status_code"],
+                        s["status_message"], s["attributes"]) for s in spans}  # fmt: skip
+    assert stored["docs"] == stored["spec"]
+    assert {facts[3].get("portkey.status_code") for facts in stored["docs"].values()} > {429}
