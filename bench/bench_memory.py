@@ -145,8 +145,9 @@ def main() -> None:
             print(f"  convert {count:,}: {run.max_rss_mb:.0f} MB", flush=True)
         if args.imports or args.hostile:
             with LocalPhoenix(tmp / "phoenix") as phoenix:
-                for case, (path, sound) in write_hostile(tmp).items() if args.hostile else ():
-                    project = f"memory-hostile-{sound}"
+                cases = write_hostile(tmp).items() if args.hostile else ()
+                for number, (case, (path, sound)) in enumerate(cases):
+                    project = f"memory-hostile-{number}"
                     run = common.run_cli(
                         ["import", str(path), "--endpoint", phoenix.url, "--project", project,
                          "--state-dir", str(tmp / f"state-{project}"), "--json"],

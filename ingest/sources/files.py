@@ -23,7 +23,7 @@ from ingest.errors import RecordError, SourceError
 _CHUNK = 1 << 20
 EXPORT_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 MAX_LINE_BYTES = 32 << 20  # one export line; a real Portkey log is far below this
-MAX_CHUNK_BYTES = 64 << 20  # estimated memory of the lines decoded together (`chunk_lines`)
+MAX_CHUNK_BYTES = 32 << 20  # estimated memory of the lines decoded together (`chunk_lines`)
 # What one line may take once decoded. JSON is far denser than Python objects: `{}` is 2
 # bytes of text and a 64-byte dict, so a 32 MiB line of them decodes to about 1 GB.
 MAX_DECODED_BYTES = 96 << 20
