@@ -123,7 +123,10 @@ consumes at most one fault: the first matching entry, in the order they were add
   `Fault.job_stuck(polls)`: the run started by that request ends `failed`/`stopped`, or stays
   `in_progress` for `polls` polls before succeeding. Queue `job_failed()` with `times=N` for
   "fails N times, then succeeds".
-- `GET /logs/exports/{id}/download`: `Fault.expired_url()` (the URL is issued already expired).
+- `GET /logs/exports/{id}/download`: `Fault.expired_url()` (the URL is issued already expired),
+  `Fault.signed_url(url)` (answers with this URL instead of one on the storage server).
+- `POST /logs/exports`: `Fault.export_id(value)` (the new export gets this id, e.g. `../../x`).
+  Path parameters are percent-decoded, as a real server does; the storage URL quotes the id.
 - `GET /exports/{file}`: `Fault.truncated_file()` (the object itself ends mid-line, honest
   Content-Length), `Fault.missing_lines(keep)` (fewer complete lines than expected, valid
   body), `Fault.bad_line(index, text)` (that line is not JSON).
@@ -165,7 +168,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 # The `requested_data` enum, in spec order [2.2].
 EXPORT_FIELDS: tuple[str, ...] = (
@@ -368,6 +371,8 @@ _KIND_ROUTES: dict[str, str] = {
     "unknown_status": _RETRIEVE,
     "job": _START,
     "expired_url": _DOWNLOAD,
+    "signed_url": _DOWNLOAD,
+    "export_id": API_ROUTES[0],
     "truncated_file": STORAGE_ROUTE,
     "missing_lines": STORAGE_ROUTE,
     "bad_line": STORAGE_ROUTE,
@@ -438,6 +443,14 @@ class Fault:
     @classmethod
     def expired_url(cls) -> Fault:
         return cls("expired_url")
+
+    @classmethod
+    def signed_url(cls, url: str) -> Fault:
+        return cls("signed_url", value=url)
+
+    @classmethod
+    def export_id(cls, value: str) -> Fault:
+        return cls("export_id", value=value)
 
     @classmethod
     def truncated_file(cls) -> Fault:
@@ -987,7 +1000,8 @@ class PortkeyDouble:
             path = path.rstrip("/")
         if role == "storage":
             match = self._storage_route.match(path)
-            return (STORAGE_ROUTE, match.groupdict()) if method == "GET" and match else (None, {})
+            found = {k: unquote(v) for k, v in match.groupdict().items()} if match else {}
+            return (STORAGE_ROUTE, found) if method == "GET" and match else (None, {})
         if not path.startswith("/v1/"):
             return None, {}
         path = path[3:]
@@ -1001,7 +1015,7 @@ class PortkeyDouble:
                 continue
             if role == "gateway" and not is_gateway_route:
                 continue
-            return template, match.groupdict()
+            return template, {k: unquote(v) for k, v in match.groupdict().items()}
         return None, {}
 
     def _api_call(self, route: str, ctx: _Ctx) -> _Response:
@@ -1121,8 +1135,10 @@ class PortkeyDouble:
         workspace_id = v.get("workspace_id")
         total = self._count(v["filters"], workspace_id)
         now = datetime.now(UTC)
+        fault = ctx.fault
+        chosen = fault.value if fault is not None and fault.kind == "export_id" else None
         exp = _Export(
-            id=str(uuid.uuid4()),
+            id=chosen or str(uuid.uuid4()),
             workspace_id=workspace_id,
             filters=v["filters"],
             requested_data=v["requested_data"],
@@ -1235,8 +1251,10 @@ class PortkeyDouble:
         signature = secrets.token_hex(32)
         self._urls[signature] = (exp.id, now - 1 if expired else now + self.url_ttl)
         stamp = datetime.fromtimestamp(issued, UTC)
+        if ctx.fault is not None and ctx.fault.kind == "signed_url":
+            return {"signed_url": ctx.fault.value}
         url = (
-            f"{self.storage_base_url}/exports/{exp.id}.jsonl"
+            f"{self.storage_base_url}/exports/{quote(exp.id, safe='')}.jsonl"
             "?X-Amz-Algorithm=AWS4-HMAC-SHA256"
             f"&X-Amz-Credential=AKIADOUBLE%2F{stamp:%Y%m%d}%2Fus-east-1%2Fs3%2Faws4_request"
             f"&X-Amz-Date={stamp:%Y%m%dT%H%M%SZ}&X-Amz-Expires={ttl}"
@@ -1266,7 +1284,7 @@ class PortkeyDouble:
                              "X-Amz-Signature parameter")  # fmt: skip
         with self._lock:
             grant = self._urls.get(signature)
-            file_id = match["file"].removesuffix(".jsonl")
+            file_id = unquote(match["file"]).removesuffix(".jsonl")
             if grant is None or grant[0] != file_id:
                 return _s3_error(
                     403,

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, TypeVar
 
 import click
 
+from ingest.convert.redact import use_rules
 from ingest.convert.spans import ConversionOptions
 from ingest.ops.config import client_headers_option
 from ingest.phoenix.api import DEFAULT_ENDPOINT, PhoenixSettings
@@ -140,6 +141,9 @@ conversion_options = option_group(
                  "or results, embedded texts, prompt templates or error texts; model, tokens, "
                  "cost, latency, status and metadata stay. Named in "
                  "portkey.ingest.content_dropped."),
+    click.option("--quarantine-raw", is_flag=True,
+                 help="Also write each rejected line unmasked (\"raw\") into the quarantine "
+                 "file: it then holds secrets in clear."),
 )  # fmt: skip
 
 state_option = click.option(
@@ -244,8 +248,9 @@ def phoenix_settings(
 
 
 def conversion_settings(project: str, p: Mapping[str, Any]) -> ConversionOptions:
-    """The conversion settings from the `conversion_options` of a command."""
-    return ConversionOptions(
+    """The conversion settings from the `conversion_options` of a command; their redaction
+    rules become the run's."""
+    options = ConversionOptions(
         project=project,
         session_key=p["session_key"] or None,
         max_messages=p["max_messages"],
@@ -255,7 +260,10 @@ def conversion_settings(project: str, p: Mapping[str, Any]) -> ConversionOptions
         redact_keys=tuple(p["redact_key"]),
         redact_patterns=tuple(p["redact_pattern"]),
         drop_content=p["drop_content"],
+        quarantine_raw=p.get("quarantine_raw", False),
     )
+    use_rules(options.redactor)  # the run's rules, for every output (quarantine, logs, errors)
+    return options
 
 
 class Duration(click.ParamType):

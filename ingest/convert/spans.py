@@ -42,6 +42,7 @@ class ConversionOptions:
     redact_keys: tuple[str, ...] = ()  # the user's key-name rules (shell-style patterns)
     redact_patterns: tuple[str, ...] = ()  # the user's value rules (regular expressions)
     drop_content: bool = False  # spans without what was said (--drop-content)
+    quarantine_raw: bool = False  # also keep a rejected line unmasked in the quarantine file
     # Compiled once from the rules above; counts what it masked over the run.
     redactor: Redactor = field(init=False, repr=False, compare=False)
 

@@ -265,10 +265,10 @@ def require_yes(yes: bool, what: Sequence[str]) -> None:
     """Nothing is written to Phoenix's price table without --yes (it is instance-wide)."""
     if yes or not what:
         return
-    listing = "\n".join(f"  {line}" for line in what)
+    listing = "; ".join(what)
     raise ConfigError(
         "Phoenix's price table is instance-wide, so changing it needs --yes; nothing was "
-        f"changed. With --yes this would:\n{listing}"
+        f"changed. With --yes this would: {listing}"
     )
 
 

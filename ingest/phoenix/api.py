@@ -100,7 +100,8 @@ class PhoenixSettings:
         endpoint = str(options.get("endpoint") or DEFAULT_ENDPOINT)
         if not endpoint.startswith(("http://", "https://")):
             raise ConfigError(
-                f"PHOENIX_COLLECTOR_ENDPOINT / --endpoint must be an http(s) URL, got {endpoint!r}."
+                "PHOENIX_COLLECTOR_ENDPOINT / --endpoint must be an http(s) URL, got "
+                f"{split_userinfo(endpoint)[0]!r}."
             )
         project = str(options.get("project", cls.project))
         if not project.strip():

@@ -99,7 +99,8 @@ class PortkeySettings:
             parts = urlsplit(url.strip())
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ConfigError(
-                    f"{env} must be an http(s) URL such as {DEFAULT_BASE_URL}, got {url!r}."
+                    f"{env} must be an http(s) URL such as {DEFAULT_BASE_URL}, got "
+                    f"{split_userinfo(url.strip())[0]!r}."
                 )
             url, basic = split_userinfo(url.strip().rstrip("/"))
             object.__setattr__(self, name, url)
