@@ -672,8 +672,8 @@ def test_401_stops_at_once_and_names_the_key_and_scope(double: PortkeyDouble) ->
         "Unauthorized access: invalid or missing x-portkey-api-key), sent as x-portkey-api-key. "
         "Check that the key is valid for this Portkey (PORTKEY_BASE_URL) and has the "
         "`logs.export` scope (a Workspace or Admin API key; log exports also need Portkey's "
-        "Enterprise plan); a deployment that reads the other header needs PORTKEY_AUTH=bearer "
-        "(`doctor` tries both)."
+        "Enterprise plan); a deployment that reads the other header needs PORTKEY_AUTH set to "
+        "bearer (`doctor` tries both)."
     )
     assert len(double.requests) == 1  # not retried
 
