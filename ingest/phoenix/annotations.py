@@ -19,6 +19,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 
 from ingest.convert.ids import span_hex
+from ingest.convert.spans import project_of
 from ingest.errors import PhoenixError
 from ingest.phoenix.reader import SpanReader
 
@@ -140,6 +141,9 @@ class SpanAnnotator:
         self._posted: deque[list[dict[str, Any]]] = deque()  # posted, not yet read back
         self._unverified = 0
         self._last_post_at = float("-inf")
+        # Span id -> project, for spans outside the reader's project (a routed run) whose
+        # annotations are still to be read back; each read asks the span's own project.
+        self._elsewhere: dict[str, str] = {}
 
     def annotate(self, spans: Sequence[ReadableSpan], fresh: Collection[str] = ()) -> None:
         """Post the annotations of these (verified) spans that Phoenix does not hold yet.
@@ -150,6 +154,9 @@ class SpanAnnotator:
         wanted = [item for span in spans for item in annotations_for(span)]
         if not wanted:
             return
+        for span in spans:
+            if (project := project_of(span.resource)) not in ("", self.reader.settings.project):
+                self._elsewhere[span_hex(span.context.span_id)] = project
         to_read = {item["span_id"] for item in wanted}.difference(fresh)
         try:
             stored = {_key(item) for item in self._read_back(to_read)} if to_read else set()
@@ -157,6 +164,7 @@ class SpanAnnotator:
             log.warning("could not read annotations (%s); writing them all", _reason(exc))
             stored = set()
         to_write = [item for item in wanted if _key(item) not in stored]
+        self._forget(item for item in wanted if _key(item) in stored)
         unchanged = len(wanted) - len(to_write)
         self.unchanged += unchanged
         self.written += unchanged
@@ -164,6 +172,8 @@ class SpanAnnotator:
             self._last_post_at = self.clock()
             self._posted.append(to_write)
             self._unverified += len(to_write)
+        else:
+            self._forget(to_write)  # counted as failed: never read back
         if self._unverified >= self.verify_after and len(self._posted) > 1:
             newest = self._posted.pop()  # just posted: may still be in Phoenix's queue
             self._verify(timeout_s=10.0)
@@ -206,6 +216,7 @@ class SpanAnnotator:
         if missing and self._post(missing, sync=True):  # lost or refused: once more
             missing = self._missing(missing)
         self.written += len(wanted) - len(missing)
+        self._forget(wanted)
         if missing:
             self.failed += len(missing)
             log.warning("%d annotations were not stored as sent", len(missing))
@@ -218,14 +229,27 @@ class SpanAnnotator:
             return wanted
         return [item for item in wanted if _key(item) not in stored]
 
+    def _forget(self, items: Iterable[dict[str, Any]]) -> None:
+        if self._elsewhere:
+            for item in items:
+                self._elsewhere.pop(item["span_id"], None)
+
     def _read_back(self, span_ids: Iterable[str]) -> list[dict[str, Any]]:
-        ids = sorted(span_ids)
+        by_project: dict[str | None, list[str]] = {}
+        for span_id in sorted(span_ids):
+            by_project.setdefault(self._elsewhere.get(span_id), []).append(span_id)
+        found: list[dict[str, Any]] = []
+        for project, ids in by_project.items():
+            found.extend(self._read_project(project, ids))
+        return found
+
+    def _read_project(self, project: str | None, ids: list[str]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         for start in range(0, len(ids), READ_SPANS):
             found.extend(
                 self.reader.client.spans.get_span_annotations(
                     span_ids=ids[start : start + READ_SPANS],
-                    project_identifier=self.reader.project_path,
+                    project_identifier=self.reader.path_of(project),
                     include_annotation_names=list(NAMES),
                     limit=READ_SPANS * len(NAMES),
                     timeout=int(self.reader.settings.request_timeout_s),

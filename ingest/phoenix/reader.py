@@ -186,10 +186,17 @@ class SpanReader:
     @property
     def project_path(self) -> str:
         """The project name as a URL path segment (names may hold spaces or slashes)."""
-        return quote(self.settings.project, safe="")
+        return self.path_of(None)
 
-    def existing(self, span_ids: Iterable[str], window: StartRange = None) -> set[str]:
-        """Which of these span ids (16-hex) Phoenix has stored in the project.
+    def path_of(self, project: str | None) -> str:
+        """A project's name (None: the settings' project) as a URL path segment."""
+        return quote(project or self.settings.project, safe="")
+
+    def existing(
+        self, span_ids: Iterable[str], window: StartRange = None, project: str | None = None
+    ) -> set[str]:
+        """Which of these span ids (16-hex) Phoenix has stored in `project` (None: the
+        settings' project; a routed run reads each project for its own spans).
 
         `window` ([earliest start, latest start]) bounds the read by start time: Phoenix
         filters a project's spans by time through an index, while a filter on ids alone
@@ -198,21 +205,24 @@ class SpanReader:
         ids = list(span_ids)
         if not ids:
             return set()
-        return stored_by_query(self._post_text, self.settings.project, ids, window)
+        return stored_by_query(self._post_text, project or self.settings.project, ids, window)
 
-    def fetch(self, span_ids: Iterable[str], window: StartRange = None) -> list[dict[str, Any]]:
+    def fetch(
+        self, span_ids: Iterable[str], window: StartRange = None, project: str | None = None
+    ) -> list[dict[str, Any]]:
         """The stored spans among these ids (full spans, as the Phoenix REST API returns them).
         Servers older than 19.6 are read over `window` (the whole project when None)."""
         ids = list(span_ids)
         if not self.features.supports(capabilities.SPAN_READ_BY_ID):
-            return spans_in_window(self._get_json, self.settings.project, ids, window)
+            return spans_in_window(self._get_json, project or self.settings.project, ids, window)
         bounds = None
         if window is not None:  # a millisecond of slack: Phoenix keeps float seconds
             bounds = (window[0] - timedelta(milliseconds=1), window[1] + timedelta(milliseconds=1))
         found: list[dict[str, Any]] = []
         for start in range(0, len(ids), VERIFY_CHUNK):
             chunk = ids[start : start + VERIFY_CHUNK]
-            found.extend(self._api.call("answer a read", lambda c=chunk: self._get(c, bounds)))
+            found.extend(self._api.call("answer a read",
+                                        lambda c=chunk: self._get(c, bounds, project)))  # fmt: skip
         return found
 
     def _post_text(self, path: str, params: Sequence[tuple[str, str]],
@@ -251,11 +261,11 @@ class SpanReader:
         )
 
     def _get(
-        self, chunk: list[str], bounds: tuple[datetime, datetime] | None
+        self, chunk: list[str], bounds: tuple[datetime, datetime] | None, project: str | None
     ) -> list[dict[str, Any]]:
         try:
             spans = self.client.spans.get_spans(
-                project_identifier=self.project_path,
+                project_identifier=self.path_of(project),
                 span_ids=chunk,
                 start_time=bounds[0] if bounds else None,
                 end_time=bounds[1] if bounds else None,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ingest.convert.ids import ParentIndex
-from ingest.convert.records import parse_record
+from ingest.convert.records import LogRecord, parse_record
 from ingest.errors import RecordError
 from ingest.sources.files import chunk_lines, decode_line, read_lines
 
@@ -30,8 +30,7 @@ class Enricher(Protocol):
 class ParentStore:
     """(project, Portkey trace id, Portkey span id) -> log id, across runs."""
 
-    def __init__(self, path: Path, project: str, limit: int = MAX_REMEMBERED) -> None:
-        self.project = project
+    def __init__(self, path: Path, limit: int = MAX_REMEMBERED) -> None:
         self.limit = limit
         self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.execute(
@@ -39,15 +38,16 @@ class ParentStore:
             "log_id TEXT, PRIMARY KEY (project, trace_id, span_id))"
         )
 
-    def lookup(self, trace_id: str | None, span_id: str) -> str | None:
+    def lookup(self, project: str, trace_id: str | None, span_id: str) -> str | None:
         row = self._db.execute(
             "SELECT log_id FROM parents WHERE project = ? AND trace_id = ? AND span_id = ?",
-            (self.project, trace_id or "", span_id),
+            (project, trace_id or "", span_id),
         ).fetchone()
         return row[0] if row else None
 
-    def add(self, rows: list[tuple[str, str, str]]) -> None:
-        """(trace id, span id, log id) rows; the smaller log id wins, as in ParentIndex."""
+    def add(self, rows: list[tuple[str, str, str, str]]) -> None:
+        """(project, trace id, span id, log id) rows; the smaller log id wins, as in
+        ParentIndex."""
         if not rows:
             return
         with self._db:
@@ -55,7 +55,7 @@ class ParentStore:
                 "INSERT INTO parents VALUES (?, ?, ?, ?) ON CONFLICT (project, trace_id, span_id) "
                 "DO UPDATE SET "
                 "log_id = min(log_id, excluded.log_id)",
-                [(self.project, trace, span, log_id) for trace, span, log_id in rows],
+                rows,
             )
             self._db.execute(
                 "DELETE FROM parents WHERE rowid <= (SELECT max(rowid) FROM parents) - ?",
@@ -66,8 +66,8 @@ class ParentStore:
         self._db.close()
 
 
-def parent_store(state_dir: Path | None, project: str) -> ParentStore | None:
-    return ParentStore(state_dir / PARENTS_FILE, project) if state_dir is not None else None
+def parent_store(state_dir: Path | None) -> ParentStore | None:
+    return ParentStore(state_dir / PARENTS_FILE) if state_dir is not None else None
 
 
 def index_parents(
@@ -76,10 +76,11 @@ def index_parents(
     max_line_bytes: int,
     enricher: Enricher | None = None,
     prepare: Callable[[Any], Any] = lambda raw: raw,
+    project_of: Callable[[LogRecord], str] = lambda record: "",
     batch: int = 500,
 ) -> None:
-    """Remember every log of `path` that has a Portkey span id; bad lines are left to the
-    delivery pass, which quarantines them. Enrichment is cached, so the second pass pays
+    """Remember every log of `path` that has a Portkey span id, in the project it is routed
+    to (`project_of`); bad lines are left to the delivery pass, which quarantines them. Enrichment is cached, so the second pass pays
     nothing for it."""
     store = parents.earlier if isinstance(parents.earlier, ParentStore) else None
     for chunk in chunk_lines(read_lines(path, max_line_bytes=max_line_bytes), batch):
@@ -100,7 +101,8 @@ def index_parents(
             except RecordError:
                 continue
             if record.span_id:
-                parents.remember(record)
-                rows.append((record.trace_id or "", record.span_id, record.log_id))
+                project = project_of(record)
+                parents.remember(record, project)
+                rows.append((project, record.trace_id or "", record.span_id, record.log_id))
         if store is not None:
             store.add(rows)

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-from ingest.convert.ids import ParentIndex, span_id_for
+from ingest.convert.ids import ParentIndex, route, sampled_in, span_id_for
 from ingest.convert.records import LogRecord, parse_record
 from ingest.convert.spans import ConversionOptions, make_resource, to_span
 from ingest.errors import IngestError, RecordError, outcome_of
@@ -42,6 +42,7 @@ from ingest.run.state import StateStore, advance_file, new_file_entry, record_ru
 from ingest.sources.files import SourceLine, chunk_lines, decode_line, fingerprint, read_lines
 
 log = logging.getLogger(__name__)
+MAX_ROUTE_WARNINGS = 20  # routing fallbacks logged one by one; the rest are counted
 
 
 @dataclass
@@ -53,6 +54,9 @@ class RunSummary:
     already_present: int = 0  # spans Phoenix had before this run sent them
     duplicates: int = 0  # log ids already seen earlier in this run
     quarantined: int = 0
+    sampled_out: int = 0  # logs whose trace --sample left out: done, not sent
+    route_fallbacks: int = 0  # logs whose routing value was no project name: default project
+    projects: Counter[str] = field(default_factory=Counter)  # spans of this run per project
     retried: int = 0  # HTTP retries towards Phoenix
     resent: int = 0  # spans sent again because Phoenix lost them after acknowledging
     annotations: int = 0  # gateway annotations written and read back
@@ -95,6 +99,9 @@ class RunSummary:
             "already_present": self.already_present,
             "duplicates": self.duplicates,
             "quarantined": self.quarantined,
+            "sampled_out": self.sampled_out,
+            "route_fallbacks": self.route_fallbacks,
+            "projects": dict(sorted(self.projects.items())),
             "retried": self.retried,
             "resent": self.resent,
             "annotations": self.annotations,
@@ -180,7 +187,7 @@ class FileImporter:
         self.options = options
         self.quarantine = quarantine
         self.tuning = tuning
-        self.resource = make_resource(options.project)
+        self._resources: dict[str, Any] = {}  # project -> its resource, built once
         self.summary = RunSummary(quarantine_path=quarantine.path)
         self.enricher = enricher
         # Span ids of the current file: a log id seen twice is sent once. Kept per file so
@@ -188,8 +195,7 @@ class FileImporter:
         self._seen: set[int] = set()
         # Parent links are a function of the logs (trees.py): indexed file by file before
         # conversion, and across runs beside the state.
-        self.parents = ParentIndex(earlier=parent_store(store.dir if store else None,
-                                                        options.project))  # fmt: skip
+        self.parents = ParentIndex(earlier=parent_store(store.dir if store else None))
         self.progress = progress or Progress(enabled=False)
         # Where the run is and what fraction is done, for the progress line; callers that
         # know more (the backfill's windows) replace it.
@@ -250,23 +256,23 @@ class FileImporter:
         persist = remember and self.store is not None
         if persist:
             assert self.store is not None
-            progress = self.store.file_progress(self.options.project, fingerprint(path), path)
+            progress = self.store.file_progress(self.options.destination, fingerprint(path), path)
         else:
-            progress = new_file_entry(self.options.project, "") | {"path": str(path)}
+            progress = new_file_entry(self.options.destination, "") | {"path": str(path)}
         run = FileRun(path, progress, persist, self.describe)
         if opened is not None:
             opened(run)
         self.summary.widen(progress.get("earliest"), progress.get("latest"))
         if progress["complete"] or (streamed is not None and id(progress) in streamed):
             self.summary.files_already_done += 1
-            log.info("%s: already imported into %s, skipped", path, self.options.project)
+            log.info("%s: already imported into %s, skipped", path, self.options.destination)
             return
         if streamed is not None:
             streamed.add(id(progress))
         if progress["offset"]:
             log.info("%s: resuming after line %d", path, progress["line"])
         index_parents(path, self.parents, self.options.max_line_bytes, self.enricher,
-                      unwrap_quarantined)  # fmt: skip
+                      unwrap_quarantined, self.project_for)  # fmt: skip
         for batch in self._batches(path, progress["offset"], progress["line"]):
             batch.position = replace(batch.position, file=run)
             yield batch
@@ -292,7 +298,7 @@ class FileImporter:
         self.progress.update(where, self.summary.delivered, self.summary.already_present, done)
         if position.final:
             event(
-                "file_done", file=str(run.path), project=self.options.project,
+                "file_done", file=str(run.path), project=self.options.destination,
                 lines=progress["line"], delivered=progress["delivered"],
                 already_present=progress["already_present"], quarantined=progress["quarantined"],
                 duration_s=round(time.monotonic() - run.started, 3),
@@ -327,14 +333,22 @@ class FileImporter:
         except RecordError as exc:
             self._reject(line, batch, str(exc))
             return
-        span_id = span_id_for(self.options.project, record.log_id)
+        if not sampled_in(record, self.options.sample):
+            batch.counts["sampled_out"] += 1  # done as it is: the cursor moves past it
+            self.summary.sampled_out += 1
+            return
+        project = self.project_for(record, batch)
+        span_id = span_id_for(project, record.log_id)
         if span_id in self._seen:
             batch.counts["duplicates"] += 1
             self.summary.duplicates += 1
             return
-        self.parents.remember(record)
+        self.parents.remember(record, project)
+        if project not in self._resources:
+            self._resources[project] = make_resource(project)
         try:
-            span = to_span(record, self.options, self.resource, self.parents.parent_of(record))
+            span = to_span(record, self.options, self._resources[project],
+                           self.parents.parent_of(record, project))  # fmt: skip
         except Exception as exc:  # a converter bug must not stop the run: keep the record
             log.exception("conversion failed for log %s", record.log_id)
             self._reject(line, batch, f"conversion failed: {type(exc).__name__}: {exc}")
@@ -346,9 +360,24 @@ class FileImporter:
                                       f"{exc}")  # fmt: skip
             return
         self._seen.add(span_id)
+        self.summary.projects[project] += 1
         self.summary.saw(record)
         batch.spans.append(span)
         batch.size_bytes += size
+
+    def project_for(self, record: LogRecord, batch: Batch | None = None) -> str:
+        """The record's project (`ids.route`); a value that is no project name is warned
+        about and counted, once per record (`batch`: the delivery pass, not the pre-pass)."""
+        where = route(record, self.options.project_from, self.options.project)
+        if where.fallback and batch is not None:
+            batch.counts["route_fallbacks"] += 1
+            self.summary.route_fallbacks += 1
+            if self.summary.route_fallbacks <= MAX_ROUTE_WARNINGS:
+                log.warning("log %r goes to project %r: %s (no project name)%s", record.log_id,
+                            where.project, where.fallback,
+                            "; further ones are only counted"
+                            if self.summary.route_fallbacks == MAX_ROUTE_WARNINGS else "")  # fmt: skip
+        return where.project
 
     def _reject(self, line: SourceLine, batch: Batch, reason: str) -> None:
         self.quarantine.add(line.path, line.line_no, reason, line.data)

@@ -292,8 +292,9 @@ def advance_file(
     entry["offset"], entry["line"], entry["complete"] = offset, line, final
     entry["delivered"] += delivered
     entry["already_present"] += already_present
-    for name in ("duplicates", "quarantined"):
-        entry[name] += (counts or {}).get(name, 0)
+    for name in ("duplicates", "quarantined", "sampled_out", "route_fallbacks"):
+        if (counts or {}).get(name) or name in entry:
+            entry[name] = entry.get(name, 0) + (counts or {}).get(name, 0)
     starts = list(starts_ns)
     if starts:
         earliest, latest = _ns_iso(min(starts)), _ns_iso(max(starts))
