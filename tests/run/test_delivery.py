@@ -238,7 +238,7 @@ def test_polls_follow_phoenix_rate_not_the_size_of_the_oldest_batch() -> None:
     reads = 0
     existing = phoenix.existing
 
-    def counting(ids: Iterable[str], window: Any = None) -> set[str]:
+    def counting(ids: Iterable[str], window: Any = None, project: Any = None) -> set[str]:
         nonlocal reads
         reads += 1
         return existing(ids)
