@@ -83,7 +83,7 @@ class Route:
 def check_project_from(spec: str) -> str:
     """`metadata.<key>` or `workspace`, else ValueError saying what is accepted."""
     spec = spec.strip()
-    if spec == "workspace" or (spec.startswith("metadata.") and spec[len("metadata."):]):
+    if spec == "workspace" or (spec.startswith("metadata.") and spec[len("metadata.") :]):
         return spec
     raise ValueError(f"{spec!r} is not a routing field: use metadata.<key> (the value of that "
                      "Portkey metadata key names the project) or workspace")  # fmt: skip
@@ -100,7 +100,7 @@ def route(record: LogRecord, project_from: str | None, default: str) -> Route:
     if project_from == "workspace":
         value = record.workspace_slug
     else:
-        value = record.metadata.get(project_from[len("metadata."):])
+        value = record.metadata.get(project_from[len("metadata.") :])
     if value is None:
         return Route(default)
     if not isinstance(value, str):

@@ -80,8 +80,8 @@ def index_parents(
     batch: int = 500,
 ) -> None:
     """Remember every log of `path` that has a Portkey span id, in the project it is routed
-    to (`project_of`); bad lines are left to the delivery pass, which quarantines them. Enrichment is cached, so the second pass pays
-    nothing for it."""
+    to (`project_of`); bad lines are left to the delivery pass, which quarantines them.
+    Enrichment is cached, so the second pass pays nothing for it."""
     store = parents.earlier if isinstance(parents.earlier, ParentStore) else None
     for chunk in chunk_lines(read_lines(path, max_line_bytes=max_line_bytes), batch):
         raws = []

@@ -373,10 +373,10 @@ class FileImporter:
             batch.counts["route_fallbacks"] += 1
             self.summary.route_fallbacks += 1
             if self.summary.route_fallbacks <= MAX_ROUTE_WARNINGS:
+                last = self.summary.route_fallbacks == MAX_ROUTE_WARNINGS
                 log.warning("log %r goes to project %r: %s (no project name)%s", record.log_id,
                             where.project, where.fallback,
-                            "; further ones are only counted"
-                            if self.summary.route_fallbacks == MAX_ROUTE_WARNINGS else "")  # fmt: skip
+                            "; further ones are only counted" if last else "")  # fmt: skip
         return where.project
 
     def _reject(self, line: SourceLine, batch: Batch, reason: str) -> None:

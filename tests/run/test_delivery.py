@@ -207,7 +207,9 @@ def test_small_batches_share_one_precheck_and_one_request_but_commit_one_by_one(
     phoenix.stored = {hex_id(1)}  # held before the run
     reads = []
     existing = phoenix.existing
-    phoenix.existing = lambda ids, window=None, project=None: reads.append(len(list(ids))) or existing(ids)
+    phoenix.existing = lambda ids, window=None, project=None: (
+        reads.append(len(list(ids))) or existing(ids)
+    )
     tuning = Tuning(batch_size=6, min_poll_s=0.1, max_poll_s=0.1)
     deliverer = Deliverer(phoenix, phoenix, tuning, clock=(clock := Clock()), sleep=clock.sleep)
     committed: list[Batch] = []
