@@ -9,13 +9,17 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ingest.convert.ids import span_hex, span_id_for, trace_id_for
+from ingest.convert.ids import route, sampled_in, span_hex, span_id_for, trace_id_for
+from ingest.convert.records import parse_record
 from ingest.phoenix.admin.local_server import LocalPhoenix
 from tests.conftest import REPO, read_spans, run_cli
 from tests.logs_factory import make_log, write_jsonl
+from tests.portkey_double import PortkeyDouble
+from tests.portkey_double import make_log as double_log
 
 BAD_VALUES = ["", "tab\there", "x" * 300]
 
@@ -170,3 +174,139 @@ def test_sample_half_keeps_the_same_whole_traces_in_two_runs_with_separate_state
         assert entry["complete"] and entry["sampled_out"] == summary["sampled_out"]
     assert kept[0] == kept[1]
     assert 90 <= len(kept[0]) <= 210, "about half"
+
+
+# ---- sync and backfill (Portkey played by tests/portkey_double.py) ------------------------
+
+DAY0 = datetime(2026, 7, 1, tzinfo=UTC)
+
+
+def double_logs(project: str, count: int, start: datetime, step: timedelta) -> list[dict]:
+    """Deterministic ids, traces of 3 logs, `app` naming one of two projects or missing."""
+    apps = [f"{project}-alpha", f"{project}-beta", None]
+    logs = []
+    for index in range(count):
+        metadata = {"_user": "u"} | ({"app": apps[index % 3]} if apps[index % 3] else {})
+        logs.append(
+            double_log(
+                start + step * index,
+                id=f"{project}-log-{index}",
+                trace_id=f"{project}-trace-{index // 3}",
+                metadata=metadata,
+            )
+        )
+    return logs
+
+
+def expect(logs: list[dict], project: str, rate: float) -> tuple[dict[str, set[str]], int]:
+    """Each project's span ids, and how many logs are sampled out: the pure functions."""
+    expected: dict[str, set[str]] = defaultdict(set)
+    out = 0
+    for log in logs:
+        record = parse_record({**log, "created_at": log["created_at"].isoformat()})
+        if not sampled_in(record, rate):
+            out += 1
+            continue
+        name = route(record, "metadata.app", project).project
+        expected[name].add(span_hex(span_id_for(name, record.log_id)))
+    return expected, out
+
+
+def pull(double: PortkeyDouble, phoenix: LocalPhoenix, project: str, *args: str,
+         ) -> tuple[int, dict[str, Any], str]:  # fmt: skip
+    result = run_cli(
+        *args, "--endpoint", phoenix.url, "--project", project, "--poll-interval", "0.02",
+        "--export-limit", "50", "--json",
+        env={"PORTKEY_API_KEY": double.api_key, "PORTKEY_BASE_URL": double.base_url},
+    )  # fmt: skip
+    lines = result.stdout.strip().splitlines()
+    return result.returncode, json.loads(lines[-1]) if lines else {}, result.stderr
+
+
+ROUTED = ("--project-from", "metadata.app", "--sample", "0.5")
+
+
+def test_backfill_routes_and_samples_as_import_does_and_resync_and_reconcile_follow(
+    phoenix: LocalPhoenix, project: str, tmp_path: Path
+) -> None:
+    logs = double_logs(project, 90, DAY0, timedelta(minutes=48))  # three days
+    expected, out = expect(logs, project, 0.5)
+    kept = sum(len(ids) for ids in expected.values())
+    assert 0 < out < 90
+    with PortkeyDouble(export_cap=50, job_polls=1) as double:
+        double.add_logs(logs)
+        span = ("--since", "2026-07-01", "--until", "2026-07-04")
+        code, first, stderr = pull(double, phoenix, project, "backfill", *span, *ROUTED)
+        assert code == 0, stderr
+        assert (first["windows_done"], first["delivered"], first["sampled_out"]) == (3, kept, out)
+        held = stored(phoenix.url, sorted(expected))
+        for name, ids in expected.items():
+            assert sorted(held[name]) == sorted(ids), name
+        code, again, _ = pull(double, phoenix, project, "backfill", *span, *ROUTED)
+        assert (code, again["windows_skipped"], again["read"]) == (0, 3, 0)
+
+        # The same logs as an export file, imported with its own state: nothing to send.
+        write_jsonl(
+            tmp_path / "export.jsonl",
+            [{**log, "created_at": log["created_at"].isoformat()} for log in logs],
+        )
+        code, imported, _ = import_json(
+            str(tmp_path / "export.jsonl"), "--endpoint", phoenix.url, "--project", project,
+            *ROUTED, "--state-dir", str(tmp_path / "import-state"),
+        )  # fmt: skip
+        assert (code, imported["delivered"], imported["already_present"]) == (0, 0, kept)
+        assert imported["sampled_out"] == out
+
+        routed = ("--routed-project", f"{project}-alpha", "--routed-project", f"{project}-beta")
+        code, report, stderr = pull(double, phoenix, project, "reconcile", *span, *routed,
+                                    "--sample", "0.5")  # fmt: skip
+        assert code == 0, stderr
+        assert report["sample"] == 0.5 and set(report["projects"]) == set(expected)
+        assert sum(p["portkey_spans"] for p in report["projects"].values()) == kept
+        assert report["totals"]["portkey"]["requests"] == 90
+        code, unscaled, _ = pull(double, phoenix, project, "reconcile", *span, *routed)
+        assert code == 1 and unscaled["totals"]["missing"] == out, "unscaled: the sampled out"
+
+        code, resynced, stderr = pull(
+            double,
+            phoenix,
+            project,
+            "resync",
+            "--since",
+            "2026-07-02",
+            "--until",
+            "2026-07-03",
+            *ROUTED,
+            "--yes",
+        )
+        assert code == 0, stderr
+        day2 = [log for log in logs if log["created_at"].day == 2]
+        kept2 = sum(len(ids) for ids in expect(day2, project, 0.5)[0].values())
+        assert (resynced["deleted"], resynced["verified"]) == (kept2, kept2)
+        after = stored(phoenix.url, sorted(expected))
+        for name, ids in expected.items():
+            assert sorted(after[name]) == sorted(ids), name
+        assert double.errors == []
+
+
+def test_sync_routes_and_samples_as_import_does(
+    phoenix: LocalPhoenix, project: str, isolated_env: Path
+) -> None:
+    now = datetime.now(UTC)
+    logs = double_logs(project, 30, now - timedelta(hours=3), timedelta(minutes=5))
+    expected, out = expect(logs, project, 0.5)
+    with PortkeyDouble(export_cap=50, job_polls=1) as double:
+        double.add_logs(logs)
+        code, summary, stderr = pull(double, phoenix, project, "sync", *ROUTED)
+        assert code == 0, stderr
+        assert summary["sampled_out"] == out
+        held = stored(phoenix.url, sorted(expected))
+        for name, ids in expected.items():
+            assert sorted(held[name]) == sorted(ids), name
+        state = json.loads((isolated_env / "state.json").read_text())
+        (entry,) = state["sync"].values()
+        assert entry["watermark"] and entry["project"].endswith("[project from metadata.app, "
+                                                                "sample 0.5]")  # fmt: skip
+        code, again, _ = pull(double, phoenix, project, "sync", *ROUTED)
+        assert (code, again["delivered"]) == (0, 0)
+        assert double.errors == []
