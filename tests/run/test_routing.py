@@ -214,9 +214,9 @@ def expect(logs: list[dict], project: str, rate: float) -> tuple[dict[str, set[s
 
 def pull(double: PortkeyDouble, phoenix: LocalPhoenix, project: str, *args: str,
          ) -> tuple[int, dict[str, Any], str]:  # fmt: skip
+    exports = ("--poll-interval", "0.02", "--export-limit", "50") if args[0] != "reconcile" else ()
     result = run_cli(
-        *args, "--endpoint", phoenix.url, "--project", project, "--poll-interval", "0.02",
-        "--export-limit", "50", "--json",
+        *args, "--endpoint", phoenix.url, "--project", project, *exports, "--json",
         env={"PORTKEY_API_KEY": double.api_key, "PORTKEY_BASE_URL": double.base_url},
     )  # fmt: skip
     lines = result.stdout.strip().splitlines()
