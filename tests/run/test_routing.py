@@ -310,3 +310,24 @@ def test_sync_routes_and_samples_as_import_does(
         code, again, _ = pull(double, phoenix, project, "sync", *ROUTED)
         assert (code, again["delivered"]) == (0, 0)
         assert double.errors == []
+
+
+def test_check_reads_routed_logs_back_from_their_projects_and_deletes_only_its_own(
+    phoenix: LocalPhoenix,
+) -> None:
+    from ingest.phoenix.reader import import_phoenix_client
+
+    client = import_phoenix_client()(base_url=phoenix.url)
+    check = ("check", "--endpoint", phoenix.url, "--project-from", "metadata.agent")
+    result = run_cli(*check)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "check passed" in result.stdout and "FAIL" not in result.stdout
+    assert "Deleted the check's project 'research-assistant'" in result.stdout
+    assert "research-assistant" not in {p["name"] for p in client.projects.list()}
+
+    client.projects.create(name="research-assistant")  # now it exists before the check
+    result = run_cli(*check)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "'research-assistant'" not in result.stdout.split("check passed")[1]
+    assert len(read_spans(phoenix.url, "research-assistant")) == 4, "kept, with its spans"
+    client.projects.delete(project_name="research-assistant")
