@@ -107,6 +107,10 @@ def test_a_routed_file_lands_each_log_in_its_project_once_and_reruns_send_nothin
     near_span = alpha[span_hex(span_id_for(f"{project}-alpha", near["id"]))]
     assert near_span["parent_id"] == span_hex(span_id_for(f"{project}-alpha", parent["id"]))
 
+    status = run_cli("status").stdout
+    assert f"[{project} [project from metadata.app]]  done" in status
+    assert f"'{project}-alpha' {len(expected[f'{project}-alpha'])}" in status, status
+
     code, second, _ = import_json(*args)
     assert code == 0 and (second["files_already_done"], second["delivered"]) == (1, 0)
     code, third, _ = import_json(*args, "--state-dir", str(tmp_path / "fresh-state"))
