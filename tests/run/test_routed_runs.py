@@ -83,7 +83,7 @@ def test_a_routed_file_lands_each_log_in_its_project_once_and_reruns_send_nothin
     assert code == 0, stderr
     assert (first["read"], first["delivered"], first["already_present"]) == (153, 153, 0)
     assert first["route_fallbacks"] == 3, "one of each bad value"
-    assert "(no project name)" in stderr
+    assert "metadata.app is empty (no project name; the first 20 are logged)" in stderr
     assert first["projects"] == {name: len(ids) for name, ids in sorted(expected.items())}
     assert set(first["links"]) == set(expected)
     held = stored(phoenix.url, sorted(expected))
