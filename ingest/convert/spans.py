@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from openinference.semconv.resource import ResourceAttributes
@@ -43,6 +44,7 @@ class ConversionOptions:
     max_line_bytes: int = 32 << 20  # one export line; longer ones are quarantined unread
     redact_keys: tuple[str, ...] = ()  # the user's key-name rules (shell-style patterns)
     redact_patterns: tuple[str, ...] = ()  # the user's value rules (regular expressions)
+    quarantine_raw: bool = False  # also keep a rejected line unmasked in the quarantine file
     # Compiled once from the rules above; counts what it masked over the run.
     redactor: Redactor = field(init=False, repr=False, compare=False)
 
@@ -64,8 +66,9 @@ class ConversionOptions:
         )
 
 
+@lru_cache(maxsize=1024)  # one per project, shared by its spans; routed runs have several
 def make_resource(project: str) -> Resource:
-    """The resource of every span of `project`. Built once per run and shared.
+    """The resource of every span of `project`. Built once and shared.
 
     `Resource(...)`, not `Resource.create(...)`: the latter would add SDK versions and
     whatever OTEL_RESOURCE_ATTRIBUTES holds, so the output would depend on the machine.

@@ -64,7 +64,8 @@ class RunSummary:
     annotation_failures: int = 0
     coercions: Counter[str] = field(default_factory=Counter)
     records_with_warnings: int = 0
-    redacted: int = 0  # secrets masked by the conversion (ConversionOptions.redactor)
+    # Secrets masked per output (spans, quarantine, stderr, logs) by the run's rules.
+    redacted: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
     quarantine_path: Path | None = None
     earliest: datetime | None = None  # start times of the logs seen, for the Phoenix link
@@ -131,7 +132,7 @@ class FileRun:
     path: Path
     progress: dict[str, Any]
     persist: bool  # save the state file at each commit (not for Portkey's downloads)
-    describe: Callable[[Path, int, int], tuple[str, float | None]]
+    window: tuple[str, float] | None  # (label, fraction of the run done) of a Portkey window
     started: float = field(default_factory=time.monotonic)
 
 
@@ -181,7 +182,6 @@ class FileImporter:
         self.options = options
         self.quarantine = quarantine
         self.tuning = tuning
-        self._resources: dict[str, Any] = {}  # project -> its resource, built once
         self.summary = RunSummary(quarantine_path=quarantine.path)
         self.enricher = enricher
         # Span ids of the current file: a log id seen twice is sent once. Kept per file so
@@ -189,13 +189,11 @@ class FileImporter:
         self._seen: set[int] = set()
         # parent rows (project, trace, span, log id) of the batch being filled
         self._rows: list[tuple[str, str, str, str]] = []
-        # Parent links are a function of the logs (convert/ids.py): indexed file by file before
-        # conversion, and across runs beside the state.
+        # Parent links (convert/ids.py): indexed per file first, and across runs beside the state
         self.parents = ParentIndex(earlier=parent_store(store.dir if store else None))
         self.progress = progress or Progress(enabled=False)
-        # Where the run is and what fraction is done, for the progress line; callers that
-        # know more (the backfill's windows) replace it.
-        self.describe: Callable[[Path, int, int], tuple[str, float | None]] = describe_file
+        # The window a puller is delivering, for the progress line (else the file's line).
+        self.window: tuple[str, float] | None = None
         self._started = time.monotonic()
 
     def run(self, files: list[Path]) -> RunSummary:
@@ -215,7 +213,7 @@ class FileImporter:
         self.progress.close()
         self.summary.elapsed_s = time.monotonic() - self._started
         self.summary.quarantined = self.quarantine.count
-        self.summary.redacted = self.options.redactor.masked
+        self.summary.redacted = dict(sorted(self.options.redactor.counts.items()))
         self.summary.quarantine_path = self.quarantine.path if self.quarantine.count else None
         self.summary.retried = getattr(getattr(self.deliverer, "sender", None), "retries", 0)
         self.summary.resent = self.deliverer.stats.resent
@@ -249,13 +247,14 @@ class FileImporter:
         listed twice is imported once (the first may not be committed yet)."""
         self.summary.files += 1
         self._seen.clear()
+        self._rows.clear()
         persist = remember and self.store is not None
         if persist:
             assert self.store is not None
             progress = self.store.file_progress(self.options.destination, fingerprint(path), path)
         else:
             progress = new_file_entry(self.options.destination, "") | {"path": str(path)}
-        run = FileRun(path, progress, persist, self.describe)
+        run = FileRun(path, progress, persist, self.window)
         if opened is not None:
             opened(run)
         self.summary.widen(progress.get("earliest"), progress.get("latest"))
@@ -293,7 +292,10 @@ class FileImporter:
         if run.persist:
             assert self.store is not None
             self.store.save()
-        where, done = run.describe(run.path, position.line, position.offset)
+        if run.window is not None:
+            where, done = f"{run.window[0]}: line {position.line:,}", run.window[1]
+        else:
+            where, done = describe_file(run.path, position.line, position.offset)
         self.progress.update(where, self.summary.delivered, self.summary.already_present, done)
         if position.final:
             event(
@@ -347,10 +349,9 @@ class FileImporter:
             self.summary.duplicates += 1
             return
         self.parents.remember(record, project)
-        resource = self._resources.get(project) or make_resource(project)
-        self._resources[project] = resource
         try:
-            span = to_span(record, self.options, resource, self.parents.parent_of(record, project))
+            span = to_span(record, self.options, make_resource(project),
+                           self.parents.parent_of(record, project))  # fmt: skip
         except Exception as exc:  # a converter bug must not stop the run: keep the record
             log.exception("conversion failed for log %s", record.log_id)
             self._reject(line, batch, f"conversion failed: {type(exc).__name__}: {exc}")
@@ -370,8 +371,7 @@ class FileImporter:
         batch.size_bytes += size
 
     def project_for(self, record: LogRecord, batch: Batch | None = None) -> str:
-        """The record's project (`ids.route`); a fallback is counted and the first ones
-        logged, once per record (`batch`: the delivery pass, not the pre-pass)."""
+        """The record's project; a fallback is counted, the first ones logged (`batch`)."""
         where = route(record, self.options.project_from, self.options.project)
         if where.fallback and batch is not None:
             batch.counts["route_fallbacks"] += 1
@@ -411,10 +411,10 @@ def started_run(
     """The one set-up: quarantine, sink (sender, reader, annotator) and the per-line step;
     on the way out, the run's outcome and counts go to the state file (held locked by the
     caller), whatever ended it."""
-    if store is not None:
-        quarantine = Quarantine(setup.quarantine_path or default_quarantine_path(store.dir))
-    else:
-        quarantine = Quarantine(setup.quarantine_path)
+    path = setup.quarantine_path
+    if store is not None and path is None:
+        path = default_quarantine_path(store.dir)
+    quarantine = Quarantine(path, setup.options.redactor, setup.options.quarantine_raw)
     if setup.sink is not None:
         sink = setup.sink
     else:
@@ -433,11 +433,12 @@ def started_run(
         if store is not None:
             outcome, code = outcome_of(error, summary.quarantined)
             fields = {"project": setup.options.project, **summary.to_dict(), **extra()}
+            rules = setup.options.redactor  # the state file is an output like the others
             if setup.phoenix is not None:
-                fields["endpoint"] = setup.phoenix.base_url
+                fields["endpoint"] = rules.scrub(setup.phoenix.base_url, where="state")
             if error is not None and not isinstance(error, KeyboardInterrupt):
-                fields["error"] = str(error) if isinstance(error, IngestError) else type(
-                    error).__name__  # fmt: skip
+                fields["error"] = rules.scrub(str(error), where="state") if isinstance(
+                    error, IngestError) else type(error).__name__  # fmt: skip
             record_run(store.doc, setup.kind, outcome, code, fields)
             store.save()
 
@@ -476,10 +477,8 @@ def index_parents(
     project_of: Callable[[LogRecord], str] = lambda record: "",
     batch: int = 500,
 ) -> None:
-    """Remember every log of `path` that has a Portkey span id, in the project it is routed
-    to (`project_of`; in memory: the index beside
-    the state learns a log when its batch commits); bad lines are left to the delivery pass,
-    which quarantines them. Enrichment is cached, so the second pass pays nothing for it."""
+    """Remember (in memory) every log of `path` with a Portkey span id, in its project
+    (`project_of`); bad lines are left to the delivery pass; enrichment is cached."""
     for chunk in chunk_lines(read_lines(path, max_line_bytes=max_line_bytes), batch):
         raws = []
         for line in chunk:
