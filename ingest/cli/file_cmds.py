@@ -14,6 +14,7 @@ from ingest.cli.options import (
     delivery_options,
     phoenix_options,
     phoenix_settings,
+    project_from_callback,
     project_option,
     resolve_state_dir,
     start_logging,
@@ -166,6 +167,9 @@ def status_command(state_dir: Path | None, as_json: bool) -> None:
     help="Keep the fresh project after a passed check [default: delete it; a failed check "
     "or a --project is always kept].",
 )
+@click.option("--project-from", "project_from", default=None, callback=project_from_callback,
+              metavar="FIELD", help="Route the logs as import does (metadata.<key> or "
+              "workspace) and read each back from its project.")  # fmt: skip
 @verbosity_options
 def check_command(
     endpoint: str,
@@ -175,6 +179,7 @@ def check_command(
     project: str | None,
     logs_dir: Path | None,
     keep: bool,
+    project_from: str | None,
     verbose: int,
     quiet: bool,
 ) -> None:
@@ -193,7 +198,8 @@ def check_command(
         settings = phoenix_settings(
             endpoint, api_key, project or "check", retry_deadline, client_headers
         )
-        ok = run_check(settings, logs_dir, fresh_project=project is None, keep=keep)
+        ok = run_check(settings, logs_dir, fresh_project=project is None, keep=keep,
+                       project_from=project_from)  # fmt: skip
         return Done(failed=not ok)
 
     run_command(action)

@@ -106,7 +106,30 @@ def _regexes(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
+def project_from_callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    from ingest.convert.ids import check_project_from
+
+    if value is None or value == "":
+        return None
+    try:
+        return check_project_from(str(value))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+routing_options = option_group(
+    click.option("--project-from", "project_from", default=None, callback=project_from_callback,
+                 metavar="FIELD",
+                 help="Route each log to the Phoenix project its FIELD names: metadata.<key> "
+                 "or workspace; logs without a usable value go to --project."),
+    click.option("--sample", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0,
+                 metavar="RATE", show_default=True,
+                 help="Keep this share of traces, chosen by a hash of the trace: the same "
+                 "traces on every run and shard; the others count as done."),
+)  # fmt: skip
+
 conversion_options = option_group(
+    routing_options,
     click.option(
         "--session-key",
         cls=EmptyEnvOption,
@@ -257,6 +280,8 @@ def conversion_settings(project: str, p: Mapping[str, Any]) -> ConversionOptions
     rules become the run's."""
     options = ConversionOptions(
         project=project,
+        project_from=p.get("project_from"),
+        sample=p.get("sample", 1.0),
         session_key=p["session_key"] or None,
         max_messages=p["max_messages"],
         max_value_chars=p["max_value_chars"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 
 import click
@@ -63,14 +64,30 @@ from ingest.sources.portkey.api import PortkeySettings
     show_default=True,
     help="Compare per UTC day or per UTC hour.",
 )
+@click.option(
+    "--routed-project",
+    "routed_projects",
+    multiple=True,
+    metavar="NAME",
+    help="A project a routed run (--project-from) wrote to, besides --project "
+    "(repeatable): each is listed, their total compared with Portkey.",
+)
+@click.option(
+    "--sample",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    default=1.0,
+    metavar="RATE",
+    show_default=True,
+    help="The --sample rate the logs were imported with: Phoenix's figures are divided by it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @verbosity_options
 def reconcile_command(
     endpoint: str, api_key: str | None, retry_deadline: float,
     client_headers: dict[str, str] | None, project: str,
     portkey_api_key: str | None, portkey_base_url: str, portkey_auth: str,
-    workspace: str | None, since: datetime, until: datetime, bucket: str, as_json: bool,
-    verbose: int, quiet: bool,
+    workspace: str | None, since: datetime, until: datetime, bucket: str,
+    routed_projects: tuple[str, ...], sample: float, as_json: bool, verbose: int, quiet: bool,
 ) -> None:  # fmt: skip
     """Compare Portkey's analytics with the Phoenix project, per day or hour.
 
@@ -88,6 +105,8 @@ def reconcile_command(
     Examples:
       portkey-phoenix-ingest reconcile --since 2026-07-01 --until 2026-07-08
       portkey-phoenix-ingest reconcile --since 2026-07-01 --until 2026-07-02 --bucket hour --json
+      portkey-phoenix-ingest reconcile --since 2026-07-01 --until 2026-07-08 --project prod \
+        --routed-project billing --routed-project search --sample 0.5
     """
     start_logging(verbose, quiet)
 
@@ -103,7 +122,10 @@ def reconcile_command(
         options = {"portkey_api_key": portkey_api_key, "portkey_base_url": portkey_base_url,
                    "portkey_auth": portkey_auth, "workspace": workspace}  # fmt: skip
         portkey = PortkeyApi(PortkeySettings.from_options(options, "the analytics.view scope"))
-        report = reconcile(since, until, bucket, PhoenixTotals(phoenix), portkey.analytics)
+        names = [phoenix.project] + [n for n in dict.fromkeys(routed_projects)
+                                     if n != phoenix.project]  # fmt: skip
+        totals = [PhoenixTotals(replace(phoenix, project=name)) for name in names]
+        report = reconcile(since, until, bucket, totals, portkey.analytics, sample)
         if as_json:
             click.echo(json.dumps(to_dict(report)))
         elif not quiet or not report.ok:

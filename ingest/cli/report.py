@@ -15,7 +15,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote, urlencode
@@ -84,6 +84,8 @@ def print_converted(summary: RunSummary, quiet: bool = False) -> None:
     ]
     if summary.records_with_warnings:
         rows.append(("records with warnings", summary.records_with_warnings))
+    if summary.sampled_out:
+        rows.append(("sampled out", summary.sampled_out))
     if summary.coercions:
         rows.append(
             (
@@ -98,12 +100,21 @@ def print_converted(summary: RunSummary, quiet: bool = False) -> None:
         click.echo(f"  {name:<{width}}  {value}", err=True)
 
 
+def project_links(summary: RunSummary, settings: PhoenixSettings) -> dict[str, str]:
+    """A link per project the run's spans went to (the settings' project when none)."""
+    names = sorted(summary.projects) or [settings.project]
+    return {name: phoenix_link(routed := replace(settings, project=name), project_id(routed),
+                               summary.earliest, summary.latest) for name in names}  # fmt: skip
+
+
 def print_summary(
     summary: RunSummary, settings: PhoenixSettings, as_json: bool = False, quiet: bool = False
 ) -> None:
-    link = phoenix_link(settings, project_id(settings), summary.earliest, summary.latest)
+    links = project_links(summary, settings)
+    link = links.get(settings.project) or next(iter(links.values()))
     if as_json:
-        click.echo(json.dumps({**summary.to_dict(), "project": settings.project, "link": link}))
+        click.echo(json.dumps({**summary.to_dict(), "project": settings.project, "link": link,
+                               "links": links}))  # fmt: skip
         return
     if quiet:
         return
@@ -126,13 +137,23 @@ def print_summary(
         rows.append(("records with warnings", summary.records_with_warnings))
     if summary.redacted:
         rows.append(("secrets masked", _redacted_text(summary)))
-    click.echo(f"Imported into Phoenix project '{settings.project}' at {settings.base_url}")
+    if summary.sampled_out:
+        rows.append(("sampled out", summary.sampled_out))
+    if summary.route_fallbacks:
+        rows.append(("routing fallbacks", f"{summary.route_fallbacks} (went to "
+                                          f"'{settings.project}': no project name)"))  # fmt: skip
+    if len(links) > 1:
+        click.echo(f"Imported into {len(links)} Phoenix projects at {settings.base_url}")
+        rows += [(f"  {name}", f"{summary.projects[name]} spans") for name in links]
+    else:
+        click.echo(f"Imported into Phoenix project '{next(iter(links))}' at {settings.base_url}")
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         click.echo(f"  {name:<{width}}  {value}")
     if summary.quarantined:
         click.echo(f"Quarantined records (with reasons): {summary.quarantine_path}")
-    click.echo(f"Open in Phoenix: {link}")
+    for name, each in links.items():
+        click.echo(f"Open in Phoenix: {each}" + (f" ({name})" if len(links) > 1 else ""))
 
 
 def _redacted_text(summary: RunSummary) -> str:
@@ -209,8 +230,18 @@ def _print_state(doc: dict[str, Any], indent: str, files: bool = True) -> None:
             f"{indent}Last {name}: {run.get('finished_at')} into '{run.get('project')}' "
             f"({_run_outcome(run)}): read {run.get('read')}, delivered {run.get('delivered')}, "
             f"already present {run.get('already_present')}, "
-            f"quarantined {run.get('quarantined')}"
+            f"quarantined {run.get('quarantined')}" + _routed_text(run)
         )
+
+
+def _routed_text(run: dict[str, Any]) -> str:
+    """What a routed or sampled run adds to its line: sampled out, and its projects."""
+    text = f", sampled out {run['sampled_out']}" if run.get("sampled_out") else ""
+    projects = run.get("projects") or {}
+    if len(projects) > 1:
+        text += "; projects " + ", ".join(f"'{escape(str(name))}' {count}"
+                                          for name, count in sorted(projects.items()))  # fmt: skip
+    return text
 
 
 def _run_outcome(run: dict[str, Any]) -> str:
@@ -233,9 +264,11 @@ def print_pull(
 ) -> None:
     """The summary of a `sync` or `backfill`: the import summary plus the windows."""
     if as_json:
-        link = phoenix_link(settings, project_id(settings), summary.earliest, summary.latest)
+        links = project_links(summary, settings)
+        link = links.get(settings.project) or next(iter(links.values()))
         payload = {**summary.to_dict(), **result.to_dict(), **info}
-        click.echo(json.dumps({**payload, "project": settings.project, "link": link}))
+        click.echo(json.dumps({**payload, "project": settings.project, "link": link,
+                               "links": links}))  # fmt: skip
         return
     if not quiet:
         click.echo(

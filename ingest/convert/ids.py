@@ -22,13 +22,21 @@ A child whose parent is not a logged request (an application span, or a request 
 everything imported so far) stays a root span of its trace and keeps
 `portkey.parent_span_id`. Phoenix stores spans once: such a child is fixed by `resync` once
 its parent has been delivered.
+
+Where a log goes is decided here too, as pure functions of the record, so every run, shard
+and machine agrees: `route` names its project (`--project-from`), and `sampled_in` keeps or
+drops its whole trace (`--sample`). A routed log gets the ids it would get in that project
+alone; its parent is linked only when the parent went to the same project (else the child
+keeps `portkey.parent_span_id` as an attribute, like any parent not delivered).
 """
 
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections import OrderedDict
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from ingest.convert.records import LogRecord
 
@@ -61,27 +69,90 @@ def trace_hex(trace_id: int) -> str:
     return f"{trace_id:032x}"
 
 
+MAX_PROJECT_CHARS = 200  # a longer routing value is no project name: it falls back
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one log goes: its project, and why it fell back to the default when it did."""
+
+    project: str
+    fallback: str | None = None  # the reason a routing value could not be used
+
+
+def check_project_from(spec: str) -> str:
+    """`metadata.<key>` or `workspace`, else ValueError saying what is accepted."""
+    spec = spec.strip()
+    if spec == "workspace" or (spec.startswith("metadata.") and spec[len("metadata.") :]):
+        return spec
+    raise ValueError(f"{spec!r} is not a routing field: use metadata.<key> (the value of that "
+                     "Portkey metadata key names the project) or workspace")  # fmt: skip
+
+
+def route(record: LogRecord, project_from: str | None, default: str) -> Route:
+    """The project `record` goes to: the value of `project_from` (`metadata.<key>` or
+    `workspace`) when it can be a project name, else `default`. A log without the value goes
+    to `default` silently; a value that cannot be a name (empty, too long, control
+    characters, not text) falls back with the reason."""
+    if not project_from:
+        return Route(default)
+    value: Any
+    if project_from == "workspace":
+        value = record.workspace_slug
+    else:
+        value = record.metadata.get(project_from[len("metadata.") :])
+    if value is None:
+        return Route(default)
+    if not isinstance(value, str):
+        return Route(default, f"{project_from} is not text")
+    name = value.strip()
+    if not name:
+        return Route(default, f"{project_from} is empty")
+    if len(name) > MAX_PROJECT_CHARS:
+        return Route(default, f"{project_from} is longer than {MAX_PROJECT_CHARS} characters")
+    if any(unicodedata.category(char)[0] == "C" for char in name):
+        return Route(default, f"{project_from} holds control characters")
+    return Route(name)
+
+
+def sample_key(record: LogRecord) -> str:
+    """What sampling decides by: the Portkey trace id, else the log id (a trace of one)."""
+    return f"trace\x1f{record.trace_id}" if record.trace_id else f"log\x1f{record.log_id}"
+
+
+def sampled_in(record: LogRecord, rate: float) -> bool:
+    """Is the record's whole trace kept at `rate` (0 < rate <= 1)? A hash of the trace,
+    uniform over [0, 1): the same answer on every run, shard and machine, and a trace kept at
+    one rate is kept at every higher rate."""
+    if rate >= 1.0:
+        return True
+    material = f"portkey-phoenix-ingest/sample\x1f{sample_key(record)}".encode()
+    point = int.from_bytes(hashlib.sha256(material).digest()[:8], "big") / 2.0**64
+    return point < rate
+
+
 class ParentLookup(Protocol):
     """Parents remembered outside this run (the index beside the state)."""
 
-    def lookup(self, trace_id: str | None, span_id: str) -> str | None: ...
+    def lookup(self, project: str, trace_id: str | None, span_id: str) -> str | None: ...
 
 
 class ParentIndex:
-    """(trace id, Portkey span id) -> log id, for the most recent `limit` logs, backed by an
-    optional longer-lived `earlier` index."""
+    """(project, trace id, Portkey span id) -> log id, for the most recent `limit` logs,
+    backed by an optional longer-lived `earlier` index. A parent is found only in the
+    child's project: a span cannot have a parent in another Phoenix project."""
 
     def __init__(
         self, limit: int = 200_000, earlier: ParentLookup | None = None, max_bytes: int = 32 << 20
     ) -> None:
         self.limit, self.max_bytes = limit, max_bytes  # entries, and their size in memory
         self.earlier = earlier
-        self._logs: OrderedDict[tuple[str | None, str], str] = OrderedDict()
+        self._logs: OrderedDict[tuple[str, str | None, str], str] = OrderedDict()
         self._bytes = 0
 
-    def remember(self, record: LogRecord) -> None:
+    def remember(self, record: LogRecord, project: str = "") -> None:
         if record.span_id:
-            key = (record.trace_id, record.span_id)
+            key = (project, record.trace_id, record.span_id)
             known = self._logs.get(key)
             if known is None:
                 self._bytes += _size(key, record.log_id)
@@ -92,18 +163,18 @@ class ParentIndex:
             while len(self._logs) > self.limit or self._bytes > self.max_bytes:
                 self._bytes -= _size(*self._logs.popitem(last=False))
 
-    def parent_of(self, record: LogRecord) -> str | None:
-        """The log id of this log's Portkey parent, when that parent is known."""
+    def parent_of(self, record: LogRecord, project: str = "") -> str | None:
+        """The log id of this log's Portkey parent, when that parent is known in `project`."""
         if not record.parent_span_id or record.parent_span_id == record.span_id:
             return None
-        key = (record.trace_id, record.parent_span_id)
+        key = (project, record.trace_id, record.parent_span_id)
         parent = self._logs.get(key)
         if parent is None and self.earlier is not None:
             parent = self.earlier.lookup(*key)
         return parent if parent != record.log_id else None
 
 
-def _size(key: tuple[str | None, str], log_id: str) -> int:
-    """Roughly what one entry holds: three strings (ids are at most 256 characters, see
+def _size(key: tuple[str, str | None, str], log_id: str) -> int:
+    """Roughly what one entry holds: four strings (ids are at most 256 characters, see
     records.MAX_ID_CHARS), a tuple and the dict's slot."""
-    return len(key[0] or "") + len(key[1]) + len(log_id) + 250
+    return sum(len(part or "") for part in key) + len(log_id) + 250

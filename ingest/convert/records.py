@@ -45,7 +45,7 @@ _ID_FIELDS = ("trace_id", "span_id", "parent_span_id")
 # Fields a richer export or `GET /logs/{id}` (metrics) may add; used when present.
 ENRICHMENT_FIELDS: tuple[str, ...] = (
     "span_id", "parent_span_id", "span_name", "cache_status", "retry_success_count",
-    "last_used_option_index", "virtual_key",
+    "last_used_option_index", "virtual_key", "workspace_slug",
 )  # fmt: skip
 
 # `Sat Jul 25 2026 11:14:18 GMT+0000 (Coordinated Universal Time)`: JavaScript Date.toString().
@@ -92,6 +92,7 @@ class LogRecord:
     retry_success_count: int | None = None
     last_used_option_index: int | None = None
     virtual_key: str | None = None
+    workspace_slug: str | None = None  # the workspace, when the log carries it (--enrich)
     # What parsing changed: "field:from->to" type coercions, and values it had to drop.
     coercions: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
@@ -152,6 +153,7 @@ def parse_record(raw: Any) -> LogRecord:
         "retry_success_count": _integer(raw, "retry_success_count", notes),
         "last_used_option_index": _integer(raw, "last_used_option_index", notes),
         "virtual_key": _text(raw, "virtual_key", notes),
+        "workspace_slug": _text(raw, "workspace_slug", notes),
     }
     for name in _ID_FIELDS:
         if values[name] is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from openinference.semconv.resource import ResourceAttributes
@@ -32,7 +33,9 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 
 @dataclass(frozen=True, slots=True)
 class ConversionOptions:
-    project: str
+    project: str  # the project, or with `project_from` the one for logs without a usable value
+    project_from: str | None = None  # `metadata.<key>` or `workspace`: routes logs (ids.route)
+    sample: float = 1.0  # share of traces kept (ids.sampled_in)
     session_key: str | None = "session_id"  # metadata key -> session.id; None: no sessions
     max_messages: int = 200  # per direction; the most recent are kept
     max_value_chars: int = 50_000
@@ -50,6 +53,14 @@ class ConversionOptions:
         object.__setattr__(self, "redactor", Redactor(self.redact_keys, self.redact_patterns))
 
     @property
+    def destination(self) -> str:
+        """Where this run's logs go, as the state file keys it: the project, and how logs
+        are routed and sampled (another routing or rate is another destination)."""
+        how = [f"project from {self.project_from}"] if self.project_from else []
+        how += [f"sample {self.sample:g}"] if self.sample < 1 else []
+        return f"{self.project} [{', '.join(how)}]" if how else self.project
+
+    @property
     def limits(self) -> Limits:
         return Limits(
             self.max_messages,
@@ -60,13 +71,19 @@ class ConversionOptions:
         )
 
 
+@lru_cache(maxsize=1024)  # one per project, shared by its spans; routed runs have several
 def make_resource(project: str) -> Resource:
-    """The resource of every span of `project`. Built once per run and shared.
+    """The resource of every span of `project`. Built once and shared.
 
     `Resource(...)`, not `Resource.create(...)`: the latter would add SDK versions and
     whatever OTEL_RESOURCE_ATTRIBUTES holds, so the output would depend on the machine.
     """
     return Resource({ResourceAttributes.PROJECT_NAME: project, SERVICE_NAME: SERVICE})
+
+
+def project_of(resource: Resource) -> str:
+    """The Phoenix project a resource (so each of its spans) goes to; '' when it names none."""
+    return str(resource.attributes.get(ResourceAttributes.PROJECT_NAME, ""))
 
 
 def to_span(
@@ -75,7 +92,9 @@ def to_span(
     resource: Resource,
     parent_log_id: str | None = None,
 ) -> ReadableSpan:
-    """One log as one span; `parent_log_id` links it under its Portkey parent (ids.py)."""
+    """One log as one span in the project of `resource` (its ids are that project's);
+    `parent_log_id` links it under its Portkey parent (ids.py)."""
+    project = project_of(resource)
     start = start_ns(record.created_at)
     if not 0 <= start <= MAX_NS:  # parse_record refuses these; a hand-built record may not
         raise RecordError(f"no usable timestamp: {record.created_at} cannot be carried by OTLP")
@@ -86,8 +105,8 @@ def to_span(
         redactor=options.redactor,
     )
     context = SpanContext(
-        trace_id=ids.trace_id_for(options.project, record.trace_id, record.log_id),
-        span_id=ids.span_id_for(options.project, record.log_id),
+        trace_id=ids.trace_id_for(project, record.trace_id, record.log_id),
+        span_id=ids.span_id_for(project, record.log_id),
         is_remote=False,
         trace_flags=_SAMPLED,
     )
@@ -95,7 +114,7 @@ def to_span(
     if parent_log_id is not None:
         parent = SpanContext(
             trace_id=context.trace_id,
-            span_id=ids.span_id_for(options.project, parent_log_id),
+            span_id=ids.span_id_for(project, parent_log_id),
             is_remote=False,
             trace_flags=_SAMPLED,
         )

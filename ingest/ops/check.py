@@ -17,13 +17,14 @@ from urllib.parse import quote, urlencode
 
 import click
 
-from ingest.convert.ids import span_hex, span_id_for
+from ingest.convert.ids import route, span_hex, span_id_for
+from ingest.convert.records import parse_record
 from ingest.convert.spans import ConversionOptions
-from ingest.errors import ConfigError
+from ingest.errors import ConfigError, RecordError
 from ingest.phoenix.api import PhoenixSettings
 from ingest.phoenix.reader import SpanReader
 from ingest.run.pipeline import RunSummary, import_files
-from ingest.sources.files import expand_paths
+from ingest.sources.files import decode_line, expand_paths, read_lines
 from ingest.sources.samples import sample_logs_dir
 
 _MAX_LISTED = 15
@@ -123,10 +124,12 @@ def load_expectations(logs_dir: Path) -> dict[str, Any]:
 
 
 def compare(expected: dict[str, Any], summary: RunSummary, stored: dict[str, dict[str, Any]],
-            project: str) -> list[Row]:  # fmt: skip
-    """The check table: one row per essential, with the logs that do not match."""
+            project: str | dict[str, str]) -> list[Row]:  # fmt: skip
+    """The check table: one row per essential, with the logs that do not match. `project`:
+    the project, or (a routed run) each log id's project."""
     logs: dict[str, dict[str, Any]] = expected["logs"]
-    ids = {log_id: span_hex(span_id_for(project, log_id)) for log_id in logs}
+    projects = {log_id: project for log_id in logs} if isinstance(project, str) else project
+    ids = {log_id: span_hex(span_id_for(projects.get(log_id, ""), log_id)) for log_id in logs}
     rows = [
         Row("records read", expected.get("records"), summary.read),
         Row("duplicates skipped", expected.get("duplicates", 0), summary.duplicates),
@@ -150,17 +153,22 @@ def compare(expected: dict[str, Any], summary: RunSummary, stored: dict[str, dic
             else:
                 row.found += 1
         rows.append(row)
-    rows.append(_trace_row(logs, ids, stored))
+    rows.append(_trace_row(logs, ids, stored, projects))
     return rows
 
 
-def _trace_row(logs: dict[str, Any], ids: dict[str, str], stored: dict[str, Any]) -> Row:
-    """Logs that share a Portkey trace id must share one Phoenix trace, and only those."""
+def _trace_row(logs: dict[str, Any], ids: dict[str, str], stored: dict[str, Any],
+               projects: dict[str, str]) -> Row:  # fmt: skip
+    """Logs that share a Portkey trace id (and a project) must share one Phoenix trace, and
+    only those: a trace routed to two projects is a trace in each."""
     groups: dict[str, set[str]] = {}
     for log_id, want in logs.items():
         span = stored.get(ids[log_id])
         if span is not None and want.get("trace_group"):
-            groups.setdefault(want["trace_group"], set()).add(span["context"]["trace_id"])
+            group = want["trace_group"]
+            if len(set(projects.values())) > 1:
+                group = f"{group} in {projects[log_id]}"
+            groups.setdefault(group, set()).add(span["context"]["trace_id"])
     row = Row("trace grouping", len(groups), 0)
     seen: dict[str, str] = {}
     for group, trace_ids in sorted(groups.items()):
@@ -212,11 +220,17 @@ def print_table(rows: list[Row]) -> None:
 
 
 def run_check(
-    settings: PhoenixSettings, logs_dir: Path | None, fresh_project: bool, keep: bool = False
+    settings: PhoenixSettings,
+    logs_dir: Path | None,
+    fresh_project: bool,
+    keep: bool = False,
+    project_from: str | None = None,
 ) -> bool:
     """Import, read back, compare. A fresh project the check made is deleted when the check
     passes (unless `keep`), so CI on every commit does not pile projects up; a failed check
-    keeps it and prints its link. A project the user named is never deleted."""
+    keeps it and prints its link. A project the user named is never deleted. Routed
+    (`project_from`), each log is read back from its own project; a passed check deletes the
+    projects it created, and never one that existed before it."""
     logs_dir = logs_dir or sample_logs_dir()
     expected = load_expectations(logs_dir)
     if fresh_project:
@@ -225,19 +239,24 @@ def run_check(
     files = expand_paths([logs_dir])
     click.echo(f"Importing {len(files)} files from {logs_dir} into project '{settings.project}' "
                f"at {settings.base_url} ...")  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="portkey-check-") as state_dir:
-        summary = import_files(
-            files, settings, ConversionOptions(project=settings.project), Path(state_dir)
-        )
-        rejected = _read_quarantine(summary.quarantine_path)
-    ids = [span_hex(span_id_for(settings.project, log_id)) for log_id in expected["logs"]]
     reader = SpanReader(settings)
+    before = _project_names(reader) if project_from else set()
+    options = ConversionOptions(project=settings.project, project_from=project_from)
+    with tempfile.TemporaryDirectory(prefix="portkey-check-") as state_dir:
+        summary = import_files(files, settings, options, Path(state_dir))
+        rejected = _read_quarantine(summary.quarantine_path)
+    projects = _routes(files, options, expected["logs"])
     # The logs' start-time window: Phoenix older than 19.6 is read over it (no span_id filter)
     window = None
     if summary.earliest is not None and summary.latest is not None:
         window = (summary.earliest, summary.latest)
-    stored = {span["context"]["span_id"]: span for span in reader.fetch(ids, window)}
-    rows = compare(expected, summary, stored, settings.project)
+    stored: dict[str, dict[str, Any]] = {}
+    for project in sorted(set(projects.values())):
+        ids = [span_hex(span_id_for(project, log_id))
+               for log_id, its in projects.items() if its == project]  # fmt: skip
+        stored.update((span["context"]["span_id"], span)
+                      for span in reader.fetch(ids, window, project=project))  # fmt: skip
+    rows = compare(expected, summary, stored, projects)
     if "quarantine" in expected:
         rows.append(_quarantine_row(expected["quarantine"], rejected))
     print_table(rows)
@@ -245,14 +264,38 @@ def run_check(
     click.echo("check passed" if passed else "check FAILED")
     if passed and fresh_project and not keep:
         _delete_project(reader)
+        for name in sorted(set(projects.values()) - before - {settings.project}):
+            _delete_project(reader, name)  # routed there, and made by this check
     else:
         click.echo(f"Project '{settings.project}' kept: {_project_link(reader, summary)}")
     return passed
 
 
-def _delete_project(reader: SpanReader) -> None:
-    """Delete the check's own project; a failure to tidy up does not fail a passed check."""
-    name = reader.settings.project
+def _routes(files: list[Path], options: ConversionOptions, logs: dict[str, Any]
+            ) -> dict[str, str]:  # fmt: skip
+    """Each expected log's project: the run's routing, applied to the fixture's lines."""
+    projects = {log_id: options.project for log_id in logs}
+    if not options.project_from:
+        return projects
+    for path in files:
+        for line in read_lines(path):
+            try:
+                record = parse_record(decode_line(line))
+            except RecordError:
+                continue
+            if record.log_id in projects:
+                projects[record.log_id] = route(record, options.project_from,
+                                                options.project).project  # fmt: skip
+    return projects
+
+
+def _project_names(reader: SpanReader) -> set[str]:
+    return {str(project["name"]) for project in reader.client.projects.list()}
+
+
+def _delete_project(reader: SpanReader, name: str | None = None) -> None:
+    """Delete a project the check made; a failure to tidy up does not fail a passed check."""
+    name = name or reader.settings.project
     try:
         reader.client.projects.delete(project_name=name)
     except Exception as exc:  # httpx errors, or a Phoenix that refuses deletes

@@ -6,6 +6,12 @@ Portkey: for each bucket, `GET /analytics/graphs/{requests,cost,tokens}` and
 `/analytics/summary/cache` over exactly that bucket, reading `summary`: exact whatever size and
 time zone Portkey gives its data points (undocumented, reference/portkey-api.md 4.3).
 Rendering (table, JSON) is in `reconcile_render`.
+
+A routed run (`--project-from`) spread Portkey's logs over several projects: their figures are
+summed per bucket and compared with Portkey's (which has no notion of Phoenix projects), and
+each project's own totals are listed. A sampled run (`--sample RATE`) kept a share of whole
+traces: Phoenix's figures are divided by the rate, and a bucket is MISSING or EXTRA only when
+the difference is beyond what sampling explains (`SAMPLE_SIGMAS` standard deviations).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +32,7 @@ log = logging.getLogger(__name__)
 BUCKETS = {"day": timedelta(days=1), "hour": timedelta(hours=1)}
 MAX_BUCKETS = 2000  # each bucket costs 4 Portkey calls; more is a mistyped range
 CACHE_HITS = frozenset({"HIT", "SEMANTIC HIT"})
+SAMPLE_SIGMAS = 4.0  # a sampled bucket's shortfall must exceed this many standard deviations
 
 
 # --------------------------------------------------------------------------- buckets
@@ -83,15 +90,26 @@ class BucketRow:
     label: str
     window: Window
     portkey: PortkeyFigures
-    phoenix: PhoenixFigures
+    phoenix: PhoenixFigures  # divided by `sample` when the run was sampled
+    sample: float = 1.0
+
+    @property
+    def allowance(self) -> int:
+        """How far a sampled estimate may be off by chance (0 for an unsampled run)."""
+        if self.sample >= 1.0:
+            return 0
+        rate = self.sample
+        return math.ceil(SAMPLE_SIGMAS * math.sqrt(self.portkey.requests * (1 - rate) / rate))
 
     @property
     def missing(self) -> int:
-        return max(0, self.portkey.requests - self.phoenix.portkey_spans)
+        short = self.portkey.requests - self.phoenix.portkey_spans
+        return short if short > self.allowance else 0
 
     @property
     def extra(self) -> int:
-        return max(0, self.phoenix.portkey_spans - self.portkey.requests)
+        over = self.phoenix.portkey_spans - self.portkey.requests
+        return over if over > self.allowance else 0
 
     @property
     def cache_comparable(self) -> bool:
@@ -109,7 +127,7 @@ class BucketRow:
             flags.append(f"MISSING {self.missing}")
         if self.extra:
             flags.append(f"EXTRA {self.extra}")
-        if not self.missing and not self.extra:
+        if not self.missing and not self.extra and self.sample >= 1.0:  # estimates: no exact
             if not costs_match(self.portkey.cost_usd, self.phoenix.billed_cost_usd):
                 flags.append("COST")
             if self.portkey.tokens != self.phoenix.tokens:
@@ -154,6 +172,8 @@ class Report:
     bucket: str
     rows: list[BucketRow]
     models: list[ModelTally] = field(default_factory=list)
+    sample: float = 1.0
+    projects: dict[str, PhoenixFigures] = field(default_factory=dict)  # routed: each one's
 
     @property
     def missing_rows(self) -> list[BucketRow]:
@@ -189,7 +209,7 @@ class Report:
             cache_hits=sum(r.phoenix.cache_hits for r in self.rows),
             cache_known=sum(r.phoenix.cache_known for r in self.rows),
         )
-        return BucketRow("total", Window(self.since, self.until), pk, ph)
+        return BucketRow("total", Window(self.since, self.until), pk, ph, self.sample)
 
 
 # --------------------------------------------------------------------------- Portkey
@@ -278,25 +298,85 @@ def tally_rows(figures: PhoenixFigures, models: dict[str, ModelTally],
             tally.provider = tally.provider or row.get("provider")
 
 
+def add_figures(a: PhoenixFigures, b: PhoenixFigures) -> PhoenixFigures:
+    """Two projects' figures for one bucket, together."""
+    costs = [c for c in (a.phoenix_cost_usd, b.phoenix_cost_usd) if c is not None]
+    summed = {f.name: getattr(a, f.name) + getattr(b, f.name) for f in fields(PhoenixFigures)
+              if f.name != "phoenix_cost_usd"}  # fmt: skip
+    return PhoenixFigures(**summed, phoenix_cost_usd=math.fsum(costs) if costs else None)
+
+
+def scale_figures(figures: PhoenixFigures, rate: float) -> PhoenixFigures:
+    """What a sampled run's figures stand for: divided by the share kept (counts rounded)."""
+    if rate >= 1.0:
+        return figures
+    cost = figures.phoenix_cost_usd
+    return replace(
+        figures, spans=round(figures.spans / rate),
+        portkey_spans=round(figures.portkey_spans / rate),
+        billed_cost_usd=figures.billed_cost_usd / rate, tokens=round(figures.tokens / rate),
+        phoenix_tokens=figures.phoenix_tokens / rate,
+        phoenix_cost_usd=None if cost is None else cost / rate,
+        cache_hits=round(figures.cache_hits / rate), cache_known=round(figures.cache_known / rate),
+    )  # fmt: skip
+
+
+def _project_figures(phoenix: PhoenixTotals, windows: list[Window], whole: Window,
+                     models: dict[str, ModelTally]) -> list[PhoenixFigures]:  # fmt: skip
+    """One project's figures per bucket; its models' tallies are added to `models`."""
+    counts = phoenix.bucket_counts(windows)
+    own: dict[str, ModelTally] = {}
+    for window, figures in zip(windows, counts, strict=True):
+        tally_rows(figures, own, phoenix.span_rows(window, figures.portkey_spans))
+    if own and phoenix.project_id() is not None:
+        for name, cost in phoenix.model_costs(own, whole).items():
+            own[name].phoenix_cost_usd = cost
+    for name, tally in own.items():
+        if name not in models:
+            models[name] = tally
+            continue
+        into = models[name]
+        costs = [c for c in (into.phoenix_cost_usd, tally.phoenix_cost_usd) if c is not None]
+        into.spans += tally.spans
+        into.billed_cost_usd += tally.billed_cost_usd
+        into.phoenix_cost_usd = math.fsum(costs) if costs else None
+        into.unpriced_spans += tally.unpriced_spans
+        into.unpriced_billed_usd += tally.unpriced_billed_usd
+        into.provider = into.provider or tally.provider
+        firsts = [f for f in (into.first_unpriced, tally.first_unpriced) if f]
+        into.first_unpriced = min(firsts) if firsts else None
+    return counts
+
+
 def reconcile(
     since: datetime,
     until: datetime,
     bucket: str,
-    phoenix: PhoenixTotals,
+    phoenix: PhoenixTotals | list[PhoenixTotals],
     portkey_get: Callable[[str, dict[str, str]], dict[str, Any]],
+    sample: float = 1.0,
 ) -> Report:
+    """Portkey's analytics per bucket next to the Phoenix project's figures; several
+    projects (a routed run) are summed, a sampled run's figures divided by its rate."""
+    projects = phoenix if isinstance(phoenix, list) else [phoenix]
     windows = make_buckets(since, until, bucket)
-    counts = phoenix.bucket_counts(windows)
-    models: dict[str, ModelTally] = {}
-    rows = []
-    for window, figures in zip(windows, counts, strict=True):
-        tally_rows(figures, models, phoenix.span_rows(window, figures.portkey_spans))
-        portkey = portkey_figures(portkey_get, window)
-        rows.append(BucketRow(bucket_label(window, bucket), window, portkey, figures))
     whole = Window(since, until)
-    if models and phoenix.project_id() is not None:
-        for name, cost in phoenix.model_costs(models, whole).items():
-            models[name].phoenix_cost_usd = cost
+    models: dict[str, ModelTally] = {}
+    summed = [PhoenixFigures() for _ in windows]
+    each: dict[str, PhoenixFigures] = {}
+    for totals in projects:
+        counts = _project_figures(totals, windows, whole, models)
+        summed = [add_figures(a, b) for a, b in zip(summed, counts, strict=True)]
+        overall = PhoenixFigures()
+        for figures in counts:
+            overall = add_figures(overall, figures)
+        each[totals.settings.project] = overall
+    rows = []
+    for window, figures in zip(windows, summed, strict=True):
+        portkey = portkey_figures(portkey_get, window)
+        rows.append(BucketRow(bucket_label(window, bucket), window, portkey,
+                              scale_figures(figures, sample), sample))  # fmt: skip
     ordered = sorted(models.values(), key=lambda m: (-m.billed_cost_usd, m.model))
-    return Report(phoenix.settings.project, phoenix.settings.base_url, since, until, bucket,
-                  rows, ordered)  # fmt: skip
+    first = projects[0].settings
+    return Report(first.project, first.base_url, since, until, bucket, rows, ordered, sample,
+                  each if len(projects) > 1 else {})  # fmt: skip

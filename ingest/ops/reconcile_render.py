@@ -81,11 +81,28 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 def render(report: Report) -> str:
     """The human-readable report: the bucket table, its footnotes, the model drift table and
     the unpriced-model hint."""
+    where = f"Phoenix project '{report.project}'"
+    if report.projects:
+        where = "Phoenix projects " + ", ".join(f"'{name}'" for name in report.projects)
     out = [
-        f"Reconcile Portkey analytics with Phoenix project '{report.project}' at "
+        f"Reconcile Portkey analytics with {where} at "
         f"{report.phoenix_url}, {iso(report.since)} .. {iso(report.until)} by {report.bucket}",
         "",
     ]
+    if report.projects:
+        out.append("Per project (Phoenix figures over the range; Portkey has no projects, so "
+                   "the table below compares their total):")  # fmt: skip
+        out += _table(("project", "spans", "other", "billed $ spans", "Phoenix cost $",
+                       "tokens spans", ""),
+                      [[name, str(f.portkey_spans), str(f.other_spans), _usd(f.billed_cost_usd),
+                        _usd(f.phoenix_cost_usd), str(f.tokens), ""]
+                       for name, f in report.projects.items()])  # fmt: skip
+        out.append("")
+    if report.sample < 1.0:
+        out.append(f"Sampled at {report.sample:g}: Phoenix's figures below are divided by "
+                   f"{report.sample:g} (estimates); a bucket is MISSING or EXTRA only beyond "
+                   "what sampling explains (4 standard deviations).")  # fmt: skip
+        out.append("")
     totals = report.totals()
     out += _table(_COLUMNS, [_cells(r) for r in report.rows] + [_cells(totals)])
     out.append("")
@@ -207,6 +224,7 @@ def to_dict(report: Report) -> dict[str, Any]:
             "phoenix": {**asdict(row.phoenix), "other_spans": row.phoenix.other_spans},
             "missing": row.missing,
             "extra": row.extra,
+            "allowance": row.allowance,
             "flags": row.flags,
         }
 
@@ -216,6 +234,10 @@ def to_dict(report: Report) -> dict[str, Any]:
         "since": iso(report.since),
         "until": iso(report.until),
         "bucket": report.bucket,
+        "sample": report.sample,
+        "projects": {
+            name: {**asdict(f), "other_spans": f.other_spans} for name, f in report.projects.items()
+        },
         "ok": report.ok,
         "buckets": [row_dict(row) for row in report.rows],
         "totals": row_dict(report.totals()),

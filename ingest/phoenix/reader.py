@@ -1,11 +1,10 @@
 """Read spans back from a Phoenix project by id, on every supported Phoenix (12.18.0 and newer),
 and keep the gateway annotations of the spans delivered.
 
-Which of a batch's ids are stored (verification, every batch) is asked through the span query
-DSL on every server (`stored_by_query`): `POST /v1/spans` with `span_id in [...]` inside the
-batch's start-time window. Phoenix compiles the condition to SQL on its span-id index and
-answers with the ids only: about a tenth of the CPU of the `span_id` read
-(docs/phoenix-versions.md, bench/bench_verify_old_phoenix.py). Whole spans (`check`) are read
+Which of a batch's ids are stored (verification) is asked through the span query DSL on every
+server (`stored_by_query`): `POST /v1/spans`, `span_id in [...]` in the batch's start-time
+window; Phoenix answers with the ids only, from its span-id index (a tenth of the CPU of the
+`span_id` read: docs/phoenix-versions.md). Whole spans (`check`) are read
 through `arize-phoenix-client` with the `span_id` filter on Phoenix 19.6 and newer; older
 servers ignore that filter and answer with every span of the project, so there they are read
 from the start-time window, every page, keeping the ids asked for (`spans_in_window`; about 15
@@ -13,12 +12,10 @@ times the CPU of the query: not for every batch). The server's features are read
 reader (`capabilities.detect`). The client talks through our httpx client; every answer is
 judged by `api.answer_error`, as every other Phoenix request is.
 
-Gateway annotations (`SpanAnnotator`) show what Portkey knows where Phoenix shows judgements:
-Phoenix ignores `llm.cost.*` and has no notion of a gateway cache, so attributes alone do not
-show billed cost, cache hits, routing or error classes in its UI. Annotations are upserts
-keyed by (span, name, identifier), so re-runs correct them (spans are write-once); they are
-written after the spans are verified and read back like spans, and a failure to annotate is
-counted and reported, never losing or blocking a span.
+Gateway annotations (`SpanAnnotator`) show what Portkey knows (billed cost, cache, routing,
+error class) where Phoenix shows judgements. They are upserts keyed by (span, name,
+identifier), so re-runs correct them; written after the spans are verified, read back like
+spans; a failure is counted, never losing a span. A routed run reads each project for its own.
 """
 
 from __future__ import annotations
@@ -29,12 +26,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from itertools import groupby
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from opentelemetry.sdk.trace import ReadableSpan
 
 from ingest.convert.ids import span_hex
+from ingest.convert.spans import project_of
 from ingest.errors import PhoenixAuthError, PhoenixError, RedirectRefused, Transient
 from ingest.http import describe_connection_error, httpx_client, is_transport_error, status_error
 from ingest.phoenix import capabilities
@@ -179,13 +178,14 @@ class SpanReader:
             self._client = Client(http_client=httpx_client(self.settings.service()))
         return self._client
 
-    @property
-    def project_path(self) -> str:
-        """The project name as a URL path segment (names may hold spaces or slashes)."""
-        return quote(self.settings.project, safe="")
+    def path_of(self, project: str | None) -> str:
+        """A project's name (None: the settings' one) as a URL path segment."""
+        return quote(project or self.settings.project, safe="")
 
-    def existing(self, span_ids: Iterable[str], window: StartRange = None) -> set[str]:
-        """Which of these span ids (16-hex) Phoenix has stored in the project.
+    def existing(self, span_ids: Iterable[str], window: StartRange = None,
+                 project: str | None = None) -> set[str]:  # fmt: skip
+        """Which of these span ids (16-hex) Phoenix has stored in `project` (None: the
+        settings' project; a routed run reads each project for its own spans).
 
         `window` ([earliest start, latest start]) bounds the read by start time: Phoenix
         filters a project's spans by time through an index, while a filter on ids alone
@@ -194,21 +194,23 @@ class SpanReader:
         ids = list(span_ids)
         if not ids:
             return set()
-        return stored_by_query(self._post_text, self.settings.project, ids, window)
+        return stored_by_query(self._post_text, project or self.settings.project, ids, window)
 
-    def fetch(self, span_ids: Iterable[str], window: StartRange = None) -> list[dict[str, Any]]:
+    def fetch(self, span_ids: Iterable[str], window: StartRange = None,
+              project: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
         """The stored spans among these ids (full spans, as the Phoenix REST API returns them).
         Servers older than 19.6 are read over `window` (the whole project when None)."""
         ids = list(span_ids)
         if not self.features.supports(capabilities.SPAN_READ_BY_ID):
-            return spans_in_window(self._get_json, self.settings.project, ids, window)
+            return spans_in_window(self._get_json, project or self.settings.project, ids, window)
         bounds = None
         if window is not None:  # a millisecond of slack: Phoenix keeps float seconds
             bounds = (window[0] - timedelta(milliseconds=1), window[1] + timedelta(milliseconds=1))
         found: list[dict[str, Any]] = []
         for start in range(0, len(ids), VERIFY_CHUNK):
             chunk = ids[start : start + VERIFY_CHUNK]
-            found.extend(self._api.call("answer a read", lambda c=chunk: self._get(c, bounds)))
+            found.extend(self._api.call("answer a read",
+                                        lambda c=chunk: self._get(c, bounds, project)))  # fmt: skip
         return found
 
     def _post_text(self, path: str, params: Sequence[tuple[str, str]],
@@ -234,11 +236,11 @@ class SpanReader:
         return unexpected_read(self.settings, found, what)
 
     def _get(
-        self, chunk: list[str], bounds: tuple[datetime, datetime] | None
+        self, chunk: list[str], bounds: tuple[datetime, datetime] | None, project: str | None
     ) -> list[dict[str, Any]]:
         try:
             spans = self.client.spans.get_spans(
-                project_identifier=self.project_path,
+                project_identifier=self.path_of(project),
                 span_ids=chunk,
                 start_time=bounds[0] if bounds else None,
                 end_time=bounds[1] if bounds else None,
@@ -360,10 +362,9 @@ class SpanAnnotator:
     one read of what Phoenix already holds for the spans it held before this run (a re-run
     finds its own values and writes only what changed: an upsert of the same value costs
     as much as an insert; spans this run stored are not read) and one asynchronous post of
-    the rest. Posts are read back only when `verify_after`
-    annotations are pending, and at the end, in reads of 1,000 spans: by then Phoenix has
-    long inserted them, so no read waits on the annotations it checks. What is still
-    missing is posted again, synchronously; what fails is counted and never blocks a span.
+    the rest. Posts are read back when `verify_after` are pending, and at the end, in reads
+    of 1,000 spans, when Phoenix has long inserted them. What is still missing is posted
+    again, synchronously; what fails is counted and never blocks a span.
     """
 
     def __init__(
@@ -383,6 +384,7 @@ class SpanAnnotator:
         self._posted: deque[list[dict[str, Any]]] = deque()  # posted, not yet read back
         self._unverified = 0
         self._last_post_at = float("-inf")
+        self._elsewhere: dict[str, str] = {}  # span id -> project, not the reader's (routed)
 
     def annotate(self, spans: Sequence[ReadableSpan], fresh: Collection[str] = ()) -> None:
         """Post the annotations of these (verified) spans that Phoenix does not hold yet.
@@ -393,6 +395,9 @@ class SpanAnnotator:
         wanted = [item for span in spans for item in annotations_for(span)]
         if not wanted:
             return
+        home = ("", self.reader.settings.project)
+        self._elsewhere.update((span_hex(span.context.span_id), project) for span in spans
+                               if (project := project_of(span.resource)) not in home)  # fmt: skip
         to_read = {item["span_id"] for item in wanted}.difference(fresh)
         try:
             stored = {_key(item) for item in self._read_back(to_read)} if to_read else set()
@@ -400,6 +405,7 @@ class SpanAnnotator:
             log.warning("could not read annotations (%s); writing them all", _reason(exc))
             stored = set()
         to_write = [item for item in wanted if _key(item) not in stored]
+        self._forget(item for item in wanted if _key(item) in stored)
         unchanged = len(wanted) - len(to_write)
         self.unchanged += unchanged
         self.written += unchanged
@@ -449,6 +455,7 @@ class SpanAnnotator:
         if missing and self._post(missing, sync=True):  # lost or refused: once more
             missing = self._missing(missing)
         self.written += len(wanted) - len(missing)
+        self._forget(wanted)
         if missing:
             self.failed += len(missing)
             log.warning("%d annotations were not stored as sent", len(missing))
@@ -461,19 +468,26 @@ class SpanAnnotator:
             return wanted
         return [item for item in wanted if _key(item) not in stored]
 
+    def _forget(self, items: Iterable[dict[str, Any]]) -> None:
+        for item in items if self._elsewhere else ():
+            self._elsewhere.pop(item["span_id"], None)
+
     def _read_back(self, span_ids: Iterable[str]) -> list[dict[str, Any]]:
-        ids = sorted(span_ids)
+        """The spans' annotations, each read from its span's own project."""
+        where = lambda span_id: self._elsewhere.get(span_id, "")  # noqa: E731
         found: list[dict[str, Any]] = []
-        for start in range(0, len(ids), READ_SPANS):
-            found.extend(
-                self.reader.client.spans.get_span_annotations(
-                    span_ids=ids[start : start + READ_SPANS],
-                    project_identifier=self.reader.project_path,
-                    include_annotation_names=list(NAMES),
-                    limit=READ_SPANS * len(NAMES),
-                    timeout=int(self.reader.settings.request_timeout_s),
+        for project, group in groupby(sorted(span_ids, key=lambda i: (where(i), i)), where):
+            ids = list(group)
+            for start in range(0, len(ids), READ_SPANS):
+                found.extend(
+                    self.reader.client.spans.get_span_annotations(
+                        span_ids=ids[start : start + READ_SPANS],
+                        project_identifier=self.reader.path_of(project or None),
+                        include_annotation_names=list(NAMES),
+                        limit=READ_SPANS * len(NAMES),
+                        timeout=int(self.reader.settings.request_timeout_s),
+                    )
                 )
-            )
         return [dict(item) for item in found if item.get("identifier") == ANNOTATOR]
 
 

@@ -9,6 +9,10 @@ verified prefix. The number of unverified spans in flight is bounded: that is th
 that keeps Phoenix's in-memory queue (20,000 by default) from overflowing, while keeping it
 busy. Spans Phoenix acknowledged but lost (a restart empties its queue) are sent again when
 the oldest batch stops making progress for a grace period.
+
+A batch may hold spans of several projects (`--project-from`): each span's resource names its
+project, one OTLP request carries them all (grouped by resource), and every read asks each
+project for its own spans. A batch is verified, so committed, only when all of them are.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any, Protocol
 from opentelemetry.sdk.trace import ReadableSpan
 
 from ingest.convert.ids import span_hex
+from ingest.convert.spans import project_of
 from ingest.errors import VerificationError
 
 log = logging.getLogger(__name__)
@@ -37,7 +42,10 @@ class Sender(Protocol):
 
 class Reader(Protocol):
     def existing(
-        self, span_ids: Iterable[str], window: tuple[datetime, datetime] | None = None
+        self,
+        span_ids: Iterable[str],
+        window: tuple[datetime, datetime] | None = None,
+        project: str | None = None,
     ) -> set[str]: ...
 
 
@@ -201,7 +209,7 @@ class Deliverer:
                   for batch in group]  # fmt: skip
         if self.tuning.precheck and any(shares):
             every = {span_id: span for share in shares for span_id, span in share.items()}
-            present = self.reader.existing(every, _start_window(every.values()))
+            present = self._existing(every)
             for batch, share in zip(group, shares, strict=True):
                 found = present.intersection(share)
                 batch.already_present = len(found)
@@ -240,9 +248,7 @@ class Deliverer:
         self.sleep(self._poll_interval(pending, incoming))
         asked_at = self.clock()
         waiting = [batch for batch in pending if batch.awaiting]
-        ids = [span_id for batch in waiting for span_id in batch.awaiting]
-        spans = [span for batch in waiting for span in batch.awaiting.values()]
-        found = self.reader.existing(ids, _start_window(spans))
+        found = self._existing({i: span for batch in waiting for i, span in batch.awaiting.items()})
         since, self._last_read = max(self._last_read, self._last_progress), asked_at
         if found:
             self._observe_rate(len(found), asked_at - since)
@@ -275,6 +281,18 @@ class Deliverer:
         self.sender.send(list(oldest.awaiting.values()))
         self.stats.resent += len(oldest.awaiting)
         self._last_progress = self.clock()
+
+    def _existing(self, spans: dict[str, ReadableSpan]) -> set[str]:
+        """Which of these spans Phoenix holds: one read per project, each bounded by the
+        start times of its own spans."""
+        by_project: dict[str, dict[str, ReadableSpan]] = {}
+        for span_id, span in spans.items():
+            by_project.setdefault(project_of(span.resource), {})[span_id] = span
+        found: set[str] = set()
+        for project, share in by_project.items():
+            window = _start_window(share.values())
+            found |= self.reader.existing(share, window, project=project or None)
+        return found
 
     def _commit_verified(self, pending: deque[Batch], commit: Callable[[Batch], None]) -> None:
         """Commit the verified prefix, in order. Annotations go first, for up to a batch's

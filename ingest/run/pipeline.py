@@ -1,17 +1,12 @@
 """Import export files: lines -> records -> spans -> batches, delivered and committed per file.
 
-Reading, parsing and conversion happen here; the ordering of send -> verify -> commit lives
-in `delivery.Deliverer`, and this module only says what a commit records: the offset of the
-last verified line of a file, its counts, and whether the file is complete.
-
-A run is one delivery stream over all its files: file k+1 is read, converted and sent while
-file k's tail is still being verified, so Phoenix's queue never runs dry at a file boundary.
-Each batch's position names its file; the deliverer commits strictly in stream order, so
-every file's cursor still moves only over its verified prefix.
-
-Before a file is converted, a first pass (`index_parents`) reads its lines once to index
-every log's Portkey span id, so a child placed before its parent still gets its parent link;
-committed logs are also remembered beside the state (`state.ParentStore`) for later runs.
+Reading, parsing, routing, sampling and conversion happen here; send -> verify -> commit is
+`delivery.Deliverer`'s, and a commit here records the offset of a file's last verified line,
+its counts, and whether the file is complete. A run is one delivery stream over all its files
+(file k+1 is sent while file k's tail is verified); the deliverer commits in stream order, so
+every file's cursor moves only over its verified prefix. A first pass (`index_parents`)
+indexes each file's Portkey span ids, so a child before its parent still gets its link;
+committed logs are remembered beside the state (`state.ParentStore`) for later runs.
 """
 
 from __future__ import annotations
@@ -28,7 +23,7 @@ from typing import Any, Protocol
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-from ingest.convert.ids import ParentIndex, span_id_for
+from ingest.convert.ids import ParentIndex, route, sampled_in, span_id_for
 from ingest.convert.records import LogRecord, parse_record, unwrap_quarantined
 from ingest.convert.spans import ConversionOptions, make_resource, to_span
 from ingest.errors import IngestError, RecordError, outcome_of
@@ -48,6 +43,7 @@ from ingest.run.state import (
 from ingest.sources.files import SourceLine, chunk_lines, decode_line, fingerprint, read_lines
 
 log = logging.getLogger(__name__)
+MAX_ROUTE_WARNINGS = 20  # routing fallbacks logged one by one; the rest are counted
 
 
 @dataclass
@@ -59,6 +55,9 @@ class RunSummary:
     already_present: int = 0  # spans Phoenix had before this run sent them
     duplicates: int = 0  # log ids already seen earlier in this run
     quarantined: int = 0
+    sampled_out: int = 0  # logs whose trace --sample left out: done, not sent
+    route_fallbacks: int = 0  # logs whose routing value was no project name: default project
+    projects: Counter[str] = field(default_factory=Counter)  # spans of this run per project
     retried: int = 0  # HTTP retries towards Phoenix
     resent: int = 0  # spans sent again because Phoenix lost them after acknowledging
     annotations: int = 0  # gateway annotations written and read back
@@ -94,14 +93,11 @@ class RunSummary:
             self.latest = latest if self.latest is None else max(self.latest, latest)
 
     def to_dict(self) -> dict[str, Any]:
+        plain = ("files", "files_already_done", "read", "delivered", "already_present",
+                 "duplicates", "quarantined", "sampled_out", "route_fallbacks")  # fmt: skip
         return {
-            "files": self.files,
-            "files_already_done": self.files_already_done,
-            "read": self.read,
-            "delivered": self.delivered,
-            "already_present": self.already_present,
-            "duplicates": self.duplicates,
-            "quarantined": self.quarantined,
+            **{name: getattr(self, name) for name in plain},
+            "projects": dict(sorted(self.projects.items())),
             "retried": self.retried,
             "resent": self.resent,
             "annotations": self.annotations,
@@ -148,7 +144,8 @@ class FilePosition:
     file: FileRun | None = field(default=None, compare=False, repr=False)
     # (Portkey trace id, span id, log id) of the batch's logs that have a Portkey span id:
     # remembered beside the state when the batch commits.
-    parents: tuple[tuple[str, str, str], ...] = field(default=(), compare=False, repr=False)
+    parents: tuple[tuple[str, str, str, str], ...] = field(default=(), compare=False,
+                                                           repr=False)  # fmt: skip
 
 
 class Sink(Protocol):
@@ -185,17 +182,15 @@ class FileImporter:
         self.options = options
         self.quarantine = quarantine
         self.tuning = tuning
-        self.resource = make_resource(options.project)
         self.summary = RunSummary(quarantine_path=quarantine.path)
         self.enricher = enricher
         # Span ids of the current file: a log id seen twice is sent once. Kept per file so
         # memory stays flat over a long backfill; across files, the pre-check catches repeats.
         self._seen: set[int] = set()
-        self._rows: list[tuple[str, str, str]] = []  # parent rows of the batch being filled
-        # Parent links are a function of the logs (convert/ids.py): indexed file by file before
-        # conversion, and across runs beside the state.
-        self.parents = ParentIndex(earlier=parent_store(store.dir if store else None,
-                                                        options.project))  # fmt: skip
+        # parent rows (project, trace, span, log id) of the batch being filled
+        self._rows: list[tuple[str, str, str, str]] = []
+        # Parent links (convert/ids.py): indexed per file first, and across runs beside the state
+        self.parents = ParentIndex(earlier=parent_store(store.dir if store else None))
         self.progress = progress or Progress(enabled=False)
         # The window a puller is delivering, for the progress line (else the file's line).
         self.window: tuple[str, float] | None = None
@@ -256,23 +251,23 @@ class FileImporter:
         persist = remember and self.store is not None
         if persist:
             assert self.store is not None
-            progress = self.store.file_progress(self.options.project, fingerprint(path), path)
+            progress = self.store.file_progress(self.options.destination, fingerprint(path), path)
         else:
-            progress = new_file_entry(self.options.project, "") | {"path": str(path)}
+            progress = new_file_entry(self.options.destination, "") | {"path": str(path)}
         run = FileRun(path, progress, persist, self.window)
         if opened is not None:
             opened(run)
         self.summary.widen(progress.get("earliest"), progress.get("latest"))
         if progress["complete"] or (streamed is not None and id(progress) in streamed):
             self.summary.files_already_done += 1
-            log.info("%s: already imported into %s, skipped", path, self.options.project)
+            log.info("%s: already imported into %s, skipped", path, self.options.destination)
             return
         if streamed is not None:
             streamed.add(id(progress))
         if progress["offset"]:
             log.info("%s: resuming after line %d", path, progress["line"])
         index_parents(path, self.parents, self.options.max_line_bytes, self.enricher,
-                      unwrap_quarantined)  # fmt: skip
+                      unwrap_quarantined, self.project_for)  # fmt: skip
         for batch in self._batches(path, progress["offset"], progress["line"]):
             batch.position = replace(batch.position, file=run)
             yield batch
@@ -304,7 +299,7 @@ class FileImporter:
         self.progress.update(where, self.summary.delivered, self.summary.already_present, done)
         if position.final:
             event(
-                "file_done", file=str(run.path), project=self.options.project,
+                "file_done", file=str(run.path), project=self.options.destination,
                 lines=progress["line"], delivered=progress["delivered"],
                 already_present=progress["already_present"], quarantined=progress["quarantined"],
                 duration_s=round(time.monotonic() - run.started, 3),
@@ -333,7 +328,7 @@ class FileImporter:
         batch.position = FilePosition(offset, line_no, True, parents=self._taken())
         yield batch
 
-    def _taken(self) -> tuple[tuple[str, str, str], ...]:
+    def _taken(self) -> tuple[tuple[str, str, str, str], ...]:
         rows, self._rows = tuple(self._rows), []
         return rows
 
@@ -343,14 +338,20 @@ class FileImporter:
         except RecordError as exc:
             self._reject(line, batch, str(exc))
             return
-        span_id = span_id_for(self.options.project, record.log_id)
+        if not sampled_in(record, self.options.sample):
+            batch.counts["sampled_out"] += 1  # done as it is: the cursor moves past it
+            self.summary.sampled_out += 1
+            return
+        project = self.project_for(record, batch)
+        span_id = span_id_for(project, record.log_id)
         if span_id in self._seen:
             batch.counts["duplicates"] += 1
             self.summary.duplicates += 1
             return
-        self.parents.remember(record)
+        self.parents.remember(record, project)
         try:
-            span = to_span(record, self.options, self.resource, self.parents.parent_of(record))
+            span = to_span(record, self.options, make_resource(project),
+                           self.parents.parent_of(record, project))  # fmt: skip
         except Exception as exc:  # a converter bug must not stop the run: keep the record
             log.exception("conversion failed for log %s", record.log_id)
             self._reject(line, batch, f"conversion failed: {type(exc).__name__}: {exc}")
@@ -362,11 +363,24 @@ class FileImporter:
                                       f"{exc}")  # fmt: skip
             return
         self._seen.add(span_id)
+        self.summary.projects[project] += 1
         if record.span_id:
-            self._rows.append((record.trace_id or "", record.span_id, record.log_id))
+            self._rows.append((project, record.trace_id or "", record.span_id, record.log_id))
         self.summary.saw(record)
         batch.spans.append(span)
         batch.size_bytes += size
+
+    def project_for(self, record: LogRecord, batch: Batch | None = None) -> str:
+        """The record's project; a fallback is counted, the first ones logged (`batch`)."""
+        where = route(record, self.options.project_from, self.options.project)
+        if where.fallback and batch is not None:
+            batch.counts["route_fallbacks"] += 1
+            self.summary.route_fallbacks += 1
+            if self.summary.route_fallbacks <= MAX_ROUTE_WARNINGS:
+                log.warning("log %r goes to project %r: %s (no project name; the first %d are "
+                            "logged)", record.log_id, where.project, where.fallback,
+                            MAX_ROUTE_WARNINGS)  # fmt: skip
+        return where.project
 
     def _reject(self, line: SourceLine, batch: Batch, reason: str) -> None:
         self.quarantine.add(line.path, line.line_no, reason, line.data)
@@ -460,11 +474,11 @@ def index_parents(
     max_line_bytes: int,
     enricher: Enricher | None = None,
     prepare: Callable[[Any], Any] = lambda raw: raw,
+    project_of: Callable[[LogRecord], str] = lambda record: "",
     batch: int = 500,
 ) -> None:
-    """Remember every log of `path` that has a Portkey span id (in memory: the index beside
-    the state learns a log when its batch commits); bad lines are left to the delivery pass,
-    which quarantines them. Enrichment is cached, so the second pass pays nothing for it."""
+    """Remember (in memory) every log of `path` with a Portkey span id, in its project
+    (`project_of`); bad lines are left to the delivery pass; enrichment is cached."""
     for chunk in chunk_lines(read_lines(path, max_line_bytes=max_line_bytes), batch):
         raws = []
         for line in chunk:
@@ -482,4 +496,4 @@ def index_parents(
             except RecordError:
                 continue
             if record.span_id:
-                parents.remember(record)
+                parents.remember(record, project_of(record))

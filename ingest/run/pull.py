@@ -266,15 +266,15 @@ def sync(
     """The cron job: from the watermark (minus overlap) to now (minus lag)."""
     store = StateStore(pull.state_dir)
     with store.locked():
-        entry = sync_entry(store.doc, sync_key(pull.options.project, pull.portkey),
-                           pull.options.project)  # fmt: skip
+        entry = sync_entry(store.doc, sync_key(pull.options.destination, pull.portkey),
+                           pull.options.destination)  # fmt: skip
         end = (now or datetime.now(UTC)).replace(microsecond=0) - lag
         try:
             start = sync_start(entry, since, overlap, end, DEFAULT_FIRST_SYNC,
                                accept_future_watermark)  # fmt: skip
         except FutureWatermarkError as exc:
             raise FutureWatermarkError(f"{store.path}: {exc}") from None
-        left = resync_holes(store.doc, pull.options.project)  # issue 16: a resync's holes
+        left = resync_holes(store.doc, pull.options.destination)  # issue 16: a resync's holes
         windows = plan_windows(start, end, pull.window)
         holes = [Window(*h) for h in left]
         windows = [h for h in holes if h not in windows] + windows
@@ -305,9 +305,9 @@ def backfill(
     store = StateStore(shard_dir(pull.state_dir, shard))
     with store.locked():
         window_s = int(pull.window.total_seconds())
-        key = "|".join([sync_key(pull.options.project, pull.portkey), since.isoformat(),
+        key = "|".join([sync_key(pull.options.destination, pull.portkey), since.isoformat(),
                         until.isoformat(), str(window_s)])  # fmt: skip
-        entry = backfill_entry(store.doc, key, pull.options.project, since, until, window_s)
+        entry = backfill_entry(store.doc, key, pull.options.destination, since, until, window_s)
 
         def on_done(window: Window) -> None:
             mark_window_done(entry, window_key(window))
@@ -323,8 +323,8 @@ def backfill(
         if shard:
             info["shard"] = f"{shard[0]}/{shard[1]}"
         if advance_sync and complete:
-            sync = sync_entry(store.doc, sync_key(pull.options.project, pull.portkey),
-                              pull.options.project)  # fmt: skip
+            sync = sync_entry(store.doc, sync_key(pull.options.destination, pull.portkey),
+                              pull.options.destination)  # fmt: skip
             advance_watermark(sync, until)
             info["watermark"] = sync["watermark"]
         store.save()

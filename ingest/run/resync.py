@@ -14,6 +14,11 @@ export file), in this order:
    annotations written, and the project's count outside these logs unchanged;
 6. only then clear the record. A crash in between leaves it: the next resync redoes the unit
    (deleting again is harmless), `status` shows it, and `sync` fills the hole.
+
+Routed (`--project-from`), each log is looked up, deleted and verified in the project it is
+routed to, and the count outside the logs is taken over all those projects. Sampled
+(`--sample`), only the logs sampled in are replaced: the others are not re-delivered, so
+nothing of theirs is deleted.
 """
 
 from __future__ import annotations
@@ -27,13 +32,15 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from dataclasses import replace as replaced
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ingest.convert.common import INGEST_MAPPING_VERSION, MAPPING_VERSION
-from ingest.convert.ids import span_hex, span_id_for
+from ingest.convert.ids import route, sampled_in, span_hex, span_id_for
 from ingest.convert.records import unwrap_quarantined
+from ingest.convert.spans import ConversionOptions
 from ingest.errors import IngestError, PhoenixError, RecordError, VerificationError
 from ingest.phoenix.admin.deletes import SpanDeleter
 from ingest.phoenix.admin.totals import PORTKEY_LOG_ID, PhoenixTotals
@@ -98,16 +105,19 @@ class UnitPlan:
     latest: datetime | None
     ours: set[str]  # span ids stored in the project for exactly these logs
     traces: set[str]
+    projects: dict[str, str] = field(default_factory=dict)  # span id -> its project
 
     @property
     def bounds(self) -> tuple[datetime, datetime] | None:
         return (self.earliest, self.latest) if self.earliest and self.latest else None
 
 
-def index_logs(paths: list[Path], project: str, max_line_bytes: int) -> tuple[
-        dict[str, str], datetime | None, datetime | None]:  # fmt: skip
-    """First pass over a unit: span id -> log id of every log that parses, and the range of
-    their start times. Lines that do not parse are quarantined by the delivery pass."""
+def index_logs(paths: list[Path], options: ConversionOptions, max_line_bytes: int,
+               projects: dict[str, str] | None = None,
+               ) -> tuple[dict[str, str], datetime | None, datetime | None]:  # fmt: skip
+    """First pass over a unit: span id -> log id of every log that parses and is sampled in
+    (and, into `projects`, span id -> the project it is routed to), and the range of their
+    start times. Lines that do not parse are quarantined by the delivery pass."""
     from ingest.convert.records import parse_record
 
     logs: dict[str, str] = {}
@@ -119,7 +129,13 @@ def index_logs(paths: list[Path], project: str, max_line_bytes: int) -> tuple[
                 record = parse_record(unwrap_quarantined(decode_line(line)))
             except RecordError:
                 continue
-            logs[span_hex(span_id_for(project, record.log_id))] = record.log_id
+            if not sampled_in(record, options.sample):
+                continue
+            project = route(record, options.project_from, options.project).project
+            span_id = span_hex(span_id_for(project, record.log_id))
+            logs[span_id] = record.log_id
+            if projects is not None:
+                projects[span_id] = project
             earliest = record.created_at if earliest is None else min(earliest, record.created_at)
             latest = record.created_at if latest is None else max(latest, record.created_at)
     return logs, earliest, latest
@@ -128,31 +144,33 @@ def index_logs(paths: list[Path], project: str, max_line_bytes: int) -> tuple[
 class Resyncer:
     """Plans and replaces units; accumulates the counts."""
 
-    def __init__(self, settings: PhoenixSettings, max_line_bytes: int,
+    def __init__(self, settings: PhoenixSettings, options: ConversionOptions,
                  store: StateStore | None = None, importer: FileImporter | None = None,
                  ) -> None:  # fmt: skip
         self.settings = settings
-        self.max_line_bytes = max_line_bytes
+        self.options = options
+        self.max_line_bytes = options.max_line_bytes
         self.store = store  # None: a dry run (changes nothing, not even the state file)
         self.importer = importer
         self.reader = SpanReader(settings)
-        self.totals = PhoenixTotals(settings)
+        self._totals: dict[str, PhoenixTotals] = {settings.project: PhoenixTotals(settings)}
         self.deleter = SpanDeleter(settings)
         self.counts = ResyncCounts()
         self.lines: list[str] = []  # per unit, for the dry run's listing
 
     def plan(self, paths: list[Path]) -> UnitPlan:
-        logs, earliest, latest = index_logs(paths, self.settings.project, self.max_line_bytes)
-        plan = UnitPlan(logs, earliest, latest, set(), set())
+        projects: dict[str, str] = {}
+        logs, earliest, latest = index_logs(paths, self.options, self.max_line_bytes, projects)
+        plan = UnitPlan(logs, earliest, latest, set(), set(), projects)
         if logs and plan.bounds:
-            for span in self.reader.fetch(list(logs), plan.bounds):
+            for span in self._fetch(plan):
                 span_id = span["context"]["span_id"]
                 if (span.get("attributes") or {}).get(PORTKEY_LOG_ID) == logs.get(span_id):
                     plan.ours.add(span_id)
                     plan.traces.add(span["context"]["trace_id"])
                 else:  # same id, another writer: never deleted, so it could not be replaced
                     raise PhoenixError(
-                        f"span {span_id} in project '{self.settings.project}' has the id of "
+                        f"span {span_id} in project '{plan.projects[span_id]}' has the id of "
                         f"Portkey log {logs.get(span_id)} but was not written for it (its "
                         f"{PORTKEY_LOG_ID} is {span.get('attributes', {}).get(PORTKEY_LOG_ID)!r})"
                         ": resync deletes only spans this tool wrote, so it stops here. "
@@ -185,7 +203,7 @@ class Resyncer:
         assert self.store is not None and self.importer is not None
         plan = self.plan(paths)
         other_before = self._count(plan) - len(plan.ours) if plan.bounds else 0
-        begin_resync(self.store.doc, key, {**unit, "project": self.settings.project,
+        begin_resync(self.store.doc, key, {**unit, "project": self.options.destination,
                                            "deleting": len(plan.ours)})  # fmt: skip
         self.store.save()
         deleted_before = self.deleter.deleted
@@ -210,15 +228,29 @@ class Resyncer:
         annotator = self.importer.deliverer.annotator
         return stats + (annotator.failed if annotator is not None else 0)
 
+    def _fetch(self, plan: UnitPlan) -> list[dict[str, Any]]:
+        """The stored spans of the plan's logs, each read from its own project."""
+        found: list[dict[str, Any]] = []
+        for project in sorted(set(plan.projects.values())):
+            ids = [span_id for span_id, its in plan.projects.items() if its == project]
+            found += self.reader.fetch(ids, plan.bounds, project=project)
+        return found
+
     def _count(self, plan: UnitPlan) -> int:
+        """Spans over the unit's time range in every project its logs go to."""
         assert plan.earliest and plan.latest
-        if self.totals.project_id() is None:
-            return 0  # no such project yet: nothing stored
         window = Window(plan.earliest, plan.latest + timedelta(microseconds=1))
-        return self.totals.count(window, "")
+        total = 0
+        for project in sorted(set(plan.projects.values()) | {self.settings.project}):
+            if project not in self._totals:
+                self._totals[project] = PhoenixTotals(replaced(self.settings, project=project))
+            totals = self._totals[project]
+            if totals.project_id() is not None:  # no such project yet: nothing stored
+                total += totals.count(window, "")
+        return total
 
     def _verify(self, key: str, plan: UnitPlan, other_before: int) -> None:
-        stored = self.reader.fetch(list(plan.logs), plan.bounds)
+        stored = self._fetch(plan)
         current = [
             span for span in stored
             if (span.get("attributes") or {}).get(INGEST_MAPPING_VERSION) == MAPPING_VERSION
@@ -228,7 +260,7 @@ class Resyncer:
         if missing or len(current) != len(plan.logs):
             raise VerificationError(
                 f"{key}: after the resync {missing} of its {len(plan.logs)} logs are missing "
-                f"from project '{self.settings.project}' and "
+                f"from {_where(plan)} and "
                 f"{len(plan.logs) - missing - len(current)} are stored with another mapping "
                 "version. The resync stays recorded as in progress (see `status`); rerun the "
                 "same resync to complete it (quarantined lines, if any, were not re-sent: fix "
@@ -239,7 +271,7 @@ class Resyncer:
         self.counts.other_spans_after += other_after
         if other_after < other_before:
             raise PhoenixError(
-                f"{key}: project '{self.settings.project}' holds {other_before - other_after} "
+                f"{key}: {_where(plan)} holds {other_before - other_after} "
                 "fewer spans outside the resynced logs than before (another writer deleting, "
                 "or retention?). The resync stays recorded as in progress; check the project "
                 "and rerun it."
@@ -247,6 +279,13 @@ class Resyncer:
         if other_after > other_before:
             log.info("%s: %d spans were added by another writer meanwhile", key,
                      other_after - other_before)  # fmt: skip
+
+
+def _where(plan: UnitPlan) -> str:
+    names = sorted(set(plan.projects.values()))
+    if len(names) == 1:
+        return f"project '{names[0]}'"
+    return "projects " + ", ".join(f"'{name}'" for name in names)
 
 
 # ---- files ------------------------------------------------------------------------------
@@ -264,21 +303,21 @@ def resync_files(
     started = time.monotonic()
     store = StateStore(state_dir)
     with store.locked():
-        files = _with_pending_files(store, setup.options.project, files)
+        files = _with_pending_files(store, setup.options.destination, files)
         if dry_run:
-            resyncer = Resyncer(setup.phoenix, setup.options.max_line_bytes)
+            resyncer = Resyncer(setup.phoenix, setup.options)
             for path in files:
                 resyncer.describe(str(path), resyncer.plan([path]))
             resyncer.counts.elapsed_s = time.monotonic() - started
             return None, resyncer.counts, resyncer.lines
-        resyncer = Resyncer(setup.phoenix, setup.options.max_line_bytes, store)
+        resyncer = Resyncer(setup.phoenix, setup.options, store)
         with started_run(setup, store, extra=lambda: {"resync": resyncer.counts.to_dict()}
                          ) as importer:  # fmt: skip
             resyncer.importer = importer
             for path in files:
                 unit = {"kind": "file", "path": str(path.resolve())}
                 resyncer.replace(
-                    file_key(setup.options.project, path),
+                    file_key(setup.options.destination, path),
                     unit,
                     [path],
                     lambda p=path: importer.import_file(p, remember=False),
@@ -352,7 +391,7 @@ class ResyncPuller(Puller):
                 return
             unit = {"kind": "window", "since": window.since.isoformat(),
                     "until": window.until.isoformat()}  # fmt: skip
-            key = f"{self.resyncer.settings.project}|window|{name}"
+            key = f"{self.resyncer.options.destination}|window|{name}"
 
             def deliver() -> None:
                 for path in paths:
@@ -374,7 +413,7 @@ def resync_range(
     store = StateStore(shard_dir(pull.state_dir, shard))
     with store.locked():
         windows = shard_windows(plan_windows(since, until, pull.window), shard)
-        for entry in pending_resyncs(store.doc, pull.options.project, "window"):
+        for entry in pending_resyncs(store.doc, pull.options.destination, "window"):
             window = Window(datetime.fromisoformat(entry["since"]),
                             datetime.fromisoformat(entry["until"]))  # fmt: skip
             if window not in windows:
@@ -382,7 +421,7 @@ def resync_range(
                 windows.append(window)
         windows.sort(key=lambda w: w.since)
         if dry_run:
-            resyncer = Resyncer(pull.phoenix, pull.options.max_line_bytes)
+            resyncer = Resyncer(pull.phoenix, pull.options)
             with tempfile.TemporaryDirectory(dir=store.dir) as tmp:
                 puller = ResyncPuller(pull.portkey, types.SimpleNamespace(), Path(tmp),  # type: ignore[arg-type]
                                       pull.concurrency)  # fmt: skip
@@ -394,7 +433,7 @@ def resync_range(
                          pull.annotate, Progress())  # fmt: skip
         cache = store.dir / "enrich-cache.sqlite3"
         enricher = LogEnricher(pull.portkey, cache) if pull.enrich else None
-        resyncer = Resyncer(pull.phoenix, pull.options.max_line_bytes, store)
+        resyncer = Resyncer(pull.phoenix, pull.options, store)
         result = PullResult(windows_planned=len(windows))
         try:
 

@@ -297,8 +297,9 @@ def advance_file(
     entry["offset"], entry["line"], entry["complete"] = offset, line, final
     entry["delivered"] += delivered
     entry["already_present"] += already_present
-    for name in ("duplicates", "quarantined"):
-        entry[name] += (counts or {}).get(name, 0)
+    for name in ("duplicates", "quarantined", "sampled_out", "route_fallbacks"):
+        if (counts or {}).get(name) or name in entry:
+            entry[name] = entry.get(name, 0) + (counts or {}).get(name, 0)
     starts = list(starts_ns)
     if starts:
         earliest, latest = _ns_iso(min(starts)), _ns_iso(max(starts))
@@ -431,8 +432,7 @@ MAX_REMEMBERED = 1_000_000  # rows kept beside the state (~100 MB at most); olde
 class ParentStore:
     """(project, Portkey trace id, Portkey span id) -> log id, across runs."""
 
-    def __init__(self, path: Path, project: str, limit: int = MAX_REMEMBERED) -> None:
-        self.project = project
+    def __init__(self, path: Path, limit: int = MAX_REMEMBERED) -> None:
         self.limit = limit
         self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.execute(
@@ -440,15 +440,16 @@ class ParentStore:
             "log_id TEXT, PRIMARY KEY (project, trace_id, span_id))"
         )
 
-    def lookup(self, trace_id: str | None, span_id: str) -> str | None:
+    def lookup(self, project: str, trace_id: str | None, span_id: str) -> str | None:
         row = self._db.execute(
             "SELECT log_id FROM parents WHERE project = ? AND trace_id = ? AND span_id = ?",
-            (self.project, trace_id or "", span_id),
+            (project, trace_id or "", span_id),
         ).fetchone()
         return row[0] if row else None
 
-    def add(self, rows: list[tuple[str, str, str]]) -> None:
-        """(trace id, span id, log id) rows; the smaller log id wins, as in ParentIndex."""
+    def add(self, rows: list[tuple[str, str, str, str]]) -> None:
+        """(project, trace id, span id, log id) rows; the smaller log id wins, as in
+        ParentIndex."""
         if not rows:
             return
         with self._db:
@@ -456,7 +457,7 @@ class ParentStore:
                 "INSERT INTO parents VALUES (?, ?, ?, ?) ON CONFLICT (project, trace_id, span_id) "
                 "DO UPDATE SET "
                 "log_id = min(log_id, excluded.log_id)",
-                [(self.project, trace, span, log_id) for trace, span, log_id in rows],
+                rows,
             )
             self._db.execute(
                 "DELETE FROM parents WHERE rowid <= (SELECT max(rowid) FROM parents) - ?",
@@ -467,5 +468,5 @@ class ParentStore:
         self._db.close()
 
 
-def parent_store(state_dir: Path | None, project: str) -> ParentStore | None:
-    return ParentStore(state_dir / PARENTS_FILE, project) if state_dir is not None else None
+def parent_store(state_dir: Path | None) -> ParentStore | None:
+    return ParentStore(state_dir / PARENTS_FILE) if state_dir is not None else None

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,9 +21,11 @@ from ingest.ops.reconcile import (
     BucketRow,
     PortkeyFigures,
     Report,
+    add_figures,
     bucket_label,
     make_buckets,
     portkey_figures,
+    scale_figures,
     tally_rows,
 )
 from ingest.ops.reconcile_render import name_pattern, render, to_dict
@@ -90,6 +93,24 @@ def test_flags_name_missing_and_extra_spans_and_cost_token_cache_differences() -
     assert row(10, 10, hits=3, span_hits=0, known=0).flags == []
     assert row(10, 10, hits=3, span_hits=1, known=10).flags == ["CACHE"]
     assert row(10, 10, hits=None, span_hits=1, known=10).flags == []
+
+
+def test_a_sampled_bucket_is_missing_only_beyond_what_sampling_explains() -> None:
+    kept = PhoenixFigures(spans=520, portkey_spans=520, billed_cost_usd=0.5, tokens=5200)
+    scaled = scale_figures(kept, 0.5)
+    assert (scaled.portkey_spans, scaled.tokens, scaled.billed_cost_usd) == (1040, 10400, 1.0)
+    near = BucketRow("d", Window(DAY0, DAY1), PortkeyFigures(1000, 1.0, 10400), scaled, 0.5)
+    assert near.allowance == 127  # 4 * sqrt(1000 * 0.5 / 0.5)
+    assert (near.missing, near.extra, near.flags) == (0, 0, []), "no COST/TOKENS: estimates"
+    short = replace(near, phoenix=scale_figures(replace(kept, portkey_spans=400), 0.5))
+    assert short.flags == ["MISSING 200"]
+    report = Report("p", "http://x", DAY0, DAY1, "day", [short], sample=0.5,
+                    projects={"a": kept, "b": PhoenixFigures()})  # fmt: skip
+    text = render(report)
+    assert "Sampled at 0.5: Phoenix's figures below are divided by 0.5 (estimates)" in text
+    assert "Reconcile Portkey analytics with Phoenix projects 'a', 'b'" in text
+    assert to_dict(report)["projects"]["a"]["portkey_spans"] == 520
+    assert add_figures(kept, kept).portkey_spans == 1040
 
 
 def test_only_missing_spans_fail_the_report_and_the_text_says_where() -> None:
@@ -324,11 +345,13 @@ def test_json_output_has_the_documented_keys(
     assert result.returncode == 0, result.stdout + result.stderr
     doc = json.loads(result.stdout)
     assert set(doc) == {"project", "phoenix_url", "since", "until", "bucket", "ok", "buckets",
-                        "totals", "missing_buckets", "models", "unpriced_models"}  # fmt: skip
+                        "totals", "missing_buckets", "models", "unpriced_models", "sample",
+                        "projects"}  # fmt: skip
+    assert (doc["sample"], doc["projects"]) == (1.0, {})
     assert (doc["bucket"], len(doc["buckets"]), doc["ok"]) == ("hour", 48, True)
     bucket = doc["buckets"][0]
     assert set(bucket) == {"bucket", "since", "until", "portkey", "phoenix", "missing", "extra",
-                           "flags"}  # fmt: skip
+                           "allowance", "flags"}  # fmt: skip
     assert set(bucket["portkey"]) == {"requests", "cost_usd", "tokens", "cache_hits"}
     assert set(bucket["phoenix"]) == {"spans", "portkey_spans", "other_spans", "billed_cost_usd",
                                       "tokens", "phoenix_tokens", "phoenix_cost_usd",

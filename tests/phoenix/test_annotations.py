@@ -155,8 +155,8 @@ def fake_annotator(verify_after: int = 20_000) -> tuple[SpanAnnotator, FakePhoen
     spans = FakePhoenixSpans()
     reader = SimpleNamespace(
         client=SimpleNamespace(spans=spans),
-        project_path="p",
-        settings=SimpleNamespace(request_timeout_s=5),
+        path_of=lambda project: project or "p",
+        settings=SimpleNamespace(request_timeout_s=5, project="p"),
     )
     annotator = SpanAnnotator(reader, verify_after=verify_after, sleep=lambda _: spans.land())  # type: ignore[arg-type]
     return annotator, spans

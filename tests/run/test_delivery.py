@@ -74,7 +74,10 @@ class FakePhoenix:
 
     # Reader
     def existing(
-        self, span_ids: Iterable[str], window: tuple[datetime, datetime] | None = None
+        self,
+        span_ids: Iterable[str],
+        window: tuple[datetime, datetime] | None = None,
+        project: str | None = None,
     ) -> set[str]:
         ids = list(span_ids)
         self.store(self)
@@ -204,7 +207,9 @@ def test_small_batches_share_one_precheck_and_one_request_but_commit_one_by_one(
     phoenix.stored = {hex_id(1)}  # held before the run
     reads = []
     existing = phoenix.existing
-    phoenix.existing = lambda ids, window=None: reads.append(len(list(ids))) or existing(ids)
+    phoenix.existing = lambda ids, window=None, project=None: (
+        reads.append(len(list(ids))) or existing(ids)
+    )
     tuning = Tuning(batch_size=6, min_poll_s=0.1, max_poll_s=0.1)
     deliverer = Deliverer(phoenix, phoenix, tuning, clock=(clock := Clock()), sleep=clock.sleep)
     committed: list[Batch] = []
@@ -235,7 +240,7 @@ def test_polls_follow_phoenix_rate_not_the_size_of_the_oldest_batch() -> None:
     reads = 0
     existing = phoenix.existing
 
-    def counting(ids: Iterable[str], window: Any = None) -> set[str]:
+    def counting(ids: Iterable[str], window: Any = None, project: Any = None) -> set[str]:
         nonlocal reads
         reads += 1
         return existing(ids)

@@ -103,12 +103,12 @@ def test_the_index_resolves_a_shared_span_id_the_same_way_in_any_order(tmp_path:
         assert retry_parent == min(logs[3].log_id, logs[4].log_id)
         assert index.parent_of(child) == logs[2].log_id
 
-    store = ParentStore(tmp_path / "parents.sqlite3", "p", limit=3)
-    store.add([("t", "a", "log-b"), ("t", "a", "log-a"), ("t", "b", "log-c")])
-    assert store.lookup("t", "a") == "log-a" and store.lookup("u", "a") is None
-    store.add([("t", str(i), f"l{i}") for i in range(5)])
-    assert store.lookup("t", "4") == "l4" and store.lookup("t", "a") is None  # bounded
-    assert ParentStore(tmp_path / "parents.sqlite3", "other").lookup("t", "4") is None
+    store = ParentStore(tmp_path / "parents.sqlite3", limit=3)
+    store.add([("p", "t", "a", "log-b"), ("p", "t", "a", "log-a"), ("p", "t", "b", "log-c")])
+    assert store.lookup("p", "t", "a") == "log-a" and store.lookup("p", "u", "a") is None
+    store.add([("p", "t", str(i), f"l{i}") for i in range(5)])
+    assert store.lookup("p", "t", "4") == "l4" and store.lookup("p", "t", "a") is None  # bounded
+    assert ParentStore(tmp_path / "parents.sqlite3").lookup("other", "t", "4") is None
 
 
 def test_the_parent_index_is_bounded_in_bytes_as_well_as_in_entries() -> None:

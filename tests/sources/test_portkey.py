@@ -773,6 +773,7 @@ def test_get_log_returns_the_log_object_and_its_enrichment(double: PortkeyDouble
         "cache_status": "HIT",
         "retry_success_count": 2,
         "last_used_option_index": 1,
+        "workspace_slug": "ws-double-a1b2c3",  # what --project-from workspace routes by
     }
     assert set(extra) <= set(ENRICHMENT_FIELDS)
 
