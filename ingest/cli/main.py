@@ -41,7 +41,8 @@ def cli() -> None:
     \b
     Exit codes: 0 all delivered; 3 finished, some records quarantined;
     1 failed (nothing past the last verified record is counted as done);
-    2 usage or configuration error; 75 another run holds the state lock.
+    2 usage or configuration error; 75 another run holds the state lock;
+    130 interrupted (Ctrl-C; progress up to the last verified batch is kept).
     """
 
 

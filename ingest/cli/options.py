@@ -197,7 +197,9 @@ def forget_log_format() -> None:
 
 verbosity_options = option_group(
     click.option("-v", "--verbose", count=True, help="More log output (-vv for debug)."),
-    click.option("-q", "--quiet", is_flag=True, help="Only errors; no summary on success."),
+    click.option(
+        "-q", "--quiet", is_flag=True, help="Only errors and the run_done line; no summary."
+    ),
     click.option(
         "--log-format",
         type=click.Choice(["text", "json"]),
