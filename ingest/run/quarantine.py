@@ -1,6 +1,6 @@
 """Records that cannot become spans go to a JSONL file with their source, line and reason.
 
-Nothing is dropped silently (DESIGN.md, invariant 3): every quarantined line is written here
+Nothing is dropped silently (docs/design.md, invariant 3): every quarantined line is written here
 and counted in the run summary. The raw line is kept (secrets masked, size bounded) so the
 record can be fixed and imported again.
 """
