@@ -710,3 +710,125 @@ def test_run_done_is_the_last_line_under_quiet(
         assert f" run_done command={path.split()[-1]} " in last, result.stderr
         assert f" exit_code={result.returncode}" in last
     assert "`-q` leaves only errors and `run_done`" in README
+
+
+# --------------------------------------------------------------------------- the repository
+
+
+def tracked_text_files() -> dict[str, str]:
+    """Every file git tracks in the repository that reads as text, by its path."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True)
+    if listed.returncode != 0:  # not a git checkout (an sdist): the files on disk
+        files = [p.relative_to(REPO) for p in REPO.rglob("*") if p.is_file()]
+        names = [str(p) for p in files if not any(part.startswith(".") for part in p.parts)]
+    else:
+        names = [name for name in listed.stdout.split("\0") if name]
+    texts = {}
+    for name in names:
+        try:
+            texts[name] = (REPO / name).read_text(encoding="utf-8")
+        except (UnicodeDecodeError, FileNotFoundError, IsADirectoryError):
+            continue
+    return texts
+
+
+DOCS = ["README.md", "cron/README.md", "bench/README.md", "bench/RESULTS.md", "tests/README.md",
+        "sample_logs/README.md",
+        *(str(p.relative_to(REPO)) for p in sorted((REPO / "docs").glob("*.md")))]  # fmt: skip
+
+
+def test_no_absolute_machine_path_and_no_citation_outside_the_repository() -> None:
+    """The repository stands alone: no developer's home or work directory, and no notes
+    that live outside it (the design is docs/design.md)."""
+    outside = re.compile("|".join([r"/wo" + r"rk/", r"/ho" + r"me/", r"/Us" + r"ers/",
+                                   r"\bDES" + r"IGN\.md", r"\brefer" + r"ence/[\w-]+\.md",
+                                   r"\bno" + r"tes/[\w-]+\.md"]))  # fmt: skip
+    found = [f"{name}:{number}: {line.strip()}"
+             for name, text in tracked_text_files().items()
+             for number, line in enumerate(text.splitlines(), 1)
+             if outside.search(line)]  # fmt: skip
+    assert not found, "\n".join(found)
+
+
+def test_documented_module_names_import() -> None:
+    """`ingest.x.y` in the docs (and `ingest.x.y.name`) is a module of the package, or a
+    name in one."""
+    import importlib
+
+    problems = []
+    for doc in DOCS:
+        for dotted in set(re.findall(r"`(ingest(?:\.\w+)+)`?", (REPO / doc).read_text())):
+            parts = dotted.split(".")
+            for cut in range(len(parts), 0, -1):
+                try:
+                    found: Any = importlib.import_module(".".join(parts[:cut]))
+                except ModuleNotFoundError:
+                    continue
+                for name in parts[cut:]:
+                    found = getattr(found, name, None)
+                if found is None:
+                    problems.append(f"{doc}: {dotted}")
+                break
+    assert not problems, "\n".join(problems)
+    assert "ingest.phoenix.admin.local_server" in README
+
+
+def cited_paths(text: str) -> set[str]:
+    """Paths a text cites: markdown links, and `code` that names a file or folder of the
+    repository (cron/crontab, tests/run/test_pull.py, convert/ids.py, docs/design.md)."""
+    roots = {p.name for p in REPO.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    roots |= {p.name for p in (REPO / "ingest").iterdir() if p.is_dir()} | {".ci"}
+    roots |= {p.name for p in (REPO / "tests").iterdir() if p.is_dir()}
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    code = re.findall(r"[`\s(\"]((?:\.ci|[a-z_]+)/[\w*./-]*[\w*/])", text)
+    return {path for path in links if "://" not in path} | {
+        path for path in code if path.split("/")[0] in roots and "<" not in path
+    }
+
+
+def exists(path: str, near: Path) -> bool:
+    path = path.split(":")[0].rstrip("/.")
+    for base in (near, REPO, REPO / "ingest", REPO / "tests"):
+        if ("*" in path and list(base.glob(path))) or (base / path).exists():
+            return True
+        module = re.sub(r"\.\w+$", "", path) + ".py"  # `ops/config.mask`: a name in a module
+        if path.count(".") == 1 and not path.endswith(".py") and (base / module).is_file():
+            return True
+    return False
+
+
+def test_every_file_the_docs_cite_exists() -> None:
+    missing = []
+    for doc in DOCS:
+        for path in cited_paths((REPO / doc).read_text()):
+            if not exists(path, (REPO / doc).parent):
+                missing.append(f"{doc}: {path}")
+        for test_file in re.findall(r"`(test_\w+\.py)`", (REPO / doc).read_text()):
+            if not list((REPO / "tests").rglob(test_file)):  # a test file named without its folder
+                missing.append(f"{doc}: {test_file}")
+    for name, text in tracked_text_files().items():  # the code's citations of the docs
+        if name.endswith(".py"):
+            for path in re.findall(r"\b((?:docs|bench|cron)/[\w.-]+\.(?:md|py|yaml|yml))", text):
+                if not (REPO / path).exists():
+                    missing.append(f"{name}: {path}")
+            for title in re.findall(r"docs/design\.md[,\s(]+\"([^\"]+)\"", text):
+                if not re.search(rf"^#+ {re.escape(title)}$", DESIGN, re.M):
+                    missing.append(f"{name}: docs/design.md has no section {title!r}")
+    assert not missing, "\n".join(sorted(missing))
+
+
+DESIGN = (REPO / "docs" / "design.md").read_text()
+
+
+def test_the_design_states_what_the_code_relies_on() -> None:
+    for title in ("Spans are write-once", "Acknowledged is not stored",
+                  "Endpoints and versions used", "Export jobs", "Record shapes", "Invariants",
+                  "Attribute mapping"):  # fmt: skip
+        assert re.search(rf"^#+ {title}$", DESIGN, re.M), title
+    for number in range(1, 6):
+        assert re.search(rf"^{number}\. \*\*", DESIGN, re.M), f"invariant {number}"
+    from ingest.phoenix.capabilities import NEWEST_TESTED, OLDEST_SUPPORTED, format_version
+
+    assert f"Phoenix {format_version(OLDEST_SUPPORTED)} to {format_version(NEWEST_TESTED)}" in (
+        DESIGN
+    )
