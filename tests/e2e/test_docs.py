@@ -608,6 +608,15 @@ def test_the_provider_table_is_the_mapping() -> None:
     assert mapped("bedrock", "anthropic.claude-3-5-sonnet")[1] == "anthropic"
     assert mapped("bedrock", "meta.llama3-70b")[1] == "meta"
     assert mapped("azure-openai", "gpt-4o")[1] == "openai"
+    # "(a Claude, Mistral or Cohere model: that family)" holds exactly for the rows that say so.
+    for org_cell, _, system_cell in rows:
+        if org_cell.startswith("azure"):
+            family = "(a Claude, Mistral or Cohere model: that family)" in system_cell
+            for org in org_cell.split(", "):
+                expected = ("anthropic", "mistralai", "cohere") if family else ("openai",) * 3
+                got = tuple(mapped(org, model)[1] for model in
+                            ("claude-3-5-sonnet", "mistral-large", "cohere-command-r"))  # fmt: skip
+                assert got == expected, (org, got, system_cell)
     assert mapped("vertex-ai", "claude-3-5-sonnet")[1] == "anthropic"
 
 
