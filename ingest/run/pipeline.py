@@ -186,7 +186,7 @@ class FileImporter:
         # Span ids of the current file: a log id seen twice is sent once. Kept per file so
         # memory stays flat over a long backfill; across files, the pre-check catches repeats.
         self._seen: set[int] = set()
-        # Parent links are a function of the logs (trees.py): indexed file by file before
+        # Parent links are a function of the logs (convert/ids.py): indexed file by file before
         # conversion, and across runs beside the state.
         self.parents = ParentIndex(earlier=parent_store(store.dir if store else None,
                                                         options.project))  # fmt: skip
