@@ -25,7 +25,7 @@ from logs_factory import make_log
 
 from ingest.cli.main import cli
 from ingest.phoenix.admin.local_server import LocalPhoenix, free_port
-from ingest.phoenix.annotations import outcome_label
+from ingest.phoenix.reader import outcome_label
 
 REPO = Path(__file__).resolve().parent.parent.parent
 README = (REPO / "README.md").read_text()
@@ -374,7 +374,7 @@ def test_outcome_labels_are_the_documented_ones() -> None:
     the annotator's own choice of annotations, not through the label function alone."""
     from ingest.convert.records import parse_record
     from ingest.convert.spans import ConversionOptions, make_resource, to_span
-    from ingest.phoenix.annotations import OUTCOME, annotations_for
+    from ingest.phoenix.reader import OUTCOME, annotations_for
 
     row = next(r for r in table_rows(section(README, "What lands in Phoenix"))
                if r[0] == "`portkey outcome`")  # fmt: skip
