@@ -1,15 +1,15 @@
 """Cost of answering "which of these span ids are stored" on the oldest supported Phoenix
 and on the newest, with and without the `span_id` filter (issue 15).
 
-    flock /work/.phoenix-tests.lock python bench/bench_verify_old_phoenix.py \
+    python bench/bench_verify_old_phoenix.py \
         --old-venv ~/.cache/portkey-phoenix-ingest/phoenix-12.18.0 --spans 10000
 
 Loads the same generated logs (bench/gen_logs.py, converted as the tool converts them) into a
 fresh server of each version, then asks, batch by batch (consecutive logs, as a delivery
 batch holds them, plus a few ids that were never sent), which ids are stored:
 
-- `span_id filter`  GET /v1/projects/{p}/spans?span_id=...&start_time&end_time (today's read;
-                    Phoenix >= 19.6 only)
+- `span_id filter`  GET /v1/projects/{p}/spans?span_id=...&start_time&end_time (the read by id
+                    before the switch; Phoenix >= 19.6 only)
 - `query DSL`       POST /v1/spans with `span_id in [...]` and the batch's start-time window
 - `REST window`     GET /v1/projects/{p}/spans over the batch's start-time window, every page,
                     filtered on our side (ingest/phoenix/reader.py)

@@ -1,73 +1,73 @@
 """A local test double of Portkey's logs-export, single-log and analytics HTTP APIs.
 
 It is the only Portkey the project's tests ever see. Every behaviour below follows
-`/work/shared/reference/portkey-api.md` (section numbers in brackets); where the notes are
-silent, the choice made here is marked CHOSEN.
+Portkey's API as docs/design.md ("Portkey") describes it; where that is silent, the choice made
+here is marked CHOSEN.
 
 Servers (all bound to 127.0.0.1 on free ports; nothing else is ever contacted)
-- API ("control plane"): `base_url` = `http://127.0.0.1:<port>/v1` [1.1]. Paths are matched
-  after the `/v1` prefix; a trailing `/` and a trailing `?` are accepted [2.1].
+- API ("control plane"): `base_url` = `http://127.0.0.1:<port>/v1`. Paths are matched
+  after the `/v1` prefix; a trailing `/` and a trailing `?` are accepted.
 - Gateway ("data plane"): `GET /logs/{id}` is served by the API server, or, with
-  `separate_gateway=True`, only by a third server at `gateway_base_url` [1.1, 3.2].
-- Object storage: the signed download URLs point here, `storage_base_url` [2.7].
+  `separate_gateway=True`, only by a third server at `gateway_base_url`.
+- Object storage: the signed download URLs point here, `storage_base_url`.
 - Every request to any server is recorded (`requests`, `storage_requests`) with method, raw path,
   matched route, lower-cased headers, body and the fault it consumed.
 
-Auth and errors [1.2, 1.3]
+Auth and errors
 - `x-portkey-api-key` is required on every API and gateway route; missing or unknown key -> 401
   `{"success": false, "data": {"message": ..., "errorCode": "AB05"}}`.
 - Keys map to scopes (`keys=`; the default key has all of them). Export routes need
   `logs.export` (else 403 AB03); `GET /logs/{id}` needs one of `logs.view`, `logs.read`,
   `completions.write`, `logs.write`; analytics needs `analytics.view`.
-- Unknown `x-portkey-*` headers are ignored [1.2]. Validation errors are 400 AB01 with a message
+- Unknown `x-portkey-*` headers are ignored. Validation errors are 400 AB01 with a message
   naming the field; unknown export or log ids 404 AB08. CHOSEN: an unknown route is 404 AB02.
 - CHOSEN: faults are applied before authentication, like a proxy or rate limiter in front.
-- Success bodies are unwrapped (no `data` envelope) [1.4].
+- Success bodies are unwrapped (no `data` envelope).
 - CHOSEN: a request body is only read as JSON when its Content-Type says json (as Express's
   json parser does); anything else counts as an empty body.
 
-Export jobs [2]
-- `POST /logs/exports` [2.2]: `filters` (object) and `requested_data` (non-empty list from the
+Export jobs
+- `POST /logs/exports`: `filters` (object) and `requested_data` (non-empty list from the
   20-value enum) are required, and so is `description` (live behaviour, [3P-LIVE]); an empty
   string counts as missing (the SDK drops "" values). `workspace_id` is a workspace SLUG; any other
-  value (e.g. a UUID) matches nothing but is accepted [2.2]. Returns `{id, total, object}` with
+  value (e.g. a UUID) matches nothing but is accepted. Returns `{id, total, object}` with
   status `draft`. `total` is the true count of matching logs, ignoring paging, and may exceed
-  50,000 [2.10].
-- Time window: `time_of_generation_min <= created_at < time_of_generation_max` (half-open,
-  [2.2]); each accepts `2024-10-20` (midnight UTC), or ISO date-time with `Z`, an offset, or none
+  50,000.
+- Time window: `time_of_generation_min <= created_at < time_of_generation_max` (half-open);
+  each accepts `2024-10-20` (midnight UTC), or ISO date-time with `Z`, an offset, or none
   (UTC). Other filters honoured: `ai_model`, `trace_id`, `status_code`, `virtual_keys`, `configs`,
   `prompt_slug`, `workspace_slug` (exact match; CHOSEN: all accept comma-separated lists),
   `ai_org_model` (`provider__model` list), `metadata` (every pair must match), and the inclusive
   ranges `total_units_*`, `cost_*`, `prompt_token_*` (req_units), `completion_token_*`
   (res_units). CHOSEN: an unknown filter key is 400 AB01 naming it (catches the bot-docs
-  `created_at: {gte}` form [2.9]); `weighted_feedback_*` is valid Portkey but not modelled here,
+  `created_at: {gte}` form); `weighted_feedback_*` is valid Portkey but not modelled here,
   so it is a loud 400 that says "not implemented by the double" rather than a silent mismatch.
-- Paging [2.2, 2.10]: the file holds `matches[offset : offset + page]` where
+- Paging: the file holds `matches[offset : offset + page]` where
   `page = min(page_size or export_cap, export_cap)` and `offset = current_page * page`
   (`current_page` 0-based). `export_cap` defaults to 50,000; tests may lower it (e.g. 100) to
   simulate the cap. Truncation at the cap is silent. `page_size` above 50,000, below 1 or not an
   integer, and a negative `current_page`, are 400 AB01.
-- `GET /logs/exports/{id}` -> ExportItem [2.3]: id, organisation_id, filters (echoed as sent),
+- `GET /logs/exports/{id}` -> ExportItem: id, organisation_id, filters (echoed as sent),
   requested_data, status, description, created_at, last_updated_at, created_by, workspace_id,
   object, total_records. CHOSEN: `total_records` equals `total` (the matched count, also after a
   PUT), not the number of lines in the file; `workspace_id` is the slug sent, or null.
 - `GET /logs/exports` (also `...?` and `?workspace_id=<slug>`; blank means absent) ->
-  `{object: "list", total, data}` [2.4]; CHOSEN: newest first. If `workspaces=` is configured, a
+  `{object: "list", total, data}`; CHOSEN: newest first. If `workspaces=` is configured, a
   slug outside it gives 500 AB04, as [3P-LIVE] observed.
-- `PUT /logs/exports/{id}` [2.5]: `filters` required; CHOSEN: it REPLACES the filters (PUT
+- `PUT /logs/exports/{id}`: `filters` required; CHOSEN: it REPLACES the filters (PUT
   semantics), replaces `requested_data`/`workspace_id`/`description` only when sent, recomputes
   `total`, returns `{id, total, object}`. Allowed only in `draft` or `failed`; CHOSEN: otherwise
   400 AB01 (the same code Portkey uses for cancelling a draft).
-- `POST .../start` [2.6]: from `draft` or `failed` ("Start Again") -> `in_progress`,
+- `POST .../start`: from `draft` or `failed` ("Start Again") -> `in_progress`,
   `{message: "Export started", object: "export"}`. CHOSEN: from any other status 400 AB01.
 - Job progress (CHOSEN): each `GET .../{id}` while in progress is one poll. The job completes
   once it has been polled `job_polls` times (default 1: the first poll says in_progress, the
   next success) or `job_seconds` have passed, whichever comes first; set both to None and call
   `finish_export()` to complete it by hand. The file is built when the job completes, from the
   logs stored at that moment.
-- `POST .../cancel` [2.6]: 400 AB01 unless `in_progress`; then `stopped`,
+- `POST .../cancel`: 400 AB01 unless `in_progress`; then `stopped`,
   `{message: "Export cancelled", object: "export"}` (CHOSEN message).
-- `GET .../download` [2.7]: `{signed_url}` once `success`; before that 400 AB01 naming the status
+- `GET .../download`: `{signed_url}` once `success`; before that 400 AB01 naming the status
   (CHOSEN). Each call issues a fresh URL on the storage server:
   `/exports/<id>.jsonl?X-Amz-Algorithm=...&X-Amz-Date=...&X-Amz-Expires=...&X-Amz-Signature=...`.
   It expires after `url_ttl` seconds (CHOSEN default 3600): then 403 with S3's XML
@@ -75,13 +75,13 @@ Export jobs [2]
   `SignatureDoesNotMatch`; an `Authorization` header is 400 `InvalidArgument` (S3 allows one
   auth mechanism). The storage server never needs the Portkey key, and `storage_saw_api_key`
   tells whether one ever reached it.
-- JSONL [2.7, 2.11]: one compact JSON object per line, `\\n` after every line; records in
+- JSONL: one compact JSON object per line, `\\n` after every line; records in
   ascending `created_at` (then id); each line has exactly the requested keys, in the order
   requested (duplicates dropped). `created_at` is JavaScript `Date.toString()` in UTC
   (`Sat Jul 25 2026 11:14:18 GMT+0000 (Coordinated Universal Time)`); request/response/metadata
   are objects; `is_success` is a bool; a missing value is `null` (CHOSEN).
 
-Single log [3.2, 5]
+Single log
 - `GET /logs/{id}` -> LogObject: `_id`, `request` {url, method, portkeyHeaders (trace, span,
   parent span, span name, metadata as a JSON string), body when stored}, `response` {status,
   responseTime, lastUsedOptionJsonPath (`$.config.options[i]`, or "" when there is no index),
@@ -90,12 +90,12 @@ Single log [3.2, 5]
   `metadata.key`/`metadata.value` arrays). A log stored with `request`/`response` None ("do not
   track") has no bodies.
 
-Analytics [4]
+Analytics
 - `GET /analytics/graphs/{requests,cost,tokens,latency,errors}` ->
   `{summary, data_points, object: "analytics-graph"}`; `GET /analytics/summary/cache` ->
   `{summary: {hits, avg_latency, total_requests, cache_speedup}, object: "analytics-summary"}`.
 - `time_of_generation_min`/`max` are required (400 AB01 naming the missing one), half-open.
-  `workspace_slug` is optional; without it the `default_workspace` is used [4.2] (stored logs
+  `workspace_slug` is optional; without it the `default_workspace` is used (stored logs
   without a slug live there). Also honoured: `status_code`, `trace_id`, `span_id`,
   `virtual_keys`, `configs`, `prompt_slug`, `api_key_ids`, `cache_status`, `ai_org_model`
   (comma-separated), `metadata` (stringified JSON), and the `*_min/_max` ranges; CHOSEN: other
@@ -107,7 +107,7 @@ Analytics [4]
   cache: hits are `HIT` and `SEMANTIC HIT`, `avg_latency` is over hits, `cache_speedup` is the
   percentage by which hits are faster than the rest (0 when either side is empty).
 
-Faults [6, 7.9]: `double.faults.queue(route, fault, times=1)`, `always(route, fault)`, `clear()`.
+Faults: `double.faults.queue(route, fault, times=1)`, `always(route, fault)`, `clear()`.
 A route is a template such as `"POST /logs/exports"`, `"GET /logs/exports/{id}"`,
 `"GET /exports/{file}"` (the storage server), or `"*"` (any API or gateway route). Each request
 consumes at most one fault: the first matching entry, in the order they were added.
@@ -184,14 +184,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-# The `requested_data` enum, in spec order [2.2].
+# The `requested_data` enum, in spec order.
 EXPORT_FIELDS: tuple[str, ...] = (
     "id", "trace_id", "created_at", "request", "response", "is_success", "ai_org", "ai_model",
     "req_units", "res_units", "total_units", "request_url", "cost", "cost_currency",
     "response_time", "response_status_code", "mode", "config", "prompt_slug", "metadata",
 )  # fmt: skip
 
-# Not exportable; only `GET /logs/{id}` (metrics) carries them [2.2, 5].
+# Not exportable; only `GET /logs/{id}` (metrics) carries them.
 METRIC_FIELDS: tuple[str, ...] = (
     "span_id", "parent_span_id", "span_name", "cache_status", "retry_success_count",
     "last_used_option_index", "virtual_key",
@@ -673,7 +673,7 @@ def _csv(value: str) -> frozenset[str]:
 
 
 def _export_criteria(filters: Mapping[str, Any], workspace_id: str | None) -> _Criteria:
-    """Validate an export's `filters` object [2.2] and turn it into criteria."""
+    """Validate an export's `filters` object and turn it into criteria."""
     crit = _Criteria()
     ranges: dict[str, list[float | None]] = {}
     for key, value in filters.items():
@@ -720,7 +720,7 @@ def _export_criteria(filters: Mapping[str, Any], workspace_id: str | None) -> _C
 
 
 def _analytics_criteria(query: Mapping[str, str], default_workspace: str) -> _Criteria:
-    """Validate analytics query parameters [4.2]; both time bounds are required."""
+    """Validate analytics query parameters; both time bounds are required."""
     crit = _Criteria()
     for name in ("time_of_generation_min", "time_of_generation_max"):
         if not query.get(name):

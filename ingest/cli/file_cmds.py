@@ -22,7 +22,7 @@ from ingest.cli.options import (
     tuning_from,
     verbosity_options,
 )
-from ingest.cli.report import Done, run_command
+from ingest.cli.report import Done, run_command, stop_writing
 from ingest.errors import ConfigError
 
 
@@ -44,7 +44,8 @@ from ingest.errors import ConfigError
 def import_command(files: tuple[Path, ...], **kw: Any) -> None:
     """Import Portkey export files (JSONL or .jsonl.gz) into Phoenix and verify every span.
 
-    FILES may be files or directories (their *.jsonl, *.jsonl.gz and *.ndjson files).
+    FILES may be files or directories (their *.jsonl, *.jsonl.gz, *.ndjson and *.ndjson.gz
+    files).
     Re-running is safe: finished files are skipped, interrupted ones resume after their
     last verified line, and spans Phoenix already holds are not sent again.
 
@@ -60,14 +61,15 @@ def import_command(files: tuple[Path, ...], **kw: Any) -> None:
     def action() -> Done:
         from ingest.cli.report import print_summary
         from ingest.run.pipeline import import_files
-        from ingest.sources.files import expand_paths
+        from ingest.sources.files import EXPORT_SUFFIXES, expand_paths
 
         settings = phoenix_settings(kw["endpoint"], kw["api_key"], kw["project"],
                                     kw["retry_deadline"], kw["client_headers"])  # fmt: skip
         options = conversion_settings(settings.project, kw)
         paths = expand_paths(list(files))
         if not paths:
-            raise ConfigError(f"no export files (*.jsonl, *.jsonl.gz) found in {files[0]}.")
+            kinds = ", ".join(f"*{suffix}" for suffix in EXPORT_SUFFIXES)
+            raise ConfigError(f"no export files ({kinds}) found in {files[0]}.")
         summary = import_files(
             paths, settings, options, resolve_state_dir(kw["state_dir"]), tuning_from(kw),
             kw["quarantine_file"], annotate=not kw["no_annotations"],
@@ -111,10 +113,16 @@ def convert_command(files: tuple[Path, ...], **kw: Any) -> None:
         from ingest.sources.files import expand_paths
 
         options = conversion_settings(kw["project"], kw)
-        summary = convert_files(
-            expand_paths(list(files)), options, sys.stdout, kw["quarantine_file"],
-            lambda rejected: click.echo(rejected, err=True),
-        )  # fmt: skip
+        try:
+            summary = convert_files(
+                expand_paths(list(files)), options, sys.stdout, kw["quarantine_file"],
+                lambda rejected: click.echo(rejected, err=True),
+            )  # fmt: skip
+        except BrokenPipeError:
+            # The reader stopped reading (`convert ... | head -1`): a normal end for a filter.
+            # What is still buffered for stdout goes nowhere; the run ends quietly, exit 0.
+            stop_writing(sys.stdout)
+            return Done(fields={"stdout_closed": True})
         print_converted(summary, quiet=kw["quiet"])
         return Done(summary.quarantined, fields=summary.to_dict())
 

@@ -43,7 +43,8 @@ class IngestGroup(click.Group):
     ) -> Any:
         from ingest.cli.options import forget_log_format
 
-        forget_log_format()  # a new run (tests invoke the group many times in one process)
+        argv = list(sys.argv[1:] if args is None else args)
+        forget_log_format(argv)  # a new run (tests invoke the group many times in one process)
         use_rules(None)  # the built-in rules until the command's options give the run's
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
@@ -59,10 +60,21 @@ class IngestGroup(click.Group):
             finish("usage_error", exc.exit_code, command=name, error=exc.format_message())
         except IngestError as exc:  # e.g. the config file, read while parsing the options
             click.echo(f"Error: {error_text(exc)}", err=True)
-            finish(*outcome_of(exc), error=str(exc))
+            finish(*outcome_of(exc), command=self.named_command(argv), error=str(exc))
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
+
+    def named_command(self, args: list[str]) -> str | None:
+        """The command `args` name (a subcommand's own name, as its context has it), for a
+        run that stopped before click made that context."""
+        group: click.Command = self
+        for word in args:
+            if not isinstance(group, click.Group):
+                break
+            if word in group.commands:
+                group = group.commands[word]
+        return group.name if group is not self else None
 
 
 @click.group(
@@ -82,7 +94,8 @@ def cli() -> None:
     \b
     Exit codes: 0 all delivered; 3 finished, some records quarantined;
     1 failed (nothing past the last verified record is counted as done);
-    2 usage or configuration error; 75 another run holds the state lock.
+    2 usage or configuration error; 75 another run holds the state lock;
+    130 interrupted (Ctrl-C; progress up to the last verified batch is kept).
     """
 
 

@@ -228,13 +228,22 @@ def log_format() -> str:
     return "json" if os.environ.get("INGEST_LOG_FORMAT", "").strip() == "json" else "text"
 
 
-def forget_log_format() -> None:
+def forget_log_format(args: list[str] | None = None) -> None:
+    """A new run: its `--log-format`, as `args` give it, holds even when the run stops
+    before the option is parsed (a refused config-file value)."""
     _LOG_FORMAT.clear()
+    for index, word in enumerate(args or []):
+        value = args[index + 1] if word == "--log-format" and index + 1 < len(args) else None
+        value = word.partition("=")[2] if word.startswith("--log-format=") else value
+        if value in ("text", "json"):
+            _LOG_FORMAT[:] = [value]
 
 
 verbosity_options = option_group(
     click.option("-v", "--verbose", count=True, help="More log output (-vv for debug)."),
-    click.option("-q", "--quiet", is_flag=True, help="Only errors; no summary on success."),
+    click.option(
+        "-q", "--quiet", is_flag=True, help="Only errors and the run_done line; no summary."
+    ),
     click.option(
         "--log-format",
         type=click.Choice(["text", "json"]),

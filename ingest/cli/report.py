@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -349,14 +350,25 @@ def error_text(exc: BaseException) -> str:
 def finish(outcome: str, exit_code: int, command: str | None = None, **fields: Any) -> NoReturn:
     """Flush what was printed, log `run_done` last, exit with `exit_code`."""
     for stream in (sys.stdout, sys.stderr):
-        stream.flush()
+        try:
+            stream.flush()
+        except BrokenPipeError:  # its reader is gone (`| head -1`): nothing left to tell it
+            stop_writing(stream)
     run_done(outcome, exit_code, command=command, **fields)
     sys.exit(exit_code)
 
 
+def stop_writing(stream: Any) -> None:
+    """Point a stream whose reader closed the pipe at /dev/null, so that neither a later
+    write nor the flush at exit fails again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+
+
 def run_done(outcome: str, exit_code: int, command: str | None = None, **fields: Any) -> None:
     """The run's last log line: one event a monitoring check can parse."""
-    from ingest.run.logs import event, logging_started, setup_logging
+    from ingest.run.logs import last_event, logging_started, setup_logging
 
     if not logging_started():  # the run stopped before its command body set logging up
         from ingest.cli.options import log_format
@@ -365,4 +377,4 @@ def run_done(outcome: str, exit_code: int, command: str | None = None, **fields:
     if command is None:
         context = click.get_current_context(silent=True)
         command = context.info_name if context is not None else None
-    event("run_done", command=command, outcome=outcome, exit_code=exit_code, **fields)
+    last_event("run_done", command=command, outcome=outcome, exit_code=exit_code, **fields)

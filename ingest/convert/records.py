@@ -1,6 +1,6 @@
 """Tolerant parsing of one Portkey log (a dict from an export line) into a `LogRecord`.
 
-Exports differ in types between sources (see DESIGN.md): dates as ISO-8601 or JavaScript
+Exports differ in types between sources (see docs/design.md): dates as ISO-8601 or JavaScript
 strings, booleans as 0/1, objects as JSON strings, missing values as null, "" or absent.
 `parse_record` accepts all of them, never guesses silently (every type coercion and every
 value it had to drop is listed on the record), and raises `RecordError` only when the log

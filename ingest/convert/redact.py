@@ -1,4 +1,4 @@
-"""Masking of secrets in records, bodies and free text (DESIGN.md, invariant 5).
+"""Masking of secrets in records, bodies and free text (docs/design.md, invariant 5).
 
 Portkey logs the provider request body, and clients put credentials into it (headers copied
 into metadata, `api_key` fields, `Authorization: Bearer ...` strings, signed URLs, tool-call

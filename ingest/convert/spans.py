@@ -1,7 +1,7 @@
 """One `LogRecord` -> one backdated OpenTelemetry `ReadableSpan` (and its `convert` JSON form).
 
 Spans are built directly, without a Tracer: no sampler, no id generator, no 128-attribute
-limit (reference/phoenix.md, section 9, path A). Everything here is a pure function of the
+limit (docs/design.md, "Building spans"). Everything here is a pure function of the
 record and the options, so the same log always gives the same span.
 """
 

@@ -4,7 +4,7 @@ tally the cost per model (Portkey's billed cost next to Phoenix's computed cost)
 The Phoenix figures come from `phoenix.admin.totals` (GraphQL aggregates and the span query DSL).
 Portkey: for each bucket, `GET /analytics/graphs/{requests,cost,tokens}` and
 `/analytics/summary/cache` over exactly that bucket, reading `summary`: exact whatever size and
-time zone Portkey gives its data points (undocumented, reference/portkey-api.md 4.3).
+time zone Portkey gives its data points (undocumented; docs/design.md, "Analytics").
 Rendering (table, JSON) is in `reconcile_render`.
 
 A routed run (`--project-from`) spread Portkey's logs over several projects: their figures are

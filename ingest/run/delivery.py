@@ -1,4 +1,4 @@
-"""The one place that orders send -> verify -> commit (DESIGN.md, invariant 2).
+"""The one place that orders send -> verify -> commit (docs/design.md, invariant 2).
 
 Batches arrive in source order. For each batch: ask Phoenix which spans it already holds,
 send the others, and keep the batch pending until every span has been read back. Small

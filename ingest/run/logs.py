@@ -30,6 +30,17 @@ def event(name: str, **fields: Any) -> None:
     EVENTS.info(name, extra={"event": name, "fields": fields})
 
 
+def last_event(name: str, **fields: Any) -> None:
+    """The run's last event (`run_done`): logged wherever events are (off a terminal, with
+    `--log-format json` or `-v`), also under `-q`, since monitoring parses it."""
+    if EVENTS.isEnabledFor(logging.INFO):
+        event(name, **fields)
+    elif _EVENTS_SHOWN and _EVENTS_SHOWN[0]:  # -q: past the logger's level, to its handler
+        record = EVENTS.makeRecord(EVENTS.name, logging.INFO, __file__, 0, name, (), None,
+                                   extra={"event": name, "fields": fields})  # fmt: skip
+        EVENTS.handle(record)
+
+
 class TextFormatter(logging.Formatter):
     def __init__(self, terminal: bool = False) -> None:
         super().__init__("%(asctime)s %(levelname)s %(message)s")
@@ -103,6 +114,7 @@ class JsonFormatter(logging.Formatter):
 
 
 _STARTED: list[logging.Handler] = []
+_EVENTS_SHOWN: list[bool] = []  # whether this run logs events when -q is left out
 
 
 def logging_started() -> bool:
@@ -119,14 +131,15 @@ def setup_logging(verbose: int, quiet: bool, fmt: str = "text") -> None:
     """Our log lines at the chosen level (events at INFO: shown off a terminal, where there
     is no progress display); other libraries only when they warn."""
     interactive = sys.stderr.isatty()
-    if quiet:
-        level = logging.ERROR
-    elif verbose >= 2:
+    if verbose >= 2:
         level = logging.DEBUG
     elif verbose == 1 or not interactive or fmt == "json":
         level = logging.INFO
     else:
         level = logging.WARNING
+    _EVENTS_SHOWN[:] = [level <= logging.INFO]
+    if quiet:  # only errors, and run_done (last_event)
+        level = logging.ERROR
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(interactive))
     root = logging.getLogger()

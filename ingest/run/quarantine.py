@@ -1,6 +1,6 @@
 """Records that cannot become spans go to a JSONL file with their source, line and reason.
 
-Nothing is dropped silently (DESIGN.md, invariant 3): every quarantined line is written here
+Nothing is dropped silently (docs/design.md, invariant 3): every quarantined line is written here
 and counted in the run summary. The line is kept as `record` so it can be fixed and imported
 again: decoded, its secrets masked by the run's rules (`Redactor.clean`, also inside JSON held
 in strings), encoded again, size bounded. The line as read (`raw`, secrets in clear) only with

@@ -1,6 +1,6 @@
 """Read Portkey export files (JSONL, optionally gzip) line by line, from disk, resumably.
 
-Files are streamed: memory does not grow with file size (DESIGN.md, invariant 4), nor with
+Files are streamed: memory does not grow with file size (docs/design.md, invariant 4), nor with
 the length of a line. A line longer than `max_line_bytes` is never held whole: it is read
 past in pieces and handed on as an oversized line (its number, its size, a short preview),
 which `decode_line` rejects with the reason, so it is quarantined like any bad record. Each

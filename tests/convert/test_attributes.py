@@ -1,4 +1,4 @@
-"""The mapping rules of notes/MAPPING.md, one test (or case) per rule.
+"""The mapping rules of docs/design.md ("Attribute mapping"), one test (or case) per rule.
 
 Every case goes the way a user's log goes: raw dict -> parse_record -> to_span ->
 span_to_dict, and asserts on the attributes a Phoenix user would see.

@@ -1,4 +1,5 @@
-"""Tolerant parsing of one Portkey log: every field shape DESIGN.md lists, and the fatal cases."""
+"""Tolerant parsing of one Portkey log: every field shape docs/design.md lists, and the fatal
+cases."""
 
 from __future__ import annotations
 

@@ -12,6 +12,8 @@ import ast
 import json
 import re
 import shlex
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -368,14 +370,28 @@ def test_phoenix_down_gives_the_documented_messages(phoenix_down_messages: list[
 
 
 def test_outcome_labels_are_the_documented_ones() -> None:
+    """The labels README lists are the ones written: logs go through the real conversion and
+    the annotator's own choice of annotations, not through the label function alone."""
+    from ingest.convert.records import parse_record
+    from ingest.convert.spans import ConversionOptions, make_resource, to_span
+    from ingest.phoenix.reader import OUTCOME, annotations_for
+
     row = next(r for r in table_rows(section(README, "What lands in Phoenix"))
                if r[0] == "`portkey outcome`")  # fmt: skip
-    documented = set(re.findall(r"`([a-z_]+)`", row[1]))
-    cases = [(code, None) for code in (200, 400, 401, 403, 404, 408, 429, 500, 503, 504, 524)]
-    cases += [(None, True), (None, False), (None, None), ("x", None)]
-    produced = {outcome_label(code, ok) for code, ok in cases}
-    assert produced == documented - {"is_success"}
-    assert {"error", "unknown"} <= documented
+    documented = set(re.findall(r"`([a-z_]+)`", row[1])) - {"is_success", "portkey outcome"}
+    cases: list[dict[str, Any]] = [
+        {"response_status_code": code}
+        for code in (200, 400, 401, 403, 404, 408, 429, 500, 503, 504, 524)
+    ]
+    cases += [{"response_status_code": None, "is_success": ok} for ok in (True, False, None)]
+    produced = set()
+    for index, change in enumerate(cases):
+        log = {**make_log(index, prefix="outcome"), **change}
+        options = ConversionOptions(project="docs")
+        span = to_span(parse_record(log), options, make_resource("docs"))
+        produced |= {a["result"]["label"] for a in annotations_for(span) if a["name"] == OUTCOME}
+    assert produced == documented
+    assert outcome_label(None, None) not in produced  # "says neither": no annotation at all
 
 
 # --------------------------------------------------------------------------- real runs
@@ -459,8 +475,27 @@ def test_convert_reports_rejected_lines_as_documented(tmp_path: Path) -> None:
     assert f"{bad}:2: rejected: not valid JSON" in result.stderr
     assert "`FILE:LINE: rejected: REASON`" in section(README, "`convert`: the span format")
     quiet = run_cli("convert", "-q", str(bad))
-    assert quiet.stderr.strip().splitlines() == [line for line in result.stderr.splitlines()
-                                                 if ": rejected: " in line]  # fmt: skip
+    *rejected, last = quiet.stderr.strip().splitlines()
+    assert rejected == [line for line in result.stderr.splitlines() if ": rejected: " in line]
+    assert " run_done command=convert outcome=quarantined exit_code=3" in last
+    assert "with `-q` only the rejected lines and `run_done`" in README
+
+
+def test_convert_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`convert ... | head -1`: the reader stops early; that is a normal end, not a failure."""
+    export = tmp_path / "many.jsonl"
+    export.write_text("".join(json.dumps(make_log(i)) + "\n" for i in range(3000)))
+    shell = f"{shlex.quote(sys.executable)} -m ingest convert {shlex.quote(str(export))} | head -1"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", shell], capture_output=True,
+                            text=True, cwd=REPO, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["span_id"]
+    assert "unexpected failure" not in result.stderr and "Error" not in result.stderr
+    assert (
+        "run_done command=convert outcome=ok exit_code=0 stdout_closed=True"
+        in (result.stderr.strip().splitlines()[-1])
+    )
+    assert "(`convert ... | head -1`)" in README
 
 
 def test_import_of_a_directory_reads_ndjson_as_documented(
@@ -573,6 +608,15 @@ def test_the_provider_table_is_the_mapping() -> None:
     assert mapped("bedrock", "anthropic.claude-3-5-sonnet")[1] == "anthropic"
     assert mapped("bedrock", "meta.llama3-70b")[1] == "meta"
     assert mapped("azure-openai", "gpt-4o")[1] == "openai"
+    # "(a Claude, Mistral or Cohere model: that family)" holds exactly for the rows that say so.
+    for org_cell, _, system_cell in rows:
+        if org_cell.startswith("azure"):
+            family = "(a Claude, Mistral or Cohere model: that family)" in system_cell
+            for org in org_cell.split(", "):
+                expected = ("anthropic", "mistralai", "cohere") if family else ("openai",) * 3
+                got = tuple(mapped(org, model)[1] for model in
+                            ("claude-3-5-sonnet", "mistral-large", "cohere-command-r"))  # fmt: skip
+                assert got == expected, (org, got, system_cell)
     assert mapped("vertex-ai", "claude-3-5-sonnet")[1] == "anthropic"
 
 
@@ -587,3 +631,213 @@ def test_shards_may_share_a_state_directory_as_documented(tmp_path: Path) -> Non
         assert "would exit 75" not in text
     assert shard_dir(tmp_path, (2, 4)) == tmp_path / "shards" / "2-of-4"
     assert shard_dir(tmp_path, (1, 4)) != shard_dir(tmp_path, (2, 4))
+
+
+# --------------------------------------------------------------------------- every command
+
+
+DOWN = "http://127.0.0.1:{phoenix}"  # nothing listens on these ports: a run fails fast,
+PORTKEY_DOWN = "http://127.0.0.1:{portkey}/v1"  # naming the address it was given
+RANGE = 'since = "2026-01-01"\nuntil = "2026-01-02"\n'
+PHOENIX = 'endpoint = "{down}"\nretry_deadline = 1\n'
+PORTKEY = 'portkey_api_key = "pk-docs"\nportkey_base_url = "{portkey_down}"\n'
+RETRY = "portkey_retry_deadline = 1\n"
+
+# Each command run with only its own config-file table: (args, table body, what the output
+# shows when the table was read). A command missing here fails the test below.
+RUNS: dict[str, tuple[list[str], str, str]] = {
+    "import": (["import", "sample_logs/"], PHOENIX, "{down}"),
+    "convert": (["convert", "sample_logs/"], 'project = "from-its-table"\n',
+                '"openinference.project.name": "from-its-table"'),
+    "status": (["status"], 'state_dir = "{tmp}/from-its-table"\n',
+               "State file: {tmp}/from-its-table/state.json"),
+    "check": (["check"], PHOENIX, "{down}"),
+    "demo": (["demo", "--no-serve"], 'state_dir = "{tmp}/a-file"\n', "{tmp}/a-file"),
+    "sync": (["sync"], PHOENIX + PORTKEY + RETRY, "127.0.0.1:"),
+    "backfill": (["backfill"], RANGE + PHOENIX + PORTKEY + RETRY, "127.0.0.1:"),
+    "config show": (["config", "show"], "json = true\n", '"command": "sync"'),
+    "doctor": (["doctor"], PHOENIX, "{down}"),
+    "reconcile": (["reconcile"], RANGE + PHOENIX + PORTKEY, "127.0.0.1:"),
+    "prices plan": (["prices", "plan"], RANGE + PHOENIX + PORTKEY + RETRY, "127.0.0.1:"),
+    "prices apply": (["prices", "apply"], RANGE + PHOENIX + PORTKEY + RETRY + "yes = true\n",
+                     "127.0.0.1:"),
+    "prices remove": (["prices", "remove"], PHOENIX + "yes = true\n", "{down}"),
+    "resync": (["resync"], RANGE + PHOENIX + PORTKEY + RETRY + "yes = true\n", "127.0.0.1:"),
+}  # fmt: skip
+
+
+def run_with_its_table(path: str, tmp_path: Path, monkeypatch: Any, *extra: str) -> tuple[
+    Any, str
+]:  # fmt: skip
+    """Run `path` as README's config section says: its settings only in its own table."""
+    monkeypatch.delenv("INGEST_STATE_DIR")  # the file must decide, not the test's environment
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    (tmp_path / "a-file").write_text("not a directory\n")
+    args, body, shown = RUNS[path]
+    values = {"down": DOWN.format(phoenix=free_port()), "tmp": str(tmp_path),
+              "portkey_down": PORTKEY_DOWN.format(portkey=free_port())}  # fmt: skip
+    config = tmp_path / "config.toml"
+    config.write_text(f"[{path.replace(' ', '.')}]\n" + body.format(**values))
+    config.chmod(0o600)
+    result = run_cli("--config", str(config), *args, *extra, timeout=120)
+    return result, shown.format(**values)
+
+
+@pytest.mark.parametrize("path", sorted(commands()))
+def test_every_command_honours_its_table_in_the_config_file(
+    path: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """README: "a `[command]` table: that command"; `[prices.apply]`: one subcommand. Each
+    command really runs with what its table says (not only `config show`'s view of it)."""
+    assert set(RUNS) == set(commands()), "every command has a row in RUNS"
+    result, shown = run_with_its_table(path, tmp_path, monkeypatch)
+    output = result.stdout + result.stderr
+    assert shown in output, output
+    assert "unknown setting" not in output and "Missing option" not in output, output
+    assert "Keys are option names with `_` (top level: every command; a `[command]` table" in (
+        README.replace("\n", " ")
+    )
+
+
+QUIET = sorted(path for path, command in commands().items() if "--quiet" in options_of(command))
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+@pytest.mark.parametrize("path", QUIET)
+def test_run_done_is_the_last_line_under_quiet(
+    path: str, log_format: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """README: `run_done` is the last line of every run of every command; `-q` leaves only
+    errors and `run_done`."""
+    result, _ = run_with_its_table(path, tmp_path, monkeypatch, "-q", "--log-format", log_format)
+    last = result.stderr.strip().splitlines()[-1]
+    if log_format == "json":
+        event = json.loads(last)
+        assert (event["event"], event["command"]) == ("run_done", path.split()[-1]), last
+        assert event["exit_code"] == result.returncode
+    else:
+        assert f" run_done command={path.split()[-1]} " in last, result.stderr
+        assert f" exit_code={result.returncode}" in last
+    assert "`-q` leaves only errors and `run_done`" in README
+
+
+# --------------------------------------------------------------------------- the repository
+
+
+def tracked_text_files() -> dict[str, str]:
+    """Every file git tracks in the repository that reads as text, by its path."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True)
+    if listed.returncode != 0:  # not a git checkout (an sdist): the files on disk
+        files = [p.relative_to(REPO) for p in REPO.rglob("*") if p.is_file()]
+        names = [str(p) for p in files if not any(part.startswith(".") for part in p.parts)]
+    else:
+        names = [name for name in listed.stdout.split("\0") if name]
+    texts = {}
+    for name in names:
+        try:
+            texts[name] = (REPO / name).read_text(encoding="utf-8")
+        except (UnicodeDecodeError, FileNotFoundError, IsADirectoryError):
+            continue
+    return texts
+
+
+DOCS = ["README.md", "cron/README.md", "bench/README.md", "bench/RESULTS.md", "tests/README.md",
+        "sample_logs/README.md",
+        *(str(p.relative_to(REPO)) for p in sorted((REPO / "docs").glob("*.md")))]  # fmt: skip
+
+
+def test_no_absolute_machine_path_and_no_citation_outside_the_repository() -> None:
+    """The repository stands alone: no developer's home or work directory, and no notes
+    that live outside it (the design is docs/design.md)."""
+    outside = re.compile("|".join([r"/wo" + r"rk/", r"/ho" + r"me/", r"/Us" + r"ers/",
+                                   r"\bDES" + r"IGN\.md", r"\brefer" + r"ence/[\w-]+\.md",
+                                   r"\bno" + r"tes/[\w-]+\.md"]))  # fmt: skip
+    found = [f"{name}:{number}: {line.strip()}"
+             for name, text in tracked_text_files().items()
+             for number, line in enumerate(text.splitlines(), 1)
+             if outside.search(line)]  # fmt: skip
+    assert not found, "\n".join(found)
+
+
+def test_documented_module_names_import() -> None:
+    """`ingest.x.y` in the docs (and `ingest.x.y.name`) is a module of the package, or a
+    name in one."""
+    import importlib
+
+    problems = []
+    for doc in DOCS:
+        for dotted in set(re.findall(r"`(ingest(?:\.\w+)+)`?", (REPO / doc).read_text())):
+            parts = dotted.split(".")
+            for cut in range(len(parts), 0, -1):
+                try:
+                    found: Any = importlib.import_module(".".join(parts[:cut]))
+                except ModuleNotFoundError:
+                    continue
+                for name in parts[cut:]:
+                    found = getattr(found, name, None)
+                if found is None:
+                    problems.append(f"{doc}: {dotted}")
+                break
+    assert not problems, "\n".join(problems)
+    assert "ingest.phoenix.admin.local_server" in README
+
+
+def cited_paths(text: str) -> set[str]:
+    """Paths a text cites: markdown links, and `code` that names a file or folder of the
+    repository (cron/crontab, tests/run/test_pull.py, convert/ids.py, docs/design.md)."""
+    roots = {p.name for p in REPO.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    roots |= {p.name for p in (REPO / "ingest").iterdir() if p.is_dir()} | {".ci"}
+    roots |= {p.name for p in (REPO / "tests").iterdir() if p.is_dir()}
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    code = re.findall(r"[`\s(\"]((?:\.ci|[a-z_]+)/[\w*./-]*[\w*/])", text)
+    return {path for path in links if "://" not in path} | {
+        path for path in code if path.split("/")[0] in roots and "<" not in path
+    }
+
+
+def exists(path: str, near: Path) -> bool:
+    path = path.split(":")[0].rstrip("/.")
+    for base in (near, REPO, REPO / "ingest", REPO / "tests"):
+        if ("*" in path and list(base.glob(path))) or (base / path).exists():
+            return True
+        module = re.sub(r"\.\w+$", "", path) + ".py"  # `ops/config.mask`: a name in a module
+        if path.count(".") == 1 and not path.endswith(".py") and (base / module).is_file():
+            return True
+    return False
+
+
+def test_every_file_the_docs_cite_exists() -> None:
+    missing = []
+    for doc in DOCS:
+        for path in cited_paths((REPO / doc).read_text()):
+            if not exists(path, (REPO / doc).parent):
+                missing.append(f"{doc}: {path}")
+        for test_file in re.findall(r"`(test_\w+\.py)`", (REPO / doc).read_text()):
+            if not list((REPO / "tests").rglob(test_file)):  # a test file named without its folder
+                missing.append(f"{doc}: {test_file}")
+    for name, text in tracked_text_files().items():  # the code's citations of the docs
+        if name.endswith(".py"):
+            for path in re.findall(r"\b((?:docs|bench|cron)/[\w.-]+\.(?:md|py|yaml|yml))", text):
+                if not (REPO / path).exists():
+                    missing.append(f"{name}: {path}")
+            for title in re.findall(r"docs/design\.md[,\s(]+\"([^\"]+)\"", text):
+                if not re.search(rf"^#+ {re.escape(title)}$", DESIGN, re.M):
+                    missing.append(f"{name}: docs/design.md has no section {title!r}")
+    assert not missing, "\n".join(sorted(missing))
+
+
+DESIGN = (REPO / "docs" / "design.md").read_text()
+
+
+def test_the_design_states_what_the_code_relies_on() -> None:
+    for title in ("Spans are write-once", "Acknowledged is not stored",
+                  "Endpoints and versions used", "Export jobs", "Record shapes", "Invariants",
+                  "Attribute mapping"):  # fmt: skip
+        assert re.search(rf"^#+ {title}$", DESIGN, re.M), title
+    for number in range(1, 6):
+        assert re.search(rf"^{number}\. \*\*", DESIGN, re.M), f"invariant {number}"
+    from ingest.phoenix.capabilities import NEWEST_TESTED, OLDEST_SUPPORTED, format_version
+
+    assert f"Phoenix {format_version(OLDEST_SUPPORTED)} to {format_version(NEWEST_TESTED)}" in (
+        DESIGN
+    )

@@ -254,6 +254,30 @@ def test_image_is_multi_stage_on_a_pinned_slim_python_without_the_server() -> No
     )
 
 
+def test_the_documented_docker_run_keeps_its_state_in_the_volume() -> None:
+    """README's `docker run --env-file ENV -v VOLUME:/state ...` with ENV made from
+    cron/*.env.example: the file must not move the state away from the image's volume
+    (`--env-file` beats the image's ENV), where uid 10001 owns the directory."""
+    env = {"INGEST_STATE_DIR": "/state"}  # the image's ENV ...
+    for name, rest in _dockerfile():
+        if name == "ENV":
+            env.update(dict(re.findall(r"(\w+)=(\S+)", rest)))
+    example = (REPO / "cron" / "portkey-phoenix-ingest.env.example").read_text(encoding="utf-8")
+    for line in example.splitlines():  # ... then the env file over it, as docker reads them
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key] = value
+    volume = json.loads(_last("VOLUME"))
+    assert env["INGEST_STATE_DIR"] in volume, env["INGEST_STATE_DIR"]
+    assert "chown 10001:10001 /state" in " ".join(rest for name, rest in _dockerfile())
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    runs = re.findall(r"docker run [^\n]*--env-file[^\n]*\\\n[^\n]*", readme)
+    assert runs, "README shows a docker run with --env-file"
+    for run in runs:
+        mounts = re.findall(r"-v \S+:(\S+)", run)
+        assert mounts == volume, (run, volume)
+
+
 def test_image_bakes_in_no_secret_and_copies_only_the_sources() -> None:
     text = (REPO / "Dockerfile").read_text(encoding="utf-8")
     for name in ("PORTKEY_API_KEY", "PHOENIX_API_KEY", "PHOENIX_CLIENT_HEADERS"):
