@@ -15,6 +15,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from ingest.convert.redact import scrub
+
 EVENTS = logging.getLogger("ingest.events")
 
 
@@ -55,6 +57,13 @@ def escape(text: str) -> str:
     """Control characters (newlines, terminal escapes) as visible escapes: a record's
     value cannot forge a log line or drive the terminal."""
     return _CONTROL.sub(lambda m: json.dumps(m.group())[1:-1], text)
+
+
+def shown(value: str, limit: int = 120) -> str:
+    """A value from input (a log id) fit for a report line: secrets masked, control
+    characters escaped, quoted, cut after `limit` characters."""
+    text = escape(scrub(value[: 2 * limit]))
+    return f"'{text}'" if len(text) <= limit else f"'{text[:limit]}…[{len(value)} chars]'"
 
 
 _SHORT_RUN_DONE = ("command", "outcome", "exit_code", "read", "delivered", "already_present",

@@ -4,21 +4,30 @@ Phoenix keeps the first copy of a span id, so a changed log (or a changed mappin
 Phoenix only if the old span is deleted first. One unit at a time (an export window, or one
 export file), in this order:
 
-1. index the unit's logs: span id (deterministic, from project and log id) -> log id;
-2. read those ids back from the project and keep the spans whose `portkey.log_id` is the
-   expected log: only spans this tool wrote for these very logs are ever deleted (never a
-   trace, never a time range: other logs and foreign spans stay whatever they share);
-3. record the unit as "resync in progress" in the state file (saved) before the first delete;
+1. index the unit's logs: span id (deterministic, from project and the raw log id) -> log id;
+2. read those ids back from the project and keep the spans this tool wrote (they carry
+   `portkey.log_id`): matched by span id, not by the stored text, which redaction, NUL
+   removal or a length cap may have changed. Only spans this tool wrote for these very logs
+   are ever deleted (never a trace, never a time range); a log whose id is held by a span of
+   another writer is reported and skipped, the rest of the unit goes on;
+3. read the annotations of those spans that are not the tool's own (people's labels, notes,
+   eval scores) and save them beside the state, then record the unit as "resync in progress"
+   in the state file (saved) before the first delete;
 4. delete them by span id, re-deliver the unit (send -> verify -> annotate, the usual path);
 5. verify: every log of the unit stored once with the current mapping version, the
-   annotations written, and the project's count outside these logs unchanged;
-6. only then clear the record. A crash in between leaves it: the next resync redoes the unit
-   (deleting again is harmless), `status` shows it, and `sync` fills the hole.
+   annotations written, and the project's count outside these logs unchanged; then write
+   the kept annotations back and read them back;
+6. only then clear the record (and the saved annotations). A crash in between leaves it: the
+   next resync redoes the unit (deleting again is harmless; the saved annotations are
+   written back then), `status` shows it, and `sync` fills the hole.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -36,8 +45,10 @@ from ingest.convert.ids import span_hex, span_id_for
 from ingest.errors import IngestError, PhoenixError, RecordError, VerificationError
 from ingest.phoenix.admin.deletes import SpanDeleter
 from ingest.phoenix.admin.totals import PORTKEY_LOG_ID, PhoenixTotals
+from ingest.phoenix.annotations import AnnotationKeeper, merged
 from ingest.phoenix.api import PhoenixSettings
 from ingest.phoenix.reader import SpanReader
+from ingest.run.logs import escape, shown
 from ingest.run.pipeline import FileImporter, RunSetup, RunSummary, started_run, unwrap_quarantined
 from ingest.run.progress import Progress
 from ingest.run.pull import Puller, PullResult, PullSettings
@@ -46,6 +57,7 @@ from ingest.run.state import (
     begin_resync,
     end_resync,
     make_private_dir,
+    open_private,
     pending_resyncs,
     shard_dir,
 )
@@ -68,6 +80,11 @@ class ResyncCounts:
     verified: int = 0  # logs read back afterwards with the current mapping version
     other_spans_before: int = 0  # spans in the units' time ranges outside these logs
     other_spans_after: int = 0
+    annotations_kept: int = 0  # made in Phoenix by others (dry run: to carry over)
+    annotations_restored: int = 0  # of those, written back and read back
+    unmatched: list[str] = field(default_factory=list)  # logs skipped: id held by another writer
+    annotation_files: list[str] = field(default_factory=list)  # kept annotations not restored
+    errors: list[str] = field(default_factory=list)  # why, and what to do
     earliest: datetime | None = None
     latest: datetime | None = None
     elapsed_s: float = 0.0
@@ -79,6 +96,10 @@ class ResyncCounts:
             "deleted": self.deleted, "traces": self.traces, "resent": self.resent,
             "verified": self.verified, "other_spans_before": self.other_spans_before,
             "other_spans_after": self.other_spans_after,
+            "annotations_kept": self.annotations_kept,
+            "annotations_restored": self.annotations_restored,
+            "unmatched": self.unmatched, "annotation_files": self.annotation_files,
+            "errors": self.errors,
             "range": [_iso(self.earliest), _iso(self.latest)],
             "elapsed_s": round(self.elapsed_s, 3), "problems": self.problems,
         }  # fmt: skip
@@ -97,6 +118,8 @@ class UnitPlan:
     latest: datetime | None
     ours: set[str]  # span ids stored in the project for exactly these logs
     traces: set[str]
+    unmatched: set[str] = field(default_factory=set)  # ids held by another writer's spans
+    kept: list[dict[str, Any]] = field(default_factory=list)  # others' annotations on `ours`
 
     @property
     def bounds(self) -> tuple[datetime, datetime] | None:
@@ -137,6 +160,7 @@ class Resyncer:
         self.reader = SpanReader(settings)
         self.totals = PhoenixTotals(settings)
         self.deleter = SpanDeleter(settings)
+        self.keeper = AnnotationKeeper(self.reader)
         self.counts = ResyncCounts()
         self.lines: list[str] = []  # per unit, for the dry run's listing
 
@@ -146,19 +170,27 @@ class Resyncer:
         if logs and plan.bounds:
             for span in self.reader.fetch(list(logs), plan.bounds):
                 span_id = span["context"]["span_id"]
-                if (span.get("attributes") or {}).get(PORTKEY_LOG_ID) == logs.get(span_id):
+                # The id is a digest of the raw log id that only this tool computes; its
+                # `portkey.log_id` says this tool wrote it, whatever text that holds now.
+                if isinstance((span.get("attributes") or {}).get(PORTKEY_LOG_ID), str):
                     plan.ours.add(span_id)
                     plan.traces.add(span["context"]["trace_id"])
-                else:  # same id, another writer: never deleted, so it could not be replaced
-                    raise PhoenixError(
-                        f"span {span_id} in project '{self.settings.project}' has the id of "
-                        f"Portkey log {logs.get(span_id)} but was not written for it (its "
-                        f"{PORTKEY_LOG_ID} is {span.get('attributes', {}).get(PORTKEY_LOG_ID)!r})"
-                        ": resync deletes only spans this tool wrote, so it stops here. "
-                        "Nothing of this unit was deleted."
-                    )
+                elif span_id in logs:  # same id, another writer: never deleted nor replaced
+                    plan.unmatched.add(span_id)
+                    self._unmatched(span_id, logs[span_id])
+            plan.kept = self.keeper.read(plan.ours) if plan.ours else []
         self._tally(plan)
         return plan
+
+    def _unmatched(self, span_id: str, log_id: str) -> None:
+        report = (
+            f"log {shown(log_id)}: its span id {span_id} in project "
+            f"'{escape(self.settings.project)}' is held by a span this tool did not write (no "
+            f"{PORTKEY_LOG_ID}); left as it is, this log is not replaced. Delete that span in "
+            "Phoenix and resync again to replace it."
+        )
+        self.counts.unmatched.append(report)
+        log.warning("skipped %s", report)
 
     def _tally(self, plan: UnitPlan) -> None:
         c = self.counts
@@ -166,6 +198,7 @@ class Resyncer:
         c.logs += len(plan.logs)
         c.stored_before += len(plan.ours)
         c.traces += len(plan.traces)
+        c.annotations_kept += len(plan.kept)
         if plan.earliest is not None:
             c.earliest = plan.earliest if c.earliest is None else min(c.earliest, plan.earliest)
         if plan.latest is not None:
@@ -175,7 +208,9 @@ class Resyncer:
         span = f"{_iso(plan.earliest)} .. {_iso(plan.latest)}" if plan.bounds else "no logs"
         self.lines.append(
             f"  {name}: {len(plan.logs)} logs ({span}); would delete {len(plan.ours)} spans "
-            f"in {len(plan.traces)} traces and re-send {len(plan.logs)}"
+            f"in {len(plan.traces)} traces, carry over {len(plan.kept)} annotations made in "
+            f"Phoenix and re-send {len(plan.logs) - len(plan.unmatched)}"
+            + (f" (skip {len(plan.unmatched)} held by another writer)" if plan.unmatched else "")
         )
 
     def replace(self, key: str, unit: dict[str, Any], paths: list[Path],
@@ -184,8 +219,13 @@ class Resyncer:
         assert self.store is not None and self.importer is not None
         plan = self.plan(paths)
         other_before = self._count(plan) - len(plan.ours) if plan.bounds else 0
-        begin_resync(self.store.doc, key, {**unit, "project": self.settings.project,
-                                           "deleting": len(plan.ours)})  # fmt: skip
+        rescue = self.store.dir / "resync-annotations" / f"{_digest(key)}.jsonl"
+        kept = merged(load_annotations(rescue), plan.kept)  # an earlier run's, then Phoenix's
+        self.counts.annotations_kept += len(kept) - len(plan.kept)
+        if kept:  # saved before the first delete: a crash cannot lose them
+            save_annotations(rescue, kept)
+        entry = {**unit, "project": self.settings.project, "deleting": len(plan.ours)}
+        begin_resync(self.store.doc, key, {**entry, "annotations_kept": len(kept)})
         self.store.save()
         deleted_before = self.deleter.deleted
         self.deleter.delete(sorted(plan.ours))
@@ -196,12 +236,31 @@ class Resyncer:
         self.counts.resent += self.importer.summary.delivered - delivered
         if plan.bounds:
             self._verify(key, plan, other_before)
+        if kept and not self._restore(key, rescue, kept):
+            return
         if self._annotation_failures() > failures:
             self.counts.problems.append(f"{key}: some annotations were not written")
             log.warning("%s: annotations missing; the resync stays pending: rerun it", key)
             return
         end_resync(self.store.doc, key)
         self.store.save()
+
+    def _restore(self, key: str, rescue: Path, kept: list[dict[str, Any]]) -> bool:
+        """Write back the annotations others made; keep the file of those not restored."""
+        missing, reason = self.keeper.restore(kept)
+        self.counts.annotations_restored += len(kept) - len(missing)
+        if not missing:
+            rescue.unlink(missing_ok=True)
+            return True
+        save_annotations(rescue, missing)
+        self.counts.annotation_files.append(str(rescue))
+        self.counts.errors.append(
+            f"{key}: {len(missing)} annotations made in Phoenix (people's labels and notes, "
+            f"evaluations) could not be written back to the replaced spans ({escape(reason)}); "
+            f"they are saved in {rescue}. Rerun the same resync: it writes them back from "
+            "that file (the resync stays pending until it has)."
+        )
+        return False
 
     def _annotation_failures(self) -> int:
         assert self.importer is not None
@@ -217,23 +276,25 @@ class Resyncer:
         return self.totals.count(window, "")
 
     def _verify(self, key: str, plan: UnitPlan, other_before: int) -> None:
-        stored = self.reader.fetch(list(plan.logs), plan.bounds)
+        expected = [span_id for span_id in plan.logs if span_id not in plan.unmatched]
+        stored = [span for span in self.reader.fetch(expected, plan.bounds)
+                  if span["context"]["span_id"] not in plan.unmatched]  # fmt: skip
         current = [
             span for span in stored
             if (span.get("attributes") or {}).get(INGEST_MAPPING_VERSION) == MAPPING_VERSION
         ]  # fmt: skip
         self.counts.verified += len(current)
-        missing = len(plan.logs) - len({s["context"]["span_id"] for s in stored})
-        if missing or len(current) != len(plan.logs):
+        missing = len(expected) - len({s["context"]["span_id"] for s in stored})
+        if missing or len(current) != len(expected):
             raise VerificationError(
-                f"{key}: after the resync {missing} of its {len(plan.logs)} logs are missing "
+                f"{key}: after the resync {missing} of its {len(expected)} logs are missing "
                 f"from project '{self.settings.project}' and "
-                f"{len(plan.logs) - missing - len(current)} are stored with another mapping "
+                f"{len(expected) - missing - len(current)} are stored with another mapping "
                 "version. The resync stays recorded as in progress (see `status`); rerun the "
                 "same resync to complete it (quarantined lines, if any, were not re-sent: fix "
                 "them and resync their file)."
             )
-        other_after = self._count(plan) - len(stored)
+        other_after = self._count(plan) - len(stored)  # another writer's span stays 'other'
         self.counts.other_spans_before += other_before
         self.counts.other_spans_after += other_after
         if other_after < other_before:
@@ -246,6 +307,27 @@ class Resyncer:
         if other_after > other_before:
             log.info("%s: %d spans were added by another writer meanwhile", key,
                      other_after - other_before)  # fmt: skip
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def load_annotations(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def save_annotations(path: Path, kept: list[dict[str, Any]]) -> None:
+    """One annotation per line, as POST /v1/span_annotations takes it (`original`: what
+    Phoenix does not let a client write). Written whole, then renamed: never half a file."""
+    make_private_dir(path.parent)
+    partial = path.with_suffix(".partial")
+    with open_private(partial, "w") as handle:
+        handle.writelines(json.dumps(item, ensure_ascii=False) + "\n" for item in kept)
+    os.replace(partial, path)
 
 
 # ---- files ------------------------------------------------------------------------------
