@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.convert.ids import span_hex, span_id_for
+from ingest.phoenix.admin.deletes import KILL_AFTER_ENV
 from ingest.phoenix.admin.local_server import LocalPhoenix
 from ingest.phoenix.annotations import ANNOTATOR
 from ingest.phoenix.reader import import_phoenix_client
@@ -130,10 +131,16 @@ def test_a_log_held_by_another_writer_is_reported_and_the_rest_replaced(
 
 def others(phoenix: LocalPhoenix, project: str, span_ids: list[str]) -> dict[tuple, dict]:
     """Every annotation on these spans that is not the tool's, by (span, name, identifier)."""
+    import httpx
+
     client = import_phoenix_client()(base_url=phoenix.url)
-    found = client.spans.get_span_annotations(
-        span_ids=span_ids, project_identifier=project, exclude_annotation_names=[], limit=1000
-    )
+    try:
+        found = client.spans.get_span_annotations(
+            span_ids=span_ids, project_identifier=project, exclude_annotation_names=[], limit=1000
+        )
+    except httpx.HTTPStatusError as exc:  # "None of the supplied span_ids exist"
+        assert exc.response.status_code == 404
+        return {}
     return {(a["span_id"], a["name"], a["identifier"]): a for a in found
             if a["identifier"] != ANNOTATOR}  # fmt: skip
 
@@ -188,6 +195,29 @@ def test_annotations_people_and_evaluators_made_survive_the_resync(
     after = others(phoenix, project, ids)
     assert comparable(after) == comparable(before)
     assert not list((tmp_path / "state").rglob("resync-annotations/*.jsonl"))
+
+
+def test_killed_after_the_delete_the_next_resync_writes_the_annotations_back(
+    phoenix: LocalPhoenix, project: str, tmp_path: Path
+) -> None:
+    logs = [make_log(i) for i in range(4)]
+    assert cli(phoenix, project, "import", str(write_jsonl(tmp_path / "a.jsonl", logs))
+               ).returncode == 0  # fmt: skip
+    ids = [span_hex(span_id_for(project, log["id"])) for log in logs]
+    annotate(phoenix, project, ids[0], ids[3])
+    before = others(phoenix, project, ids)
+    updated = write_jsonl(tmp_path / "b.jsonl", changed(logs, (0, 3)))
+    killed = cli(phoenix, project, "resync", str(updated), "--yes", env={KILL_AFTER_ENV: "4"})
+    assert killed.returncode == -9
+    assert others(phoenix, project, ids) == {}  # gone with the spans
+    saved = list((tmp_path / "state").rglob("resync-annotations/*.jsonl"))
+    assert len(saved) == 1 and oct(saved[0].stat().st_mode & 0o777) == "0o600"
+
+    result = cli(phoenix, project, "resync", str(updated), "--yes", "--json")
+    assert result.returncode == 0, result.stderr
+    assert last_json(result)["annotations_restored"] == 3
+    assert comparable(others(phoenix, project, ids)) == comparable(before)
+    assert not saved[0].exists()
 
 
 def test_notes_survive_the_resync(phoenix: LocalPhoenix, project: str, tmp_path: Path) -> None:
