@@ -57,9 +57,12 @@ def resync_command(files: tuple[Path, ...], **kw: Any) -> None:  # fmt: skip
 
     Phoenix keeps the first copy of a span, so a log that changed in Portkey, or a newer
     mapping of this tool, reaches Phoenix only through a resync: the spans this tool wrote for
-    exactly these logs are deleted by span id (never a trace or a time range, never a span
-    another writer made), the logs are delivered again and verified, and the project's other
-    spans are counted before and after. Give a range (exported again from Portkey, in
+    exactly these logs are deleted by span id, whatever their stored id became (never a trace
+    or a time range, never a span another writer made: such a log is reported and skipped,
+    exit 3), the logs are delivered again and verified, and the project's other spans are
+    counted before and after. Annotations people and evaluators made on those spans (labels,
+    evals, notes) are saved in the state directory first and written back after (not their
+    author, source or times, which Phoenix sets). Give a range (exported again from Portkey, in
     windows, like backfill) or export FILES. An interrupted resync is recorded in the state
     file and finished by the next resync.
 

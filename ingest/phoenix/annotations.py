@@ -282,8 +282,11 @@ def merged(*groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _same(annotation: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What must be back in place, values included."""
+    """What must be back in place, values included. A note is its text: Phoenix before 15.7
+    stamps a new identifier on every note written."""
     result = annotation.get("result") or {}
+    if annotation["name"] == NOTE:
+        return (annotation["span_id"], NOTE, result.get("explanation"))
     score = result.get("score")
     return (*kept_key(annotation), annotation.get("annotator_kind"), result.get("label"),
             None if score is None else round(float(score), 12), result.get("explanation"),
@@ -345,7 +348,8 @@ class AnnotationKeeper:
         return missing, (reasons[0] if reasons else "not stored as sent") if missing else ""
 
     def _write_note(self, note: Mapping[str, Any]) -> list[str]:
-        """Notes have their own endpoint (Phoenix 13 and newer): text and identifier."""
+        """Notes have their own endpoint (Phoenix 12.22 and newer; keeping the identifier
+        from 15.7): text, author kind HUMAN, empty metadata."""
         body = {"data": {"span_id": note["span_id"], "note": note["result"]["explanation"] or "",
                          "identifier": note["identifier"]}}  # fmt: skip
         try:
