@@ -332,10 +332,9 @@ class AnnotationKeeper:
         others = [item for item in kept if item["name"] != NOTE]
         for start in range(0, len(others), WRITE_CHUNK):
             chunk = [_writable(item) for item in others[start : start + WRITE_CHUNK]]
-            try:
-                self.reader.client.spans.log_span_annotations(span_annotations=chunk, sync=True)
-            except Exception as exc:
-                reasons.append(_reason(exc))
+            if not self._post(chunk, reasons) and len(chunk) > 1:
+                for item in chunk:  # one refused annotation must not keep back the others
+                    self._post([item], reasons)
         for note in notes:
             reasons.extend(self._write_note(note))
         if not kept:
@@ -346,6 +345,14 @@ class AnnotationKeeper:
             return [dict(item) for item in kept], str(exc)
         missing = [dict(item) for item in kept if _same(item) not in stored]
         return missing, (reasons[0] if reasons else "not stored as sent") if missing else ""
+
+    def _post(self, annotations: list[dict[str, Any]], reasons: list[str]) -> bool:
+        try:
+            self.reader.client.spans.log_span_annotations(span_annotations=annotations, sync=True)
+        except Exception as exc:
+            reasons.append(_reason(exc))
+            return False
+        return True
 
     def _write_note(self, note: Mapping[str, Any]) -> list[str]:
         """Notes have their own endpoint (Phoenix 12.22 and newer; keeping the identifier
