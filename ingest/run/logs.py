@@ -1,4 +1,6 @@
-"""Log output: plain lines, or one JSON object per line (`--log-format json`) for shippers.
+"""What a run tells its operator as it goes: log lines, and a live progress line on a terminal.
+
+Log lines are plain, or one JSON object per line (`--log-format json`) for shippers.
 
 Progress is reported as events (`file_done`, `window_done`, `run_done`): a message plus
 structured fields. In text they read `window_done window=... delivered=12`; in JSON each is
@@ -12,8 +14,10 @@ import json
 import logging
 import re
 import sys
+import time
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from ingest.convert.redact import scrub
 
@@ -127,3 +131,57 @@ def setup_logging(verbose: int, quiet: bool, fmt: str = "text") -> None:
     _STARTED[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("ingest").setLevel(level)
+
+
+# ---- the live progress line on a terminal (stderr); off a terminal the events above are
+# the record instead
+
+
+def describe_file(path: Path, line: int, offset: int) -> tuple[str, float | None]:
+    """`file: line N`, and the fraction of the file done (plain files; gzip has no size)."""
+    if path.name.endswith(".gz"):
+        return f"{path.name}: line {line:,}", None
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return f"{path.name}: line {line:,}", None
+    return f"{path.name}: line {line:,}", offset / size if size else None
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+class Progress:
+    """Redraws one status line: where the run is, what is verified, rate and ETA."""
+
+    def __init__(self, stream: TextIO | None = None, enabled: bool | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.started = time.monotonic()
+        self._width = 0
+
+    def update(self, where: str, verified: int, present: int, done: float | None) -> None:
+        """`done` is the finished fraction of the run (0..1) when known, for the ETA."""
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self.started
+        rate = verified / elapsed if elapsed > 0 else 0.0
+        parts = [where, f"verified {verified:,}", f"already there {present:,}", f"{rate:,.0f}/s"]
+        if done is not None and 0 < done < 1:
+            parts.append(f"ETA {_duration(elapsed * (1 - done) / done)}")
+        line = " | ".join(parts)
+        self.stream.write("\r" + line.ljust(self._width))
+        self.stream.flush()
+        self._width = len(line)
+
+    def close(self) -> None:
+        if self.enabled and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()
+            self._width = 0

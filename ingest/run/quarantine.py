@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
-
-import click
 
 from ingest.convert.redact import scrub
 from ingest.run.logs import escape
@@ -24,12 +24,12 @@ MAX_RAW_CHARS = 20_000
 class Quarantine:
     """Appends one JSON object per rejected line; the file is created on first use (owner
     only: it holds request bodies). Without a path, rejections are only counted; `echo`
-    also reports each on stderr (convert)."""
+    (convert's, which prints to stderr) is also told each one, as one line."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.count = 0
-        self.echo = False
+        self.echo: Callable[[str], None] | None = None
         self._handle: IO[str] | None = None
 
     def add(self, source: Path | str, line: int, reason: str, raw: bytes | str) -> None:
@@ -40,8 +40,8 @@ class Quarantine:
         entry = {"time": utc_now(), "source": str(source), "line": line, "reason": reason}
         entry["raw"] = text
         self.count += 1
-        if self.echo:
-            click.echo(f"{escape(str(source))}:{line}: rejected: {escape(reason)}", err=True)
+        if self.echo is not None:
+            self.echo(f"{escape(str(source))}:{line}: rejected: {escape(reason)}")
         if self.path is None:
             return
         handle = self._open()
@@ -61,3 +61,8 @@ class Quarantine:
             os.fsync(self._handle.fileno())
             self._handle.close()
             self._handle = None
+
+
+def default_quarantine_path(state_dir: Path) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return state_dir / "quarantine" / f"{stamp}-{os.getpid()}.jsonl"

@@ -4,6 +4,10 @@ A small versioned JSON document, written atomically (temporary file, fsync, rena
 the directory) and guarded by an exclusive lock held for the whole run. Only the delivery
 commit callback advances it, and only over verified spans. Deleting it is safe: the next
 run re-checks every log against Phoenix and sends nothing twice (ids are deterministic).
+
+Beside it, `parents.sqlite3` (`ParentStore`) remembers the Portkey span ids of delivered
+logs (convert/ids.py: parent links), bounded in rows and added at each commit, so a child in
+a later file or window finds a parent delivered by an earlier run.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import contextlib
 import fcntl
 import json
 import os
+import sqlite3
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -415,3 +420,52 @@ def resync_holes(doc: dict[str, Any], project: str) -> list[tuple[datetime, date
     so what was deleted is delivered (the resync itself stays pending until rerun)."""
     return [(datetime.fromisoformat(e["since"]), datetime.fromisoformat(e["until"]))
             for e in pending_resyncs(doc, project, "window")]  # fmt: skip
+
+
+# ---- the parent index beside the state (filled by the pipeline's pre-pass)
+
+PARENTS_FILE = "parents.sqlite3"
+MAX_REMEMBERED = 1_000_000  # rows kept beside the state (~100 MB at most); oldest go first
+
+
+class ParentStore:
+    """(project, Portkey trace id, Portkey span id) -> log id, across runs."""
+
+    def __init__(self, path: Path, project: str, limit: int = MAX_REMEMBERED) -> None:
+        self.project = project
+        self.limit = limit
+        self._db = sqlite3.connect(path, check_same_thread=False)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS parents (project TEXT, trace_id TEXT, span_id TEXT, "
+            "log_id TEXT, PRIMARY KEY (project, trace_id, span_id))"
+        )
+
+    def lookup(self, trace_id: str | None, span_id: str) -> str | None:
+        row = self._db.execute(
+            "SELECT log_id FROM parents WHERE project = ? AND trace_id = ? AND span_id = ?",
+            (self.project, trace_id or "", span_id),
+        ).fetchone()
+        return row[0] if row else None
+
+    def add(self, rows: list[tuple[str, str, str]]) -> None:
+        """(trace id, span id, log id) rows; the smaller log id wins, as in ParentIndex."""
+        if not rows:
+            return
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO parents VALUES (?, ?, ?, ?) ON CONFLICT (project, trace_id, span_id) "
+                "DO UPDATE SET "
+                "log_id = min(log_id, excluded.log_id)",
+                [(self.project, trace, span, log_id) for trace, span, log_id in rows],
+            )
+            self._db.execute(
+                "DELETE FROM parents WHERE rowid <= (SELECT max(rowid) FROM parents) - ?",
+                (self.limit,),
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def parent_store(state_dir: Path | None, project: str) -> ParentStore | None:
+    return ParentStore(state_dir / PARENTS_FILE, project) if state_dir is not None else None

@@ -14,8 +14,8 @@ from typing import Any
 from ingest.convert.ids import span_hex, span_id_for
 from ingest.phoenix.admin.deletes import KILL_AFTER_ENV
 from ingest.phoenix.admin.local_server import LocalPhoenix
-from ingest.phoenix.annotations import ANNOTATOR
-from ingest.phoenix.reader import import_phoenix_client
+from ingest.phoenix.api import import_phoenix_client
+from ingest.phoenix.reader import ANNOTATOR
 from tests.conftest import read_spans, run_cli
 from tests.logs_factory import BASE_TIME, make_log, write_jsonl
 from tests.run.test_resync import assert_exact, changed, cli, last_json, spans_by_log
