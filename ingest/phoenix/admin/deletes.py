@@ -201,8 +201,8 @@ class AnnotationKeeper:
         return True
 
     def _write_note(self, note: Mapping[str, Any]) -> list[str]:
-        """Notes have their own endpoint (Phoenix 12.22 and newer; keeping the identifier
-        from 15.7): text, author kind HUMAN, empty metadata."""
+        """Notes have their own endpoint (not in Phoenix 12.18; it keeps the identifier from
+        15.7): text, annotator kind HUMAN, empty metadata."""
         body = {"data": {"span_id": note["span_id"], "note": note["result"]["explanation"] or "",
                          "identifier": note["identifier"]}}  # fmt: skip
         try:
