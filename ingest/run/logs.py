@@ -66,7 +66,7 @@ def escape(text: str) -> str:
 def shown(value: str, limit: int = 120) -> str:
     """A value from input (a log id) fit for a report line: secrets masked, control
     characters escaped, quoted, cut after `limit` characters."""
-    text = escape(scrub(value[: 2 * limit]))
+    text = scrub(escape(value[: 2 * limit]))  # escaped first: a NUL stays visible
     return f"'{text}'" if len(text) <= limit else f"'{text[:limit]}…[{len(value)} chars]'"
 
 

@@ -11,11 +11,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from ingest.convert.ids import span_hex, span_id_for
 from ingest.phoenix.admin.deletes import KILL_AFTER_ENV
 from ingest.phoenix.admin.local_server import LocalPhoenix
 from ingest.phoenix.api import import_phoenix_client
 from ingest.phoenix.reader import ANNOTATOR
+from ingest.run.logs import shown
 from tests.conftest import read_spans, run_cli
 from tests.logs_factory import BASE_TIME, make_log, write_jsonl
 from tests.run.test_resync import assert_exact, changed, cli, last_json, spans_by_log
@@ -271,3 +275,20 @@ def test_annotations_that_cannot_be_written_back_are_saved_to_a_named_file(
     after = others(phoenix, project, ids)
     assert comparable(after) == comparable({k: v for k, v in before.items() if k[1] != "note"})
     assert "Resync in progress" in run_cli("status").stdout
+
+
+# ---- how a skipped log is named ---------------------------------------------------------
+
+
+@given(st.text(max_size=400), st.sampled_from(["", SECRET, "\n", "\x1b[2J", "\u2028"]))
+def test_a_reported_log_id_is_one_short_line_without_secrets(text: str, extra: str) -> None:
+    shown_id = shown(f"{text} {extra} {text}")
+    assert not re.search(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", shown_id)
+    assert SECRET not in shown_id
+    assert len(shown_id) <= 120 + len("''…[ chars]") + 4
+    assert shown_id.startswith("'") and shown_id.endswith("'")
+
+
+def test_a_long_id_is_cut_and_its_length_given() -> None:
+    assert shown("a" * 60_000) == f"'{'a' * 120}…[60000 chars]'"
+    assert shown("log\x00with-nul") == "'log\\u0000with-nul'"
