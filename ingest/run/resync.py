@@ -5,14 +5,12 @@ Phoenix only if the old span is deleted first. One unit at a time (an export win
 export file), in this order:
 
 1. index the unit's logs: span id (deterministic, from project and the raw log id) -> log id;
-2. read those ids back from the project and keep the spans this tool wrote (they carry
-   `portkey.log_id`): matched by span id, not by the stored text, which redaction, NUL
-   removal or a length cap may have changed. Only spans this tool wrote for these very logs
-   are ever deleted (never a trace, never a time range); a log whose id is held by a span of
-   another writer is reported and skipped, the rest of the unit goes on;
-3. read the annotations of those spans that are not the tool's own (people's labels, notes,
-   eval scores) and save them beside the state, then record the unit as "resync in progress"
-   in the state file (saved) before the first delete;
+2. read those ids back and keep the spans this tool wrote (they carry `portkey.log_id`),
+   by span id, not by the stored id text (redaction, NUL removal or a cap may change it);
+   never a trace or a time range. A log whose id another writer's span holds is reported
+   and skipped; the rest of the unit goes on;
+3. save the annotations others made on those spans beside the state, then record the unit
+   as "resync in progress" in the state file (saved) before the first delete;
 4. delete them by span id, re-deliver the unit (send -> verify -> annotate, the usual path);
 5. verify: every log of the unit stored once with the current mapping version, the
    annotations written, and the project's count outside these logs unchanged; then write
@@ -24,7 +22,6 @@ export file), in this order:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -37,6 +34,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -160,10 +158,12 @@ class Resyncer:
         self.totals = PhoenixTotals(settings)
         self.deleter = SpanDeleter(settings)
         self.keeper = AnnotationKeeper(self.reader)
+        # Where a unit's kept annotations wait until written back (a dry run reads them too).
+        self.saved_dir = store.dir / "resync-annotations" if store else None
         self.counts = ResyncCounts()
         self.lines: list[str] = []  # per unit, for the dry run's listing
 
-    def plan(self, paths: list[Path]) -> UnitPlan:
+    def plan(self, paths: list[Path], key: str = "") -> UnitPlan:
         logs, earliest, latest = index_logs(paths, self.settings.project, self.max_line_bytes)
         plan = UnitPlan(logs, earliest, latest, set(), set())
         if logs and plan.bounds:
@@ -178,8 +178,14 @@ class Resyncer:
                     plan.unmatched.add(span_id)
                     self._unmatched(span_id, logs[span_id])
             plan.kept = self.keeper.read(plan.ours) if plan.ours else []
+        if (saved := self.saved(key)) is not None:  # an earlier run's, then Phoenix's
+            plan.kept = merged(load_annotations(saved), plan.kept)
         self._tally(plan)
         return plan
+
+    def saved(self, key: str) -> Path | None:
+        return self.saved_dir / f"{sha256(key.encode()).hexdigest()[:16]}.jsonl" if (
+            self.saved_dir and key) else None  # fmt: skip
 
     def _unmatched(self, span_id: str, log_id: str) -> None:
         report = (
@@ -216,11 +222,10 @@ class Resyncer:
                 deliver: Callable[[], None]) -> None:  # fmt: skip
         """Delete the unit's spans that this tool wrote, re-deliver the unit, verify."""
         assert self.store is not None and self.importer is not None
-        plan = self.plan(paths)
+        plan = self.plan(paths, key)
         other_before = self._count(plan) - len(plan.ours) if plan.bounds else 0
-        rescue = self.store.dir / "resync-annotations" / f"{_digest(key)}.jsonl"
-        kept = merged(load_annotations(rescue), plan.kept)  # an earlier run's, then Phoenix's
-        self.counts.annotations_kept += len(kept) - len(plan.kept)
+        rescue, kept = self.saved(key), plan.kept
+        assert rescue is not None
         if kept:  # saved before the first delete: a crash cannot lose them
             save_annotations(rescue, kept)
         entry = {**unit, "project": self.settings.project, "deleting": len(plan.ours)}
@@ -308,10 +313,6 @@ class Resyncer:
                      other_after - other_before)  # fmt: skip
 
 
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
 def load_annotations(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
@@ -347,8 +348,10 @@ def resync_files(
         files = _with_pending_files(store, setup.options.project, files)
         if dry_run:
             resyncer = Resyncer(setup.phoenix, setup.options.max_line_bytes)
+            resyncer.saved_dir = store.dir / "resync-annotations"
             for path in files:
-                resyncer.describe(str(path), resyncer.plan([path]))
+                key = file_key(setup.options.project, path)
+                resyncer.describe(str(path), resyncer.plan([path], key))
             resyncer.counts.elapsed_s = time.monotonic() - started
             return None, resyncer.counts, resyncer.lines
         resyncer = Resyncer(setup.phoenix, setup.options.max_line_bytes, store)
@@ -426,13 +429,13 @@ class ResyncPuller(Puller):
     def _replace(self, window: Window, files: list[WindowFile]) -> None:
         paths = [export.path for export in files]
         name = window_key(window)
+        key = f"{self.resyncer.settings.project}|window|{name}"
         try:
             if self.resyncer.store is None:  # dry run
-                self.resyncer.describe(name, self.resyncer.plan(paths))
+                self.resyncer.describe(name, self.resyncer.plan(paths, key))
                 return
             unit = {"kind": "window", "since": window.since.isoformat(),
                     "until": window.until.isoformat()}  # fmt: skip
-            key = f"{self.resyncer.settings.project}|window|{name}"
 
             def deliver() -> None:
                 for path in paths:
@@ -463,6 +466,7 @@ def resync_range(
         windows.sort(key=lambda w: w.since)
         if dry_run:
             resyncer = Resyncer(pull.phoenix, pull.options.max_line_bytes)
+            resyncer.saved_dir = store.dir / "resync-annotations"
             with tempfile.TemporaryDirectory(dir=store.dir) as tmp:
                 puller = ResyncPuller(pull.portkey, types.SimpleNamespace(), Path(tmp),  # type: ignore[arg-type]
                                       pull.concurrency)  # fmt: skip

@@ -216,6 +216,9 @@ def test_killed_after_the_delete_the_next_resync_writes_the_annotations_back(
     assert others(phoenix, project, ids) == {}  # gone with the spans
     saved = list((tmp_path / "state").rglob("resync-annotations/*.jsonl"))
     assert len(saved) == 1 and oct(saved[0].stat().st_mode & 0o777) == "0o600"
+    dry = cli(phoenix, project, "resync", str(updated), "--dry-run")
+    assert "would delete 0 spans" in dry.stdout, dry.stderr
+    assert "carry over 3 annotations made in Phoenix" in dry.stdout  # from the saved file
 
     result = cli(phoenix, project, "resync", str(updated), "--yes", "--json")
     assert result.returncode == 0, result.stderr
