@@ -5,7 +5,8 @@ Log lines are plain, or one JSON object per line (`--log-format json`) for shipp
 Progress is reported as events (`file_done`, `window_done`, `run_done`): a message plus
 structured fields. In text they read `window_done window=... delivered=12`; in JSON each is
 an object `{"time", "level", "logger", "event", ...fields}`. Secrets never reach a log line:
-the fields are counts, names and times.
+the fields are counts, names and times, and every message and text field goes through the
+run's redaction rules (`redact.active()`) and is escaped.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from ingest.convert.redact import scrub
+from ingest.convert.redact import active
 
 EVENTS = logging.getLogger("ingest.events")
 
@@ -39,12 +40,15 @@ class TextFormatter(logging.Formatter):
         if fields is not None:
             fields = self.shown_fields(record, fields)
             record.msg = " ".join(
-                [record.getMessage(), *(f"{k}={_text(v)}" for k, v in fields.items())]
+                [record.getMessage(), *(f"{k}={_text(_masked(v))}" for k, v in fields.items())]
             )
         else:
-            record.msg = escape(record.getMessage())
+            record.msg = escape(_masked(record.getMessage()))
         record.args = ()
         return super().format(record)
+
+    def formatException(self, ei: Any) -> str:
+        return str(_masked(super().formatException(ei)))
 
     def shown_fields(self, record: logging.LogRecord, fields: dict[str, Any]) -> dict[str, Any]:
         """On a terminal, `run_done` is short (outcome, exit code, counts): the error was
@@ -66,12 +70,19 @@ def escape(text: str) -> str:
 def shown(value: str, limit: int = 120) -> str:
     """A value from input (a log id) fit for a report line: secrets masked, control
     characters escaped, quoted, cut after `limit` characters."""
-    text = scrub(escape(value[: 2 * limit]))  # escaped first: a NUL stays visible
+    # escaped first (a NUL stays visible), then masked with the run's rules
+    text = active().scrub(escape(value[: 2 * limit]), where="logs")
     return f"'{text}'" if len(text) <= limit else f"'{text[:limit]}…[{len(value)} chars]'"
 
 
 _SHORT_RUN_DONE = ("command", "outcome", "exit_code", "read", "delivered", "already_present",
                    "duplicates", "quarantined", "windows_done", "failed", "warned")  # fmt: skip
+
+
+def _masked(value: Any) -> Any:
+    """A text value with the run's secrets masked (counted as `logs`); other values as
+    they are."""
+    return active().scrub(value, where="logs") if isinstance(value, str) else value
 
 
 def _text(value: Any) -> str:
@@ -91,11 +102,11 @@ class JsonFormatter(logging.Formatter):
         }
         fields = getattr(record, "fields", None)
         if fields is not None:
-            payload.update(fields)
+            payload.update({key: _masked(value) for key, value in fields.items()})
         else:
-            payload["message"] = record.getMessage()
+            payload["message"] = _masked(record.getMessage())
         if record.exc_info and record.levelno >= logging.DEBUG:
-            payload["exception"] = self.formatException(record.exc_info)
+            payload["exception"] = _masked(self.formatException(record.exc_info))
         return json.dumps(payload, default=str)
 
 
