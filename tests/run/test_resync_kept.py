@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest.convert.ids import span_hex, span_id_for
+from ingest.convert.records import parse_record
 from ingest.phoenix.admin.deletes import KILL_AFTER_ENV
 from ingest.phoenix.admin.local_server import LocalPhoenix
 from ingest.phoenix.api import import_phoenix_client
@@ -62,7 +63,8 @@ def test_logs_whose_stored_id_changed_are_replaced(
     spans = {s["context"]["span_id"]: s for s in read_spans(phoenix.url, project)}
     assert len(spans) == 8
     for log in new:
-        span = spans[span_hex(span_id_for(project, log["id"]))]
+        # the id the span id comes from: the raw one, or its digest when over MAX_ID_CHARS
+        span = spans[span_hex(span_id_for(project, parse_record(log).log_id))]
         assert span["attributes"]["llm.model_name"] == log["response"]["model"]
 
 
