@@ -57,9 +57,12 @@ def resync_command(files: tuple[Path, ...], **kw: Any) -> None:  # fmt: skip
 
     Phoenix keeps the first copy of a span, so a log that changed in Portkey, or a newer
     mapping of this tool, reaches Phoenix only through a resync: the spans this tool wrote for
-    exactly these logs are deleted by span id (never a trace or a time range, never a span
-    another writer made), the logs are delivered again and verified, and the project's other
-    spans are counted before and after. Give a range (exported again from Portkey, in
+    exactly these logs are deleted by span id, whatever their stored id became (never a trace
+    or a time range, never a span another writer made: such a log is reported and skipped,
+    exit 3), the logs are delivered again and verified, and the project's other spans are
+    counted before and after. Annotations people and evaluators made on those spans (labels,
+    evals, notes) are saved in the state directory first and written back after (not their
+    author, source or times, which Phoenix sets). Give a range (exported again from Portkey, in
     windows, like backfill) or export FILES. An interrupted resync is recorded in the state
     file and finished by the next resync.
 
@@ -74,7 +77,7 @@ def resync_command(files: tuple[Path, ...], **kw: Any) -> None:  # fmt: skip
     def action() -> Done:
         from ingest.run.logs import Progress
         from ingest.run.pipeline import RunSetup
-        from ingest.run.resync import resync_files, resync_range
+        from ingest.run.resync_units import resync_files, resync_range
         from ingest.sources.files import expand_paths
 
         ranged = kw["since"] is not None or kw["until"] is not None
@@ -119,8 +122,10 @@ def resync_command(files: tuple[Path, ...], **kw: Any) -> None:  # fmt: skip
             click.echo(json.dumps(fields))
         elif not kw["quiet"]:
             _print(counts, lines, kw["dry_run"], phoenix.project)
-        quarantined = summary.quarantined if summary else 0
-        return Done(quarantined, fields=fields)
+        for error in counts.errors:  # annotations people made, saved to a file
+            click.echo(f"Error: {error}", err=True)
+        quarantined = (summary.quarantined if summary else 0) + len(counts.unmatched)
+        return Done(quarantined, failed=bool(counts.errors), fields=fields)
 
     run_command(action)
 
@@ -132,16 +137,23 @@ def _print(counts: Any, lines: list[str], dry_run: bool, project: str) -> None:
             click.echo(line)
         click.echo(
             f"Dry run: {counts.units} unit(s), {counts.logs} logs ({span}): would delete "
-            f"{counts.stored_before} spans in {counts.traces} traces of project '{project}' "
-            f"and re-send {counts.logs}. Nothing was changed."
+            f"{counts.stored_before} spans in {counts.traces} traces of project '{project}', "
+            f"carry over {counts.annotations_kept} annotations made in Phoenix (by people "
+            f"or evaluators) and re-send {counts.logs - len(counts.unmatched)}. Nothing was "
+            "changed."
         )
+        for report in counts.unmatched:
+            click.echo(f"Would skip: {report}")
         return
     click.echo(
         f"Resynced {counts.units} unit(s), {counts.logs} logs ({span}) in project '{project}': "
         f"deleted {counts.deleted} spans ({counts.traces} traces), re-sent {counts.resent}, "
         f"verified {counts.verified} with the current mapping; spans outside these logs "
-        f"{counts.other_spans_before} before, {counts.other_spans_after} after; "
-        f"{counts.elapsed_s:.1f} s."
+        f"{counts.other_spans_before} before, {counts.other_spans_after} after; annotations "
+        f"made in Phoenix: {counts.annotations_restored} of {counts.annotations_kept} carried "
+        f"over; {counts.elapsed_s:.1f} s."
     )
+    for report in counts.unmatched:
+        click.echo(f"Skipped: {report}")
     for problem in counts.problems:
         click.echo(f"Warning: {problem} (the resync stays pending; rerun it).")

@@ -78,6 +78,14 @@ def escape(text: str) -> str:
     return _CONTROL.sub(lambda m: json.dumps(m.group())[1:-1], text)
 
 
+def shown(value: str, limit: int = 120) -> str:
+    """A value from input (a log id) fit for a report line: secrets masked, control
+    characters escaped, quoted, cut after `limit` characters."""
+    # escaped first (a NUL stays visible), then masked with the run's rules
+    text = active().scrub(escape(value[: 2 * limit]), where="logs")
+    return f"'{text}'" if len(text) <= limit else f"'{text[:limit]}…[{len(value)} chars]'"
+
+
 _SHORT_RUN_DONE = ("command", "outcome", "exit_code", "read", "delivered", "already_present",
                    "duplicates", "quarantined", "windows_done", "failed", "warned")  # fmt: skip
 

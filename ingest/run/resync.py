@@ -4,16 +4,20 @@ Phoenix keeps the first copy of a span id, so a changed log (or a changed mappin
 Phoenix only if the old span is deleted first. One unit at a time (an export window, or one
 export file), in this order:
 
-1. index the unit's logs: span id (deterministic, from project and log id) -> log id;
-2. read those ids back from the project and keep the spans whose `portkey.log_id` is the
-   expected log: only spans this tool wrote for these very logs are ever deleted (never a
-   trace, never a time range: other logs and foreign spans stay whatever they share);
-3. record the unit as "resync in progress" in the state file (saved) before the first delete;
+1. index the unit's logs: span id (deterministic, from project and the raw log id) -> log id;
+2. read those ids back and keep the spans this tool wrote (they carry `portkey.log_id`),
+   by span id, not by the stored id text (redaction, NUL removal or a cap may change it);
+   never a trace or a time range. A log whose id another writer's span holds is reported
+   and skipped; the rest of the unit goes on;
+3. save the annotations others made on those spans beside the state, then record the unit
+   as "resync in progress" in the state file (saved) before the first delete;
 4. delete them by span id, re-deliver the unit (send -> verify -> annotate, the usual path);
 5. verify: every log of the unit stored once with the current mapping version, the
-   annotations written, and the project's count outside these logs unchanged;
-6. only then clear the record. A crash in between leaves it: the next resync redoes the unit
-   (deleting again is harmless), `status` shows it, and `sync` fills the hole.
+   annotations written, and the project's count outside these logs unchanged; then write
+   the kept annotations back and read them back;
+6. only then clear the record (and the saved annotations). A crash in between leaves it: the
+   next resync redoes the unit (deleting again is harmless; the saved annotations are
+   written back then), `status` shows it, and `sync` fills the hole.
 
 Routed (`--project-from`), each log is looked up, deleted and verified in the project it is
 routed to, and the count outside the logs is taken over all those projects. Sampled
@@ -23,17 +27,14 @@ nothing of theirs is deleted.
 
 from __future__ import annotations
 
+import json
 import logging
-import shutil
-import tempfile
-import time
-import types
-from collections import deque
+import os
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from dataclasses import replace as replaced
 from datetime import datetime, timedelta
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -41,26 +42,22 @@ from ingest.convert.common import INGEST_MAPPING_VERSION, MAPPING_VERSION
 from ingest.convert.ids import route, sampled_in, span_hex, span_id_for
 from ingest.convert.records import unwrap_quarantined
 from ingest.convert.spans import ConversionOptions
-from ingest.errors import IngestError, PhoenixError, RecordError, VerificationError
-from ingest.phoenix.admin.deletes import SpanDeleter
+from ingest.errors import PhoenixError, RecordError, VerificationError
+from ingest.phoenix.admin.deletes import AnnotationKeeper, SpanDeleter, merged
 from ingest.phoenix.admin.totals import PORTKEY_LOG_ID, PhoenixTotals
 from ingest.phoenix.api import PhoenixSettings
 from ingest.phoenix.reader import SpanReader
-from ingest.run.logs import Progress
-from ingest.run.pipeline import FileImporter, RunSetup, RunSummary, started_run
-from ingest.run.pull import Puller, PullResult, PullSettings
+from ingest.run.logs import escape, shown
+from ingest.run.pipeline import FileImporter
 from ingest.run.state import (
     StateStore,
     begin_resync,
     end_resync,
     make_private_dir,
-    pending_resyncs,
-    shard_dir,
+    open_private,
 )
-from ingest.sources.files import decode_line, fingerprint, read_lines
-from ingest.sources.portkey.enrich import LogEnricher
-from ingest.sources.portkey.exports import WindowFile
-from ingest.sources.windows import Window, plan_windows, shard_windows, window_key
+from ingest.sources.files import decode_line, read_lines
+from ingest.sources.windows import Window
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +73,11 @@ class ResyncCounts:
     verified: int = 0  # logs read back afterwards with the current mapping version
     other_spans_before: int = 0  # spans in the units' time ranges outside these logs
     other_spans_after: int = 0
+    annotations_kept: int = 0  # made in Phoenix by others (dry run: to carry over)
+    annotations_restored: int = 0  # of those, written back and read back
+    unmatched: list[str] = field(default_factory=list)  # logs skipped: id held by another writer
+    annotation_files: list[str] = field(default_factory=list)  # kept annotations not restored
+    errors: list[str] = field(default_factory=list)  # why, and what to do
     earliest: datetime | None = None
     latest: datetime | None = None
     elapsed_s: float = 0.0
@@ -87,6 +89,10 @@ class ResyncCounts:
             "deleted": self.deleted, "traces": self.traces, "resent": self.resent,
             "verified": self.verified, "other_spans_before": self.other_spans_before,
             "other_spans_after": self.other_spans_after,
+            "annotations_kept": self.annotations_kept,
+            "annotations_restored": self.annotations_restored,
+            "unmatched": self.unmatched, "annotation_files": self.annotation_files,
+            "errors": self.errors,
             "range": [_iso(self.earliest), _iso(self.latest)],
             "elapsed_s": round(self.elapsed_s, 3), "problems": self.problems,
         }  # fmt: skip
@@ -106,6 +112,8 @@ class UnitPlan:
     ours: set[str]  # span ids stored in the project for exactly these logs
     traces: set[str]
     projects: dict[str, str] = field(default_factory=dict)  # span id -> its project
+    unmatched: set[str] = field(default_factory=set)  # ids held by another writer's spans
+    kept: list[dict[str, Any]] = field(default_factory=list)  # others' annotations on `ours`
 
     @property
     def bounds(self) -> tuple[datetime, datetime] | None:
@@ -155,29 +163,60 @@ class Resyncer:
         self.reader = SpanReader(settings)
         self._totals: dict[str, PhoenixTotals] = {settings.project: PhoenixTotals(settings)}
         self.deleter = SpanDeleter(settings)
+        self._keepers = {settings.project: AnnotationKeeper(self.reader)}
+        # Where a unit's kept annotations wait until written back (a dry run reads them too).
+        self.saved_dir = store.dir / "resync-annotations" if store else None
         self.counts = ResyncCounts()
         self.lines: list[str] = []  # per unit, for the dry run's listing
 
-    def plan(self, paths: list[Path]) -> UnitPlan:
+    def plan(self, paths: list[Path], key: str = "") -> UnitPlan:
         projects: dict[str, str] = {}
         logs, earliest, latest = index_logs(paths, self.options, self.max_line_bytes, projects)
         plan = UnitPlan(logs, earliest, latest, set(), set(), projects)
         if logs and plan.bounds:
             for span in self._fetch(plan):
                 span_id = span["context"]["span_id"]
-                if (span.get("attributes") or {}).get(PORTKEY_LOG_ID) == logs.get(span_id):
+                # The id is a digest of the raw log id that only this tool computes; its
+                # `portkey.log_id` says this tool wrote it, whatever text that holds now.
+                if isinstance((span.get("attributes") or {}).get(PORTKEY_LOG_ID), str):
                     plan.ours.add(span_id)
                     plan.traces.add(span["context"]["trace_id"])
-                else:  # same id, another writer: never deleted, so it could not be replaced
-                    raise PhoenixError(
-                        f"span {span_id} in project '{plan.projects[span_id]}' has the id of "
-                        f"Portkey log {logs.get(span_id)} but was not written for it (its "
-                        f"{PORTKEY_LOG_ID} is {span.get('attributes', {}).get(PORTKEY_LOG_ID)!r})"
-                        ": resync deletes only spans this tool wrote, so it stops here. "
-                        "Nothing of this unit was deleted."
-                    )
+                elif span_id in logs:  # same id, another writer: never deleted nor replaced
+                    plan.unmatched.add(span_id)
+                    self._unmatched(span_id, logs[span_id], projects[span_id])
+            plan.kept = self._kept(plan) if plan.ours else []
+        if (saved := self.saved(key)) is not None:  # an earlier run's, then Phoenix's
+            plan.kept = merged(load_annotations(saved), plan.kept)
         self._tally(plan)
         return plan
+
+    def keeper(self, project: str) -> AnnotationKeeper:
+        if project not in self._keepers:
+            settings = replaced(self.settings, project=project)
+            self._keepers[project] = AnnotationKeeper(SpanReader(settings))
+        return self._keepers[project]
+
+    def _kept(self, plan: UnitPlan) -> list[dict[str, Any]]:
+        """Others' annotations on the spans to be deleted, read in each span's project."""
+        kept: list[dict[str, Any]] = []
+        for project in sorted({plan.projects[span_id] for span_id in plan.ours}):
+            ids = [span_id for span_id in plan.ours if plan.projects[span_id] == project]
+            kept += self.keeper(project).read(ids)
+        return kept
+
+    def saved(self, key: str) -> Path | None:
+        return self.saved_dir / f"{sha256(key.encode()).hexdigest()[:16]}.jsonl" if (
+            self.saved_dir and key) else None  # fmt: skip
+
+    def _unmatched(self, span_id: str, log_id: str, project: str) -> None:
+        report = (
+            f"log {shown(log_id)}: its span id {span_id} in project "
+            f"'{escape(project)}' is held by a span this tool did not write (no "
+            f"{PORTKEY_LOG_ID}); left as it is, this log is not replaced. Delete that span in "
+            "Phoenix and resync again to replace it."
+        )
+        self.counts.unmatched.append(report)
+        log.warning("skipped %s", report)
 
     def _tally(self, plan: UnitPlan) -> None:
         c = self.counts
@@ -185,6 +224,7 @@ class Resyncer:
         c.logs += len(plan.logs)
         c.stored_before += len(plan.ours)
         c.traces += len(plan.traces)
+        c.annotations_kept += len(plan.kept)
         if plan.earliest is not None:
             c.earliest = plan.earliest if c.earliest is None else min(c.earliest, plan.earliest)
         if plan.latest is not None:
@@ -194,17 +234,23 @@ class Resyncer:
         span = f"{_iso(plan.earliest)} .. {_iso(plan.latest)}" if plan.bounds else "no logs"
         self.lines.append(
             f"  {name}: {len(plan.logs)} logs ({span}); would delete {len(plan.ours)} spans "
-            f"in {len(plan.traces)} traces and re-send {len(plan.logs)}"
+            f"in {len(plan.traces)} traces, carry over {len(plan.kept)} annotations made in "
+            f"Phoenix and re-send {len(plan.logs) - len(plan.unmatched)}"
+            + (f" (skip {len(plan.unmatched)} held by another writer)" if plan.unmatched else "")
         )
 
     def replace(self, key: str, unit: dict[str, Any], paths: list[Path],
                 deliver: Callable[[], None]) -> None:  # fmt: skip
         """Delete the unit's spans that this tool wrote, re-deliver the unit, verify."""
         assert self.store is not None and self.importer is not None
-        plan = self.plan(paths)
+        plan = self.plan(paths, key)
         other_before = self._count(plan) - len(plan.ours) if plan.bounds else 0
-        begin_resync(self.store.doc, key, {**unit, "project": self.options.destination,
-                                           "deleting": len(plan.ours)})  # fmt: skip
+        rescue, kept = self.saved(key), plan.kept
+        assert rescue is not None
+        if kept:  # saved before the first delete: a crash cannot lose them
+            save_annotations(rescue, kept)
+        entry = {**unit, "project": self.options.destination, "deleting": len(plan.ours)}
+        begin_resync(self.store.doc, key, {**entry, "annotations_kept": len(kept)})
         self.store.save()
         deleted_before = self.deleter.deleted
         self.deleter.delete(sorted(plan.ours))
@@ -215,12 +261,41 @@ class Resyncer:
         self.counts.resent += self.importer.summary.delivered - delivered
         if plan.bounds:
             self._verify(key, plan, other_before)
+        if kept and not self._restore(key, rescue, kept, plan.projects):
+            return
         if self._annotation_failures() > failures:
             self.counts.problems.append(f"{key}: some annotations were not written")
             log.warning("%s: annotations missing; the resync stays pending: rerun it", key)
             return
         end_resync(self.store.doc, key)
         self.store.save()
+
+    def _restore(self, key: str, rescue: Path, kept: list[dict[str, Any]],
+                 projects: dict[str, str]) -> bool:  # fmt: skip
+        """Write back the annotations others made, each in its span's project; keep the file
+        of those not restored."""
+        by_project: dict[str, list[dict[str, Any]]] = {}
+        for item in kept:
+            its = projects.get(item["span_id"], self.settings.project)
+            by_project.setdefault(its, []).append(item)
+        missing, reason = [], ""
+        for project, items in sorted(by_project.items()):
+            left, why = self.keeper(project).restore(items)
+            missing += left
+            reason = reason or why
+        self.counts.annotations_restored += len(kept) - len(missing)
+        if not missing:
+            rescue.unlink(missing_ok=True)
+            return True
+        save_annotations(rescue, missing)
+        self.counts.annotation_files.append(str(rescue))
+        self.counts.errors.append(
+            f"{key}: {len(missing)} annotations made in Phoenix (people's labels and notes, "
+            f"evaluations) could not be written back to the replaced spans ({escape(reason)}); "
+            f"they are saved in {rescue}. Rerun the same resync: it writes them back from "
+            "that file (the resync stays pending until it has)."
+        )
+        return False
 
     def _annotation_failures(self) -> int:
         assert self.importer is not None
@@ -250,23 +325,25 @@ class Resyncer:
         return total
 
     def _verify(self, key: str, plan: UnitPlan, other_before: int) -> None:
-        stored = self._fetch(plan)
+        expected = [span_id for span_id in plan.logs if span_id not in plan.unmatched]
+        stored = [span for span in self._fetch(plan)
+                  if span["context"]["span_id"] not in plan.unmatched]  # fmt: skip
         current = [
             span for span in stored
             if (span.get("attributes") or {}).get(INGEST_MAPPING_VERSION) == MAPPING_VERSION
         ]  # fmt: skip
         self.counts.verified += len(current)
-        missing = len(plan.logs) - len({s["context"]["span_id"] for s in stored})
-        if missing or len(current) != len(plan.logs):
+        missing = len(expected) - len({s["context"]["span_id"] for s in stored})
+        if missing or len(current) != len(expected):
             raise VerificationError(
-                f"{key}: after the resync {missing} of its {len(plan.logs)} logs are missing "
+                f"{key}: after the resync {missing} of its {len(expected)} logs are missing "
                 f"from {_where(plan)} and "
-                f"{len(plan.logs) - missing - len(current)} are stored with another mapping "
+                f"{len(expected) - missing - len(current)} are stored with another mapping "
                 "version. The resync stays recorded as in progress (see `status`); rerun the "
                 "same resync to complete it (quarantined lines, if any, were not re-sent: fix "
                 "them and resync their file)."
             )
-        other_after = self._count(plan) - len(stored)
+        other_after = self._count(plan) - len(stored)  # another writer's span stays 'other'
         self.counts.other_spans_before += other_before
         self.counts.other_spans_after += other_after
         if other_after < other_before:
@@ -288,166 +365,18 @@ def _where(plan: UnitPlan) -> str:
     return "projects " + ", ".join(f"'{name}'" for name in names)
 
 
-# ---- files ------------------------------------------------------------------------------
+def load_annotations(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
 
 
-def file_key(project: str, path: Path) -> str:
-    return f"{project}|file|{fingerprint(path)}"
-
-
-def resync_files(
-    files: list[Path], setup: RunSetup, state_dir: Path, dry_run: bool
-) -> tuple[RunSummary | None, ResyncCounts, list[str]]:
-    """Replace the logs of these export files (and finish resyncs of files left pending)."""
-    assert setup.phoenix is not None
-    started = time.monotonic()
-    store = StateStore(state_dir)
-    with store.locked():
-        files = _with_pending_files(store, setup.options.destination, files)
-        if dry_run:
-            resyncer = Resyncer(setup.phoenix, setup.options)
-            for path in files:
-                resyncer.describe(str(path), resyncer.plan([path]))
-            resyncer.counts.elapsed_s = time.monotonic() - started
-            return None, resyncer.counts, resyncer.lines
-        resyncer = Resyncer(setup.phoenix, setup.options, store)
-        with started_run(setup, store, extra=lambda: {"resync": resyncer.counts.to_dict()}
-                         ) as importer:  # fmt: skip
-            resyncer.importer = importer
-            for path in files:
-                unit = {"kind": "file", "path": str(path.resolve())}
-                resyncer.replace(
-                    file_key(setup.options.destination, path),
-                    unit,
-                    [path],
-                    lambda p=path: importer.import_file(p, remember=False),
-                )
-            resyncer.counts.elapsed_s = time.monotonic() - started
-        return importer.summary, resyncer.counts, resyncer.lines
-
-
-def _with_pending_files(store: StateStore, project: str, files: list[Path]) -> list[Path]:
-    given = {path.resolve() for path in files}
-    out = list(files)
-    for entry in pending_resyncs(store.doc, project, "file"):
-        path = Path(entry["path"])
-        if path.resolve() in given:
-            continue
-        if not path.is_file():
-            raise IngestError(
-                f"an earlier resync of {path} into '{project}' was interrupted after deleting "
-                f"{entry.get('deleting')} spans, and the file is gone: resync it again from a "
-                "copy (or re-export that range and `resync --since/--until` it)."
-            )
-        log.info("finishing the interrupted resync of %s", path)
-        out.append(path)
-    return out
-
-
-# ---- windows ------------------------------------------------------------------------------
-
-
-class ResyncPuller(Puller):
-    """The backfill's puller (windows exported ahead, --concurrency, --max-duration), but each
-    window is replaced whole before the next one starts: its spans are deleted, then it is
-    re-delivered and verified. No overlap between windows here: a unit's delete must come
-    after the previous unit's verification, so a crash leaves at most one unit pending."""
-
-    resyncer: Resyncer
-
-    def run(
-        self,
-        windows: list[Window],
-        is_done: Callable[[Window], bool],
-        on_done: Callable[[Window], None],
-    ) -> PullResult:
-        result = PullResult(windows_planned=len(windows))
-        shutil.rmtree(self.downloads, ignore_errors=True)  # leftovers; we hold the lock
-        make_private_dir(self.downloads)
-        pending: deque[tuple[Window, Future[list[WindowFile]]]] = deque()
-        queue = iter(window for window in windows if not is_done(window))
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="export") as pool:
-            try:
-                for window, files in self._exported(queue, pending, pool):
-                    self._replace(window, files)
-                    result.export_files += len(files)
-                    result.logs_exported += sum(export.total for export in files)
-                    on_done(window)
-                    result.windows_done += 1
-                    result.done.append(window)
-                result.stopped_early = result.windows_remaining > 0
-            finally:
-                self.stopping.set()  # export jobs still polled stop at their next wait
-                for _, future in pending:
-                    future.cancel()
-        return result
-
-    def _replace(self, window: Window, files: list[WindowFile]) -> None:
-        paths = [export.path for export in files]
-        name = window_key(window)
-        try:
-            if self.resyncer.store is None:  # dry run
-                self.resyncer.describe(name, self.resyncer.plan(paths))
-                return
-            unit = {"kind": "window", "since": window.since.isoformat(),
-                    "until": window.until.isoformat()}  # fmt: skip
-            key = f"{self.resyncer.options.destination}|window|{name}"
-
-            def deliver() -> None:
-                for path in paths:
-                    self.importer.import_file(path, remember=False)
-
-            self.resyncer.replace(key, unit, paths, deliver)
-        finally:
-            for path in paths:
-                path.unlink(missing_ok=True)
-
-
-def resync_range(
-    pull: PullSettings, since: datetime, until: datetime, shard: tuple[int, int] | None,
-    dry_run: bool,
-) -> tuple[RunSummary | None, PullResult, ResyncCounts, list[str]]:  # fmt: skip
-    """Export [since, until) again window by window and replace each window's logs (and
-    finish windows whose resync was interrupted)."""
-    started = time.monotonic()
-    store = StateStore(shard_dir(pull.state_dir, shard))
-    with store.locked():
-        windows = shard_windows(plan_windows(since, until, pull.window), shard)
-        for entry in pending_resyncs(store.doc, pull.options.destination, "window"):
-            window = Window(datetime.fromisoformat(entry["since"]),
-                            datetime.fromisoformat(entry["until"]))  # fmt: skip
-            if window not in windows:
-                log.info("finishing the interrupted resync of window %s", window_key(window))
-                windows.append(window)
-        windows.sort(key=lambda w: w.since)
-        if dry_run:
-            resyncer = Resyncer(pull.phoenix, pull.options)
-            with tempfile.TemporaryDirectory(dir=store.dir) as tmp:
-                puller = ResyncPuller(pull.portkey, types.SimpleNamespace(), Path(tmp),  # type: ignore[arg-type]
-                                      pull.concurrency)  # fmt: skip
-                puller.resyncer = resyncer
-                result = puller.run(windows, lambda _: False, lambda _: None)
-            resyncer.counts.elapsed_s = time.monotonic() - started
-            return None, result, resyncer.counts, resyncer.lines
-        setup = RunSetup("resync", pull.options, pull.phoenix, pull.tuning, pull.quarantine_path,
-                         pull.annotate, Progress())  # fmt: skip
-        cache = store.dir / "enrich-cache.sqlite3"
-        enricher = LogEnricher(pull.portkey, cache) if pull.enrich else None
-        resyncer = Resyncer(pull.phoenix, pull.options, store)
-        result = PullResult(windows_planned=len(windows))
-        try:
-
-            def extra() -> dict[str, Any]:
-                return {**result.to_dict(), "resync": resyncer.counts.to_dict()}
-
-            with started_run(setup, store, enricher, extra=extra) as importer:
-                resyncer.importer = importer
-                puller = ResyncPuller(pull.portkey, importer, store.dir / "downloads",
-                                      pull.concurrency, pull.max_duration_s)  # fmt: skip
-                puller.resyncer = resyncer
-                result = puller.run(windows, lambda _: False, lambda _: None)
-                resyncer.counts.elapsed_s = time.monotonic() - started
-        finally:
-            if enricher is not None:
-                enricher.close()
-        return importer.summary, result, resyncer.counts, resyncer.lines
+def save_annotations(path: Path, kept: list[dict[str, Any]]) -> None:
+    """One annotation per line, as POST /v1/span_annotations takes it (`original`: what
+    Phoenix does not let a client write). Written whole, then renamed: never half a file."""
+    make_private_dir(path.parent)
+    partial = path.with_suffix(".partial")
+    with open_private(partial, "w") as handle:
+        handle.writelines(json.dumps(item, ensure_ascii=False) + "\n" for item in kept)
+    os.replace(partial, path)
