@@ -156,7 +156,7 @@ class AnnotationKeeper:
             try:
                 found.extend(self.reader.client.spans.get_span_annotations(
                     span_ids=ids[start : start + READ_SPANS],
-                    project_identifier=self.reader.project_path,
+                    project_identifier=self.reader.path_of(None),
                     exclude_annotation_names=[],  # the client hides notes unless told
                     limit=10_000,
                     timeout=int(self.reader.settings.request_timeout_s),
