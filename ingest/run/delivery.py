@@ -9,6 +9,14 @@ verified prefix. The number of unverified spans in flight is bounded: that is th
 that keeps Phoenix's in-memory queue (20,000 by default) from overflowing, while keeping it
 busy. Spans Phoenix acknowledged but lost (a restart empties its queue) are sent again when
 the oldest batch stops making progress for a grace period.
+
+A span Phoenix keeps accepting and keeps not storing (its insert fails after the 200: a value
+its database refuses) would hold every later commit back forever. So when spans are still
+missing after the re-sends while Phoenix stored others sent since, the missing ones are
+bisected (halves sent as separate requests, each verified) down to the spans that are never
+stored; those are handed to the commit as `Batch.poisoned` (the caller quarantines them) and
+the rest is committed. When Phoenix stored nothing since, it is an outage, not a poison span:
+the run fails as before and nothing is moved aside.
 """
 
 from __future__ import annotations
@@ -74,6 +82,12 @@ class Batch:
     fresh: set[str] = field(default_factory=set)
     size_bytes: int = 0  # encoded size of its spans, known before sending
     sent_bytes: int = 0
+    # Spans Phoenix acknowledged and never stored (span id -> (span, reason)): not committed
+    # as delivered; the caller quarantines them
+    poisoned: dict[str, tuple[ReadableSpan, str]] = field(default_factory=dict)
+    lines: dict[str, tuple[int, int]] = field(default_factory=dict)  # the caller's: where
+    # each span came from (span id -> line, offset), to quarantine a poisoned one
+    stored_mark: int = 0  # DeliveryStats.delivered when it was sent
 
 
 @dataclass
@@ -84,6 +98,7 @@ class DeliveryStats:
     resent: int = 0  # sent again after Phoenix lost them
     batches: int = 0
     annotation_errors: int = 0  # spans whose annotations raised (counted, never fatal)
+    poisoned: int = 0  # acknowledged, never stored, isolated by bisection (Batch.poisoned)
 
 
 class Deliverer:
@@ -217,6 +232,7 @@ class Deliverer:
                 batch.sent_bytes = sent_bytes * len(share) // len(to_send)
         for batch, share in zip(group, shares, strict=True):
             batch.awaiting = share
+            batch.stored_mark = self.stats.delivered
 
     def _settle(
         self, pending: deque[Batch], commit: Callable[[Batch], None], incoming: Batch | None
@@ -259,6 +275,10 @@ class Deliverer:
         if asked_at - self._last_progress < self.tuning.grace_s:
             return
         if self._resends >= self.tuning.max_resends:
+            if self.stats.delivered > oldest.stored_mark:  # Phoenix stores what it is sent
+                self._isolate(oldest)
+                self._resends_of = None
+                return
             raise VerificationError(
                 f"Phoenix acknowledged {len(oldest.awaiting)} spans but did not store them, "
                 f"even after {self._resends} re-sends over "
@@ -275,6 +295,60 @@ class Deliverer:
         self.sender.send(list(oldest.awaiting.values()))
         self.stats.resent += len(oldest.awaiting)
         self._last_progress = self.clock()
+
+    def _isolate(self, batch: Batch) -> None:
+        """Bisect the spans of `batch` Phoenix keeps not storing: each part is sent as its own
+        request and verified; a part that stays missing is halved, down to single spans.
+        Parts of one level go together, so this takes about log2(missing) grace periods."""
+        attempts = dict.fromkeys(batch.awaiting, 1 + self._resends)
+        parts = [dict(batch.awaiting)]
+        log.warning(
+            "%d spans were acknowledged but never stored after %d attempts while Phoenix "
+            "stored others: finding which by sending them in parts",
+            len(batch.awaiting), 1 + self._resends,
+        )  # fmt: skip
+        while parts:
+            for part in parts:
+                self.sender.send(list(part.values()))
+                self.stats.resent += len(part)
+                for span_id in part:
+                    attempts[span_id] += 1
+            stored = self._await_stored({i: s for part in parts for i, s in part.items()})
+            for span_id in stored:
+                del batch.awaiting[span_id]
+            batch.delivered += len(stored)
+            self.stats.delivered += len(stored)
+            following: list[dict[str, ReadableSpan]] = []
+            for part in parts:
+                missing = {i: s for i, s in part.items() if i not in stored}
+                if len(missing) == 1 and len(part) == 1:
+                    ((span_id, span),) = missing.items()
+                    batch.poisoned[span_id] = (
+                        span,
+                        _poison_reason(span_id, span, attempts[span_id]),
+                    )
+                    del batch.awaiting[span_id]
+                    self.stats.poisoned += 1
+                elif len(missing) == 1:
+                    following.append(missing)
+                elif missing:
+                    items = list(missing.items())
+                    half = len(items) // 2
+                    following += [dict(items[:half]), dict(items[half:])]
+            parts = following
+
+    def _await_stored(self, spans: dict[str, ReadableSpan]) -> set[str]:
+        """Read until every one of `spans` is stored or none was for the grace period."""
+        found: set[str] = set()
+        since = self.clock()
+        while len(found) < len(spans) and self.clock() - since < self.tuning.grace_s:
+            self.sleep(self.tuning.min_poll_s)
+            rest = [span_id for span_id in spans if span_id not in found]
+            got = self.reader.existing(rest, _start_window(spans[i] for i in rest))
+            if got:
+                found |= got
+                since = self.clock()
+        return found
 
     def _commit_verified(self, pending: deque[Batch], commit: Callable[[Batch], None]) -> None:
         """Commit the verified prefix, in order. Annotations go first, for up to a batch's
@@ -323,6 +397,15 @@ class Deliverer:
 
 
 _NOTHING = Batch(spans=[], position=None)
+
+
+def _poison_reason(span_id: str, span: ReadableSpan, attempts: int) -> str:
+    log_id = (span.attributes or {}).get("portkey.log_id")
+    which = f"span_id={span_id}" + (f", log id {log_id}" if log_id is not None else "")
+    return (
+        f"Phoenix accepted this span but did not store it after {attempts} attempts; its "
+        f"server log says why (look for 'Span insertion failed' and {which})"
+    )
 
 
 def _bytes(batch: Batch) -> int:

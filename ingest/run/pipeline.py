@@ -13,7 +13,6 @@ every file's cursor still moves only over its verified prefix.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import time
@@ -26,10 +25,10 @@ from typing import Any, Protocol
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-from ingest.convert.ids import ParentIndex, span_id_for
+from ingest.convert.ids import ParentIndex, span_hex, span_id_for
 from ingest.convert.records import LogRecord, parse_record
 from ingest.convert.spans import ConversionOptions, make_resource, to_span
-from ingest.errors import IngestError, RecordError, outcome_of
+from ingest.errors import DamagedFile, IngestError, RecordError, outcome_of
 from ingest.phoenix.annotations import SpanAnnotator
 from ingest.phoenix.api import PhoenixSettings, SpanSender
 from ingest.phoenix.reader import SpanReader
@@ -37,9 +36,24 @@ from ingest.run.delivery import Batch, Deliverer, DeliveryStats, Tuning
 from ingest.run.logs import event
 from ingest.run.parents import Enricher, index_parents, parent_store
 from ingest.run.progress import Progress
-from ingest.run.quarantine import Quarantine
-from ingest.run.state import StateStore, advance_file, new_file_entry, record_run
-from ingest.sources.files import SourceLine, chunk_lines, decode_line, fingerprint, read_lines
+from ingest.run.quarantine import Quarantine, unwrap_quarantined
+from ingest.run.state import (
+    StateStore,
+    advance_file,
+    new_file_entry,
+    record_run,
+    resume_after_damage,
+)
+from ingest.sources.files import (
+    SourceLine,
+    chunk_lines,
+    decode_line,
+    fingerprint,
+    line_at,
+    prefix_digest,
+    read_lines,
+    until_damage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +164,7 @@ class FilePosition:
     line: int
     final: bool
     file: FileRun | None = field(default=None, compare=False, repr=False)
+    damaged: dict[str, Any] | None = None  # the file could not be read past `offset`
 
 
 class Sink(Protocol):
@@ -250,7 +265,18 @@ class FileImporter:
         persist = remember and self.store is not None
         if persist:
             assert self.store is not None
-            progress = self.store.file_progress(self.options.project, fingerprint(path), path)
+            try:
+                digest = fingerprint(path)
+            except DamagedFile as exc:  # unreadable, or gone since it was listed
+                self.quarantine.add(path, 1, f"{exc} Nothing of this file was imported.", b"",
+                                    offset=0)  # fmt: skip
+                return
+            progress = self.store.file_progress(self.options.project, digest, path)
+            if repaired := resume_after_damage(
+                self.store.doc, progress, lambda length: prefix_digest(path, length)
+            ):
+                log.info("%s: repairs the file that was damaged after line %d; resuming there",
+                         path, repaired["damaged"]["line"])  # fmt: skip
         else:
             progress = new_file_entry(self.options.project, "") | {"path": str(path)}
         run = FileRun(path, progress, persist, self.describe)
@@ -265,9 +291,10 @@ class FileImporter:
             streamed.add(id(progress))
         if progress["offset"]:
             log.info("%s: resuming after line %d", path, progress["line"])
-        index_parents(path, self.parents, self.options.max_line_bytes, self.enricher,
-                      unwrap_quarantined)  # fmt: skip
-        for batch in self._batches(path, progress["offset"], progress["line"]):
+        with contextlib.suppress(DamagedFile):  # the delivery pass records the damage
+            index_parents(path, self.parents, self.options.max_line_bytes, self.enricher,
+                          unwrap_quarantined)  # fmt: skip
+        for batch in self._batches(path, progress["offset"], progress["line"], remember):
             batch.position = replace(batch.position, file=run)
             yield batch
 
@@ -278,6 +305,13 @@ class FileImporter:
         run = position.file
         assert run is not None
         progress = run.progress
+        for span_id, (_, reason) in batch.poisoned.items():
+            line, start = batch.lines.get(span_id, (0, 0))
+            raw = line_at(run.path, start, line, self.options.max_line_bytes)
+            self.quarantine.add(run.path, line, reason, raw)
+            batch.counts["quarantined"] = batch.counts.get("quarantined", 0) + 1
+        if position.damaged is not None:
+            progress["damaged"] = position.damaged
         advance_file(
             progress, offset=position.offset, line=position.line, final=position.final,
             delivered=batch.delivered, already_present=batch.already_present,
@@ -298,10 +332,17 @@ class FileImporter:
                 duration_s=round(time.monotonic() - run.started, 3),
             )  # fmt: skip
 
-    def _batches(self, path: Path, offset: int, line_no: int) -> Iterator[Batch]:
-        """Batches bounded in spans and in encoded bytes, each ending after a whole line."""
+    def _batches(
+        self, path: Path, offset: int, line_no: int, tolerate_damage: bool = True
+    ) -> Iterator[Batch]:
+        """Batches bounded in spans and in encoded bytes, each ending after a whole line.
+        A damaged file ends after its last whole line: the rest is quarantined with its
+        offset (`tolerate_damage`; Portkey's downloads fail instead, so the window is
+        exported again)."""
         batch = Batch(spans=[], position=None, counts=Counter())
-        lines = read_lines(path, offset, line_no, self.options.max_line_bytes)
+        damage: list[DamagedFile] = []
+        lines = until_damage(read_lines(path, offset, line_no, self.options.max_line_bytes),
+                             damage)  # fmt: skip
         for chunk in chunk_lines(lines, self.tuning.batch_size):
             self.summary.read += len(chunk)
             decoded = [_decode(line) for line in chunk]
@@ -311,17 +352,33 @@ class FileImporter:
                 if isinstance(raw, RecordError):
                     self._reject(line, batch, str(raw))
                 else:
-                    self._add(line, raw, batch)
+                    self._add(line, raw, batch, offset)
                 offset, line_no = line.end_offset, line.line_no
                 if (len(batch.spans) >= self.tuning.batch_size
                         or batch.size_bytes >= self.tuning.max_batch_bytes):  # fmt: skip
                     batch.position = FilePosition(offset, line_no, final=False)
                     yield batch
                     batch = Batch(spans=[], position=None, counts=Counter())
-        batch.position = FilePosition(offset, line_no, final=True)
+        if damage:
+            if not tolerate_damage:
+                raise damage[0]
+            batch.position = self._damaged(path, damage[0], batch)
+        else:
+            batch.position = FilePosition(offset, line_no, final=True)
         yield batch
 
-    def _add(self, line: SourceLine, raw: Any, batch: Batch) -> None:
+    def _damaged(self, path: Path, damage: DamagedFile, batch: Batch) -> FilePosition:
+        """The end of a damaged file: its unread rest is quarantined with the offset."""
+        reason = (f"{damage} The rest of the file, from byte {damage.offset:,} of its data "
+                  f"(line {damage.line + 1:,} on), was not imported; a repaired file of the "
+                  "same name is read from there.")  # fmt: skip
+        self.quarantine.add(path, damage.line + 1, reason, b"", offset=damage.offset)
+        batch.counts["quarantined"] += 1
+        facts = {"offset": damage.offset, "line": damage.line, "reason": str(damage)[:1000],
+                 "prefix_sha256": prefix_digest(path, damage.offset)}  # fmt: skip
+        return FilePosition(damage.offset, damage.line, final=True, damaged=facts)
+
+    def _add(self, line: SourceLine, raw: Any, batch: Batch, start: int = 0) -> None:
         try:
             record = parse_record(unwrap_quarantined(raw))
         except RecordError as exc:
@@ -347,26 +404,13 @@ class FileImporter:
             return
         self._seen.add(span_id)
         self.summary.saw(record)
+        batch.lines[span_hex(span_id)] = (line.line_no, start)
         batch.spans.append(span)
         batch.size_bytes += size
 
     def _reject(self, line: SourceLine, batch: Batch, reason: str) -> None:
         self.quarantine.add(line.path, line.line_no, reason, line.data)
         batch.counts["quarantined"] += 1
-
-
-_QUARANTINE_KEYS = frozenset({"time", "source", "line", "reason", "raw"})
-
-
-def unwrap_quarantined(raw: Any) -> Any:
-    """A quarantine entry ({time, source, line, reason, raw}) stands for its original line,
-    so a fixed quarantine file can be imported as it is."""
-    if isinstance(raw, dict) and set(raw) == _QUARANTINE_KEYS and isinstance(raw["raw"], str):
-        try:
-            return json.loads(raw["raw"])
-        except ValueError as exc:
-            raise RecordError(f"quarantined line is still not valid JSON: {exc}") from None
-    return raw
 
 
 @dataclass

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import click
 
 from ingest.convert.redact import scrub
+from ingest.errors import RecordError
 from ingest.run.logs import escape
 from ingest.run.state import make_private_dir, open_private, utc_now
 
@@ -32,12 +33,20 @@ class Quarantine:
         self.echo = False
         self._handle: IO[str] | None = None
 
-    def add(self, source: Path | str, line: int, reason: str, raw: bytes | str) -> None:
+    def add(
+        self, source: Path | str, line: int, reason: str, raw: bytes | str,
+        offset: int | None = None,
+    ) -> None:  # fmt: skip
+        """One rejected line; `offset` (bytes of the decompressed data) for the unread rest
+        of a damaged file, whose `line` is the first line not read."""
         text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
         text, reason = scrub(text), scrub(reason)
         if len(text) > MAX_RAW_CHARS:
             text = f"{text[:MAX_RAW_CHARS]}…[truncated: {len(text)} chars]"
-        entry = {"time": utc_now(), "source": str(source), "line": line, "reason": reason}
+        entry: dict[str, object] = {"time": utc_now(), "source": str(source), "line": line}
+        if offset is not None:
+            entry["offset"] = offset
+        entry["reason"] = reason
         entry["raw"] = text
         self.count += 1
         if self.echo:
@@ -61,3 +70,17 @@ class Quarantine:
             os.fsync(self._handle.fileno())
             self._handle.close()
             self._handle = None
+
+
+_QUARANTINE_KEYS = frozenset({"time", "source", "line", "reason", "raw"})
+
+
+def unwrap_quarantined(raw: Any) -> Any:
+    """A quarantine entry ({time, source, line, reason, raw}) stands for its original line,
+    so a fixed quarantine file can be imported as it is."""
+    if isinstance(raw, dict) and set(raw) == _QUARANTINE_KEYS and isinstance(raw["raw"], str):
+        try:
+            return json.loads(raw["raw"])
+        except ValueError as exc:
+            raise RecordError(f"quarantined line is still not valid JSON: {exc}") from None
+    return raw

@@ -38,9 +38,10 @@ from ingest.phoenix.admin.deletes import SpanDeleter
 from ingest.phoenix.admin.totals import PORTKEY_LOG_ID, PhoenixTotals
 from ingest.phoenix.api import PhoenixSettings
 from ingest.phoenix.reader import SpanReader
-from ingest.run.pipeline import FileImporter, RunSetup, RunSummary, started_run, unwrap_quarantined
+from ingest.run.pipeline import FileImporter, RunSetup, RunSummary, started_run
 from ingest.run.progress import Progress
 from ingest.run.pull import Puller, PullResult, PullSettings
+from ingest.run.quarantine import unwrap_quarantined
 from ingest.run.state import (
     StateStore,
     begin_resync,

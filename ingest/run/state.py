@@ -277,6 +277,30 @@ def file_progress(
     return entry
 
 
+def resume_after_damage(
+    doc: dict[str, Any], entry: dict[str, Any], digest_of: Any
+) -> dict[str, Any] | None:
+    """A file new to the state (`entry` at line 0) that repairs a damaged one: the same
+    project and path, whose earlier content could not be read past `damaged.offset`. When
+    the new content starts with the same bytes (`digest_of(offset)` matches), the new entry
+    resumes there: what came before was delivered. Returns the damaged entry used."""
+    if entry["offset"] or entry["complete"]:
+        return None
+    for other in doc["files"].values():
+        damage = other.get("damaged")
+        if (other is entry or not isinstance(damage, dict) or other.get("path") != entry["path"]
+                or other.get("project") != entry["project"]):  # fmt: skip
+            continue
+        offset, line = damage.get("offset"), damage.get("line")
+        if not isinstance(offset, int) or not isinstance(line, int) or offset <= 0:
+            continue
+        if digest_of(offset) == damage.get("prefix_sha256"):
+            entry["offset"], entry["line"] = offset, line
+            entry["resumed_from"] = other["sha256"]
+            return other
+    return None
+
+
 def advance_file(
     entry: dict[str, Any],
     *,
