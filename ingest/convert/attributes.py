@@ -141,6 +141,7 @@ def _build(
     attributes.update(portkey_attributes(record))
 
     bounds.bound_values(attributes, limits.max_value_chars, truncated)
+    bounds.clamp_token_counts(attributes, warnings)
     bounds.drop_wide_integers(attributes, warnings)
     bounds.cap_attribute_count(attributes, limits.max_attributes - 5, truncated)  # 5: ours
     bounds.cap_span_size(attributes, limits.max_span_bytes, truncated)
