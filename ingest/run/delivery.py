@@ -275,16 +275,15 @@ class Deliverer:
         if asked_at - self._last_progress < self.tuning.grace_s:
             return
         if self._resends >= self.tuning.max_resends:
-            if self.stats.delivered > oldest.stored_mark:  # Phoenix stores what it is sent
-                self._isolate(oldest)
+            if self._isolate(oldest):
                 self._resends_of = None
                 return
             raise VerificationError(
                 f"Phoenix acknowledged {len(oldest.awaiting)} spans but did not store them, "
                 f"even after {self._resends} re-sends over "
-                f"{self.tuning.grace_s * self._resends:.0f} s. Check the Phoenix server log for "
-                "insert errors; nothing past the last verified record was committed, so "
-                "rerunning is safe."
+                f"{self.tuning.grace_s * self._resends:.0f} s, and stored none of the others "
+                "sent since. Check the Phoenix server log for insert errors; nothing past the "
+                "last verified record was committed, so rerunning is safe."
             )
         self._resends += 1
         log.warning(
@@ -296,16 +295,18 @@ class Deliverer:
         self.stats.resent += len(oldest.awaiting)
         self._last_progress = self.clock()
 
-    def _isolate(self, batch: Batch) -> None:
+    def _isolate(self, batch: Batch) -> bool:
         """Bisect the spans of `batch` Phoenix keeps not storing: each part is sent as its own
         request and verified; a part that stays missing is halved, down to single spans.
-        Parts of one level go together, so this takes about log2(missing) grace periods."""
+        Parts of one level go together, so this takes about log2(missing) grace periods.
+        The single spans left are poisoned only if Phoenix stored others meanwhile (some of
+        these parts, or anything sent since the batch): else it is an outage, and nothing is
+        moved aside (False)."""
         attempts = dict.fromkeys(batch.awaiting, 1 + self._resends)
-        parts = [dict(batch.awaiting)]
+        parts, poison = [dict(batch.awaiting)], {}
         log.warning(
-            "%d spans were acknowledged but never stored after %d attempts while Phoenix "
-            "stored others: finding which by sending them in parts",
-            len(batch.awaiting), 1 + self._resends,
+            "%d spans were acknowledged but not stored after %d attempts: sending them in "
+            "parts to find which Phoenix never stores", len(batch.awaiting), 1 + self._resends,
         )  # fmt: skip
         while parts:
             for part in parts:
@@ -322,13 +323,7 @@ class Deliverer:
             for part in parts:
                 missing = {i: s for i, s in part.items() if i not in stored}
                 if len(missing) == 1 and len(part) == 1:
-                    ((span_id, span),) = missing.items()
-                    batch.poisoned[span_id] = (
-                        span,
-                        _poison_reason(span_id, span, attempts[span_id]),
-                    )
-                    del batch.awaiting[span_id]
-                    self.stats.poisoned += 1
+                    poison.update(missing)
                 elif len(missing) == 1:
                     following.append(missing)
                 elif missing:
@@ -336,6 +331,13 @@ class Deliverer:
                     half = len(items) // 2
                     following += [dict(items[:half]), dict(items[half:])]
             parts = following
+        if self.stats.delivered == batch.stored_mark:  # Phoenix stored nothing at all
+            return False
+        for span_id, span in poison.items():
+            batch.poisoned[span_id] = (span, _poison_reason(span_id, span, attempts[span_id]))
+            del batch.awaiting[span_id]
+        self.stats.poisoned += len(poison)
+        return True
 
     def _await_stored(self, spans: dict[str, ReadableSpan]) -> set[str]:
         """Read until every one of `spans` is stored or none was for the grace period."""
