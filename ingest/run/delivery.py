@@ -362,7 +362,7 @@ class Deliverer:
             while pending and not pending[0].awaiting and spans < self.tuning.batch_size:
                 group.append(pending.popleft())
                 spans += len(group[-1].spans)
-            self._annotate([span for batch in group for span in batch.spans],
+            self._annotate([span for batch in group for span in _stored(batch)],
                            set().union(*(batch.fresh for batch in group)))  # fmt: skip
             for batch in group:
                 commit(batch)
@@ -408,6 +408,13 @@ def _poison_reason(span_id: str, span: ReadableSpan, attempts: int) -> str:
         f"Phoenix accepted this span but did not store it after {attempts} attempts; its "
         f"server log says why (look for 'Span insertion failed' and {which})"
     )
+
+
+def _stored(batch: Batch) -> list[ReadableSpan]:
+    """The spans of a verified batch without the poisoned ones (nothing to annotate)."""
+    if not batch.poisoned:
+        return batch.spans
+    return [span for span in batch.spans if span_hex(span.context.span_id) not in batch.poisoned]
 
 
 def _bytes(batch: Batch) -> int:

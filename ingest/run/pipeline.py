@@ -42,7 +42,6 @@ from ingest.run.state import (
     advance_file,
     new_file_entry,
     record_run,
-    resume_after_damage,
 )
 from ingest.sources.files import (
     SourceLine,
@@ -272,9 +271,7 @@ class FileImporter:
                                     offset=0)  # fmt: skip
                 return
             progress = self.store.file_progress(self.options.project, digest, path)
-            if repaired := resume_after_damage(
-                self.store.doc, progress, lambda length: prefix_digest(path, length)
-            ):
+            if repaired := self.store.repaired(progress, lambda n: prefix_digest(path, n)):
                 log.info("%s: repairs the file that was damaged after line %d; resuming there",
                          path, repaired["damaged"]["line"])  # fmt: skip
         else:

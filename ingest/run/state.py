@@ -50,6 +50,7 @@ class StateStore:
         self.path = state_dir / STATE_FILE
         self.doc: dict[str, Any] = empty_state()
         self._lock_handle: Any = None
+        self._damaged_paths: set[str] | None = None  # of the loaded document's files
 
     # ---- lock --------------------------------------------------------------------------
 
@@ -90,7 +91,7 @@ class StateStore:
         except UnicodeDecodeError as exc:
             raise self._corrupt(f"it is not UTF-8 text (byte {exc.start})") from None
         except FileNotFoundError:
-            self.doc = empty_state()
+            self.doc, self._damaged_paths = empty_state(), None
             return self.doc
         except OSError as exc:
             raise StateError(f"cannot read the state file {self.path}: {exc.strerror}.") from exc
@@ -111,7 +112,7 @@ class StateStore:
                 raise self._corrupt(f"its '{section}' section is not an object")
         if problem := shape_problem(doc):
             raise self._corrupt(problem)
-        self.doc = doc
+        self.doc, self._damaged_paths = doc, None
         return doc
 
     def _corrupt(self, why: str) -> StateError:
@@ -155,6 +156,16 @@ class StateStore:
 
     def file_progress(self, project: str, fingerprint: str, path: Path) -> dict[str, Any]:
         return file_progress(self.doc, project, fingerprint, path)
+
+    def repaired(self, entry: dict[str, Any], digest_of: Any) -> dict[str, Any] | None:
+        """`resume_after_damage` for a file entry, asked only for a path that was damaged
+        (the paths are gathered once per load, not by a scan per file)."""
+        if self._damaged_paths is None:
+            self._damaged_paths = {other.get("path") for other in self.doc["files"].values()
+                                   if "damaged" in other}  # fmt: skip
+        if entry.get("path") not in self._damaged_paths:
+            return None
+        return resume_after_damage(self.doc, entry, digest_of)
 
     def section(self, name: str) -> dict[str, Any]:
         """A top-level section of the document ("sync", "backfills", ...), created empty."""
