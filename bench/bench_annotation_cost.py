@@ -33,8 +33,8 @@ from ingest.convert.ids import span_hex
 from ingest.convert.records import parse_record
 from ingest.convert.spans import ConversionOptions, make_resource, to_span
 from ingest.phoenix.admin.local_server import LocalPhoenix
-from ingest.phoenix.annotations import NAMES, annotations_for
 from ingest.phoenix.api import PhoenixSettings, SpanSender
+from ingest.phoenix.reader import NAMES, annotations_for
 from ingest.sources.files import decode_line, read_lines
 
 IDLE_DELTA_S = 0.03  # CPU seconds per second below which Phoenix counts as idle

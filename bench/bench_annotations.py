@@ -34,7 +34,7 @@ import common
 from bench_end_to_end import build_spans, run_ingester, run_raw
 from gen_logs import SIZES, write_logs
 
-from ingest.phoenix.annotations import annotations_for
+from ingest.phoenix.reader import annotations_for
 
 TARGET_RATIO = 0.95
 PATHS = ("raw", "import --no-annotations", "import")

@@ -9,13 +9,16 @@ neither the keys nor the spans can follow it.
 
 from __future__ import annotations
 
+import base64
 import email.utils
+import ipaddress
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypeVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -110,6 +113,8 @@ class Service:
     # storage may send the client on to a regional host).
     follow_cross_host_redirects: bool = False
     pool_size: int = 10
+    # Called with every URL before it is requested, redirects included; raises to refuse it.
+    check_url: Callable[[str], None] | None = None
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
@@ -124,6 +129,66 @@ def public_url(url: str) -> str:
     parts = urlsplit(url)
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+
+
+def segment(value: object) -> str:
+    """A value from a server or a file as one URL path segment: `/`, `?`, `#`, `%` and the rest
+    percent-encoded, and a segment of dots encoded too, so it can never reach another path."""
+    text = quote(str(value), safe="")
+    return text.replace(".", "%2E") if not text.strip(".") else text
+
+
+def split_userinfo(url: str) -> tuple[str, str | None]:
+    """The URL without `user:pass@` before its host (the form printed, logged and stored), and
+    those credentials as a Basic Authorization header value (None when there are none)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+    return urlunsplit(parts._replace(netloc=host)), f"Basic {token}"
+
+
+def address_kind(host: str) -> str | None:
+    """ "loopback", "link-local" or "private" when `host` is, or resolves to, such an address;
+    None for a public one, or a name that does not resolve (its request fails on its own)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return "loopback"
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            found = socket.getaddrinfo(host, None)
+        except (OSError, UnicodeError):
+            return None
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
+    for address in addresses:
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if address.is_loopback:
+            return "loopback"
+        if address.is_link_local:
+            return "link-local"
+        if address.is_private or address.is_unspecified or address.is_reserved:
+            return "private"
+    return None
+
+
+def plain_http_to_remote(url: str) -> bool:
+    """Whether a request to `url` crosses the network unencrypted: http:// to a host that is
+    not this machine (judged from the URL alone, without a lookup)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        return False
+    host = (parts.hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
 
 
 def new_session(pool_size: int = 10) -> requests.Session:
@@ -161,6 +226,8 @@ class Transport:
         merged = {**self.service.headers, **(headers or {})}
         kw.setdefault("timeout", self.service.request_timeout_s)
         for _ in range(MAX_REDIRECTS + 1):
+            if self.service.check_url is not None:
+                self.service.check_url(url)
             try:
                 response = self.session.request(
                     method, url, headers=merged, allow_redirects=False, **kw

@@ -33,6 +33,35 @@ _ISOLATED_ENV = (
 )
 
 
+# Fixtures that start (or hand out) a Phoenix server: a test using one is in the slow tier.
+PHOENIX_FIXTURES = frozenset(
+    {"phoenix", "phoenix_oldest", "any_phoenix", "start_phoenix", "auth_phoenix"}
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that starts a Phoenix server `phoenix`, so `-m "not phoenix"` skips it."""
+    for item in items:
+        if PHOENIX_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.phoenix)
+
+
+@pytest.fixture(autouse=True)
+def fast_tier_starts_no_phoenix(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test without the `phoenix` marker that starts a server in this process fails, so the
+    fast tier (`-m "not phoenix"`) stays fast. Tests that start one in a subprocess (`demo`)
+    carry the marker by hand."""
+    if request.node.get_closest_marker("phoenix") is not None:
+        return
+
+    def refuse(self: LocalPhoenix, timeout: float = 0) -> LocalPhoenix:
+        raise AssertionError(f"{request.node.nodeid} starts a Phoenix server: mark it phoenix")
+
+    monkeypatch.setattr(LocalPhoenix, "start", refuse)
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No test reads the developer's settings or writes to their state directory."""
@@ -111,7 +140,7 @@ def read_spans(url: str, project: str, api_key: str | None = None) -> list[dict[
     """Every span of a project, read through arize-phoenix-client."""
     import httpx
 
-    from ingest.phoenix.reader import import_phoenix_client
+    from ingest.phoenix.api import import_phoenix_client
 
     client = import_phoenix_client()(base_url=url, api_key=api_key)
     try:

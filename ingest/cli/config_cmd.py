@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ingest.cli.runner import run_command
+from ingest.cli.report import run_command
 from ingest.ops.config import config_info, effective_settings
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ingest.cli.options import phoenix_options, portkey_options, project_option, state_option
-from ingest.cli.runner import Done, run_command
+from ingest.cli.report import Done, run_command
 from ingest.ops.config import config_info, origin
 from ingest.ops.doctor import check_phoenix, check_portkey
 from ingest.ops.doctor_local import (

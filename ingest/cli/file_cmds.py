@@ -21,7 +21,7 @@ from ingest.cli.options import (
     tuning_from,
     verbosity_options,
 )
-from ingest.cli.runner import Done, run_command
+from ingest.cli.report import Done, run_command
 from ingest.errors import ConfigError
 
 
@@ -57,7 +57,7 @@ def import_command(files: tuple[Path, ...], **kw: Any) -> None:
     start_logging(kw["verbose"], kw["quiet"])
 
     def action() -> Done:
-        from ingest.ops.report import print_summary
+        from ingest.cli.report import print_summary
         from ingest.run.pipeline import import_files
         from ingest.sources.files import expand_paths
 
@@ -105,13 +105,15 @@ def convert_command(files: tuple[Path, ...], **kw: Any) -> None:
     start_logging(kw["verbose"], kw["quiet"])
 
     def action() -> Done:
-        from ingest.ops.report import print_converted
+        from ingest.cli.report import print_converted
         from ingest.run.stdout_sink import convert_files
         from ingest.sources.files import expand_paths
 
         options = conversion_settings(kw["project"], kw)
-        summary = convert_files(expand_paths(list(files)), options, sys.stdout,
-                                kw["quarantine_file"])  # fmt: skip
+        summary = convert_files(
+            expand_paths(list(files)), options, sys.stdout, kw["quarantine_file"],
+            lambda rejected: click.echo(rejected, err=True),
+        )  # fmt: skip
         print_converted(summary, quiet=kw["quiet"])
         return Done(summary.quarantined, fields=summary.to_dict())
 
@@ -130,7 +132,7 @@ def status_command(state_dir: Path | None, as_json: bool) -> None:
     """
 
     def action() -> Done:
-        from ingest.ops.report import print_status
+        from ingest.cli.report import print_status
         from ingest.run.state import StateStore, shard_dirs
 
         store = StateStore(resolve_state_dir(state_dir))
@@ -186,7 +188,7 @@ def check_command(
     start_logging(verbose, quiet)
 
     def action() -> Done:
-        from ingest.run.check import run_check
+        from ingest.ops.check import run_check
 
         settings = phoenix_settings(
             endpoint, api_key, project or "check", retry_deadline, client_headers
@@ -222,9 +224,10 @@ def demo_command(
     start_logging(verbose, quiet)
 
     def action() -> Done:
+        from ingest.cli.report import print_summary
         from ingest.ops.demo import run_demo
 
-        summary = run_demo(resolve_state_dir(state_dir), port or None, serve=not no_serve)
+        summary = run_demo(resolve_state_dir(state_dir), port or None, not no_serve, print_summary)
         return Done(summary.quarantined, fields=summary.to_dict())
 
     run_command(action)

@@ -1,8 +1,12 @@
-"""The command group: every command registered, and the console entry point."""
+"""The command group (whose errors before a command body runs end like any other run):
+every command registered, and the console entry point."""
 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Sequence
+from typing import Any
 
 import click
 
@@ -19,9 +23,44 @@ from ingest.cli.file_cmds import (
 from ingest.cli.prices_cmd import prices_group
 from ingest.cli.pull_cmds import backfill_command, sync_command
 from ingest.cli.reconcile_cmd import reconcile_command
+from ingest.cli.report import finish
 from ingest.cli.resync_cmd import resync_command
-from ingest.cli.runner import IngestGroup
+from ingest.errors import IngestError, outcome_of
 from ingest.ops.config import config_option
+
+
+class IngestGroup(click.Group):
+    """The command group, whose errors before a command body runs end like any other run."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        from ingest.cli.options import forget_log_format
+
+        forget_log_format()  # a new run (tests invoke the group many times in one process)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:  # Ctrl-C before the command body ran
+            click.echo("Interrupted.", err=True)
+            finish(*outcome_of(KeyboardInterrupt()))
+        except click.exceptions.NoArgsIsHelpError as exc:  # no command: help, not a run
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:  # a bad option or argument: exit 2
+            exc.show()
+            name = exc.ctx.info_name if getattr(exc, "ctx", None) is not None else None
+            finish("usage_error", exc.exit_code, command=name, error=exc.format_message())
+        except IngestError as exc:  # e.g. the config file, read while parsing the options
+            click.echo(f"Error: {exc}", err=True)
+            finish(*outcome_of(exc), error=str(exc))
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 @click.group(

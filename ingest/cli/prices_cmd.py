@@ -17,7 +17,7 @@ from ingest.cli.options import (
     start_logging,
     verbosity_options,
 )
-from ingest.cli.runner import run_command
+from ingest.cli.report import run_command
 from ingest.errors import EXIT_OK, ConfigError
 from ingest.phoenix.api import PhoenixSettings
 

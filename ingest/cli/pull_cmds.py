@@ -17,14 +17,14 @@ from ingest.cli.options import (
     pull_settings_from,
     start_logging,
 )
-from ingest.cli.runner import Done, run_command
+from ingest.cli.report import Done, run_command
 from ingest.errors import ConfigError
 from ingest.phoenix.api import PhoenixSettings
 
 
 def report_pull(summary: Any, result: Any, info: dict[str, Any], phoenix: PhoenixSettings,
                  as_json: bool, quiet: bool) -> Done:  # fmt: skip
-    from ingest.ops.report import print_pull
+    from ingest.cli.report import print_pull
 
     print_pull(summary, result, info, phoenix, as_json=as_json, quiet=quiet)
     fields = {"project": phoenix.project, **summary.to_dict(), **result.to_dict(), **info}
@@ -164,7 +164,7 @@ def backfill_command(**kw: Any) -> None:
                 "Run one unsharded `backfill ... --advance-sync` afterwards (it sends nothing new)."
             )
         phoenix, pull = pull_settings_from(kw)
-        from ingest.ops.report import ensure_project, phoenix_link, print_plan, range_link
+        from ingest.cli.report import ensure_project, phoenix_link, print_plan, range_link
         from ingest.phoenix.admin.guards import check_backfill
 
         for warning in check_backfill(phoenix, kw["since"], kw["until"], kw["force"]):

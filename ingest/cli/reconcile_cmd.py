@@ -9,14 +9,16 @@ import click
 
 from ingest.cli.options import (
     UtcDateTime,
+    default_of,
     phoenix_options,
     phoenix_settings,
     project_option,
     start_logging,
     verbosity_options,
 )
-from ingest.cli.runner import run_command
+from ingest.cli.report import run_command
 from ingest.errors import EXIT_FAILED, EXIT_OK, ConfigError
+from ingest.sources.portkey.api import PortkeySettings
 
 
 @click.command("reconcile")
@@ -32,7 +34,7 @@ from ingest.errors import EXIT_FAILED, EXIT_OK, ConfigError
     "--portkey-base-url",
     envvar="PORTKEY_BASE_URL",
     show_envvar=True,
-    default="https://api.portkey.ai/v1",
+    default=default_of(PortkeySettings, "base_url"),
     show_default=True,
     help="Portkey API (control plane) URL; self-hosted: your control plane URL.",
 )

@@ -23,7 +23,7 @@ from ingest.cli.options import (
     start_logging,
     tuning_from,
 )
-from ingest.cli.runner import Done, run_command
+from ingest.cli.report import Done, run_command
 from ingest.errors import ConfigError
 
 
@@ -72,8 +72,8 @@ def resync_command(files: tuple[Path, ...], **kw: Any) -> None:  # fmt: skip
     start_logging(kw["verbose"], kw["quiet"])
 
     def action() -> Done:
+        from ingest.run.logs import Progress
         from ingest.run.pipeline import RunSetup
-        from ingest.run.progress import Progress
         from ingest.run.resync import resync_files, resync_range
         from ingest.sources.files import expand_paths
 

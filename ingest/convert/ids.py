@@ -15,8 +15,8 @@ knows the parent's Portkey span id (from `--enrich` or a richer export). So logs
 by (Portkey trace id, Portkey span id) -> log id, and a child gets its parent's span as its
 parent whenever the parent is indexed. The link is a function of the logs, not of their
 order: a first pass indexes every log of a file (or export window) before any is converted
-(`run/parents.py`), two logs claiming one Portkey span id resolve to the smaller log id, and
-a persistent index beside the state remembers the parents of earlier runs.
+(`run/pipeline.index_parents`), two logs claiming one Portkey span id resolve to the smaller
+log id, and a persistent index beside the state remembers the parents of earlier runs.
 
 A child whose parent is not a logged request (an application span, or a request outside
 everything imported so far) stays a root span of its trace and keeps

@@ -380,3 +380,17 @@ def _preview(value: Any, limit: int = 60) -> str:
         value = value[: 10 * limit]  # a 30 MB value is not copied to quote 60 characters
     text = scrub(repr(value))
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_QUARANTINE_KEYS = frozenset({"time", "source", "line", "reason", "raw"})
+
+
+def unwrap_quarantined(raw: Any) -> Any:
+    """A quarantine entry ({time, source, line, reason, raw}) stands for its original line,
+    so a fixed quarantine file can be imported as it is."""
+    if isinstance(raw, dict) and set(raw) == _QUARANTINE_KEYS and isinstance(raw["raw"], str):
+        try:
+            return json.loads(raw["raw"])
+        except ValueError as exc:
+            raise RecordError(f"quarantined line is still not valid JSON: {exc}") from None
+    return raw

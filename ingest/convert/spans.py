@@ -69,7 +69,7 @@ def to_span(
     resource: Resource,
     parent_log_id: str | None = None,
 ) -> ReadableSpan:
-    """One log as one span; `parent_log_id` links it under its Portkey parent (trees.py)."""
+    """One log as one span; `parent_log_id` links it under its Portkey parent (ids.py)."""
     start = start_ns(record.created_at)
     if not 0 <= start <= MAX_NS:  # parse_record refuses these; a hand-built record may not
         raise RecordError(f"no usable timestamp: {record.created_at} cannot be carried by OTLP")

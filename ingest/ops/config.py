@@ -31,7 +31,6 @@ from ingest.errors import ConfigError
 
 APP_NAME = "portkey-phoenix-ingest"
 CONFIG_ENV = "INGEST_CONFIG"
-META_KEY = "ingest.ops.config"  # where the --config callback leaves a ConfigInfo in ctx.meta
 SECRET_KEYS = frozenset({"api_key", "portkey_api_key", "client_headers"})
 
 # Top-level keys that must not reach a command whose option means something else: `check`
@@ -269,7 +268,9 @@ def _load_into_context(ctx: click.Context, param: click.Parameter, value: Path |
     raw = load_config(path, explicit, warn=lambda message: click.echo(message, err=True))
     loaded = default_map_for(group, raw, path)
     ctx.default_map = merge_default_maps(loaded, ctx.default_map)
-    ctx.meta[META_KEY] = ConfigInfo(path=path, explicit=explicit, exists=path.is_file(), raw=raw)
+    # The group's own object (its subcommands' contexts inherit it): what `config show` and
+    # `doctor` report about the file.
+    ctx.obj = ConfigInfo(path=path, explicit=explicit, exists=path.is_file(), raw=raw)
 
 
 config_option = click.option(
@@ -428,7 +429,7 @@ def origin(ctx: click.Context, name: str) -> str:
 
 def config_info(ctx: click.Context) -> ConfigInfo | None:
     """The ConfigInfo the --config callback left on the root context, if it ran."""
-    info = ctx.find_root().meta.get(META_KEY)
+    info = ctx.find_root().obj
     return info if isinstance(info, ConfigInfo) else None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -12,7 +12,6 @@ from types import FrameType
 import click
 
 from ingest.convert.spans import ConversionOptions
-from ingest.ops.report import print_summary
 from ingest.phoenix.admin.local_server import LocalPhoenix
 from ingest.phoenix.api import PhoenixSettings
 from ingest.run.delivery import Tuning
@@ -44,16 +43,19 @@ def _stop_signals_as_ctrl_c() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def run_demo(state_dir: Path, port: int | None, serve: bool) -> RunSummary:
+Show = Callable[[RunSummary, PhoenixSettings], None]
+
+
+def run_demo(state_dir: Path, port: int | None, serve: bool, show: Show) -> RunSummary:
     """The import's summary (the runner makes it exit 0, or 3 with quarantined records) when
     the server is stopped by Ctrl-C, SIGTERM or SIGHUP while serving; exit 130 (from the
     runner) when one of them comes during start-up or the import. Phoenix is stopped in
-    every case."""
+    every case. `show` prints the import's summary before Phoenix is left serving."""
     with _stop_signals_as_ctrl_c():
-        return _run_demo(state_dir, port, serve)
+        return _run_demo(state_dir, port, serve, show)
 
 
-def _run_demo(state_dir: Path, port: int | None, serve: bool) -> RunSummary:
+def _run_demo(state_dir: Path, port: int | None, serve: bool, show: Show) -> RunSummary:
     phoenix_dir = state_dir / "demo-phoenix"
     click.echo(f"Starting a local Phoenix (data in {phoenix_dir}) ...")
     phoenix = LocalPhoenix(phoenix_dir, port=port)
@@ -70,7 +72,7 @@ def _run_demo(state_dir: Path, port: int | None, serve: bool) -> RunSummary:
             Tuning(),
             kind="demo",
         )
-        print_summary(summary, settings)
+        show(summary, settings)
         if serve:
             try:  # from the message on: a stop signal that follows it lands here
                 click.echo("Phoenix keeps running; press Ctrl-C (or send SIGTERM) to stop it.")

@@ -17,10 +17,14 @@ back is what proves storage.
 
 from __future__ import annotations
 
+import importlib.util
+import logging
+import sys
 import time
+import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -39,11 +43,18 @@ from ingest.http import (
     Service,
     Transport,
     classify,
+    plain_http_to_remote,
     retry_after_seconds,
+    split_userinfo,
     valid_header_value,
 )
+from ingest.phoenix import capabilities
+
+if TYPE_CHECKING:
+    from phoenix.client import Client
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "http://localhost:6006"
 MAX_RETRY_AFTER_S = 60.0
@@ -73,6 +84,12 @@ class PhoenixSettings:
                     f"PHOENIX_CLIENT_HEADERS (or --client-headers): the value of {name!r} holds "
                     "a line break or another character a header cannot carry: fix it."
                 )
+        # `user:pass@` in the endpoint: sent as a Basic header (the API key, when set, wins),
+        # and never printed, logged or stored with the URL.
+        endpoint, basic = split_userinfo(self.endpoint.strip())
+        if basic and not any(name.lower() == "authorization" for name in headers):
+            headers["Authorization"] = basic
+        object.__setattr__(self, "endpoint", endpoint)
         object.__setattr__(self, "headers", headers)
 
     @classmethod
@@ -98,7 +115,15 @@ class PhoenixSettings:
         }
         if options.get("retry_deadline") is not None:
             values["retry_deadline_s"] = options["retry_deadline"]
-        return cls(**values)
+        settings = cls(**values)
+        if settings.api_key and plain_http_to_remote(settings.base_url):
+            log.warning(
+                "PHOENIX_API_KEY is sent over plain http:// to %s (PHOENIX_COLLECTOR_ENDPOINT): "
+                "anyone on the network path can read it. Use https://, or reach Phoenix "
+                "through a loopback address or a tunnel.",
+                urlsplit(settings.base_url).netloc,
+            )
+        return settings
 
     @property
     def base_url(self) -> str:
@@ -178,6 +203,43 @@ def answer_error(
         if (target.hostname or "") != (urlsplit(settings.base_url).hostname or ""):
             return redirect_error(settings, target.hostname or "?", status)
     return refused(f"{said}: {text.strip().replace(chr(10), ' ')[:300]}")
+
+
+def unexpected_read(settings: PhoenixSettings, version: str | None, what: str) -> PhoenixError:
+    """A read Phoenix answered, but not as this tool expects. When the server named its
+    `version`, say which (an older Phoenix is not a wrong endpoint); else check the URL."""
+    base = settings.base_url
+    if version is not None:
+        oldest = capabilities.format_version(capabilities.OLDEST_SUPPORTED)
+        newest = capabilities.format_version(capabilities.NEWEST_TESTED)
+        return PhoenixError(
+            f"Phoenix {version} at {base} did not answer a span read as this tool "
+            f"expects ({what}). This tool supports Phoenix {oldest} to {newest}: upgrade "
+            "Phoenix if it is older, and run `doctor` to see which features it offers."
+        )
+    return PhoenixError(
+        f"Phoenix at {base} did not answer a span read as Phoenix does ({what}). "
+        "Check PHOENIX_COLLECTOR_ENDPOINT points at a Phoenix server."
+    )
+
+
+def import_phoenix_client() -> type[Client]:
+    """`phoenix.client.Client`, without running `phoenix/__init__.py`.
+
+    With the Phoenix server package installed beside the client (the `server` extra), that
+    file imports the whole server: 5-9 s and ~380 MB before the first read. The client does
+    not need it, so the `phoenix` namespace is set up bare and only `phoenix.client` loads.
+    """
+    if "phoenix" not in sys.modules:
+        spec = importlib.util.find_spec("phoenix")  # locates the package, runs nothing
+        if spec is not None and spec.submodule_search_locations is not None:
+            namespace = types.ModuleType("phoenix")
+            namespace.__path__ = list(spec.submodule_search_locations)
+            namespace.__spec__ = spec
+            sys.modules["phoenix"] = namespace
+    from phoenix.client import Client
+
+    return Client
 
 
 class PhoenixApi:

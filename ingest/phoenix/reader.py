@@ -1,4 +1,5 @@
-"""Read spans back from a Phoenix project by id, on every supported Phoenix (12.18.0 and newer).
+"""Read spans back from a Phoenix project by id, on every supported Phoenix (12.18.0 and newer),
+and keep the gateway annotations of the spans delivered.
 
 Which of a batch's ids are stored (verification, every batch) is asked through the span query
 DSL on every server (`stored_by_query`): `POST /v1/spans` with `span_id in [...]` inside the
@@ -9,33 +10,47 @@ through `arize-phoenix-client` with the `span_id` filter on Phoenix 19.6 and new
 servers ignore that filter and answer with every span of the project, so there they are read
 from the start-time window, every page, keeping the ids asked for (`spans_in_window`; about 15
 times the CPU of the query: not for every batch). The server's features are read once per
-reader (`capabilities.detect`).
+reader (`capabilities.detect`). The client talks through our httpx client; every answer is
+judged by `api.answer_error`, as every other Phoenix request is.
 
-`phoenix.client` is imported lazily, since importing it costs seconds when the server package
-is installed beside it. It talks through our httpx client (`http.httpx_client`): the same
-headers, redirects followed on the same host only; one to another host is an error naming it.
-Every answer is judged by `api.answer_error`, as every other Phoenix request is.
+Gateway annotations (`SpanAnnotator`) show what Portkey knows where Phoenix shows judgements:
+Phoenix ignores `llm.cost.*` and has no notion of a gateway cache, so attributes alone do not
+show billed cost, cache hits, routing or error classes in its UI. Annotations are upserts
+keyed by (span, name, identifier), so re-runs correct them (spans are write-once); they are
+written after the spans are verified and read back like spans, and a failure to annotate is
+counted and reported, never losing or blocking a span.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
+import logging
 import time
-import types
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from opentelemetry.sdk.trace import ReadableSpan
+
+from ingest.convert.ids import span_hex
 from ingest.errors import PhoenixAuthError, PhoenixError, RedirectRefused, Transient
 from ingest.http import describe_connection_error, httpx_client, is_transport_error, status_error
 from ingest.phoenix import capabilities
-from ingest.phoenix.api import PhoenixApi, PhoenixSettings, answer_error, redirect_error
+from ingest.phoenix.api import (
+    PhoenixApi,
+    PhoenixSettings,
+    answer_error,
+    import_phoenix_client,
+    redirect_error,
+    unexpected_read,
+)
 
 if TYPE_CHECKING:
     from phoenix.client import Client
+
+log = logging.getLogger(__name__)
 
 VERIFY_CHUNK = 1000  # Phoenix answers up to ~1,000 ids per read; more overflows the URL
 # get_json(path, query parameters) -> the parsed JSON body, or None when Phoenix answered 404
@@ -128,25 +143,6 @@ def _span_id(span: dict[str, Any]) -> str:
     return str(span.get("context", {}).get("span_id", ""))
 
 
-def import_phoenix_client() -> type[Client]:
-    """`phoenix.client.Client`, without running `phoenix/__init__.py`.
-
-    With the Phoenix server package installed beside the client (the `server` extra), that
-    file imports the whole server: 5-9 s and ~380 MB before the first read. The client does
-    not need it, so the `phoenix` namespace is set up bare and only `phoenix.client` loads.
-    """
-    if "phoenix" not in sys.modules:
-        spec = importlib.util.find_spec("phoenix")  # locates the package, runs nothing
-        if spec is not None and spec.submodule_search_locations is not None:
-            namespace = types.ModuleType("phoenix")
-            namespace.__path__ = list(spec.submodule_search_locations)
-            namespace.__spec__ = spec
-            sys.modules["phoenix"] = namespace
-    from phoenix.client import Client
-
-    return Client
-
-
 class SpanReader:
     """Reads spans back from a Phoenix project through `arize-phoenix-client`."""
 
@@ -233,22 +229,9 @@ class SpanReader:
         return None if response.status_code == 404 else response
 
     def _unexpected(self, what: str) -> PhoenixError:
-        """A read Phoenix answered, but not as this tool expects. When the server named its
-        version, say which (an older Phoenix is not a wrong endpoint); else check the URL."""
-        base = self.settings.base_url
         features = self._features
-        if features is not None and features.version is not None:
-            oldest = capabilities.format_version(capabilities.OLDEST_SUPPORTED)
-            newest = capabilities.format_version(capabilities.NEWEST_TESTED)
-            return PhoenixError(
-                f"Phoenix {features.found()} at {base} did not answer a span read as this tool "
-                f"expects ({what}). This tool supports Phoenix {oldest} to {newest}: upgrade "
-                "Phoenix if it is older, and run `doctor` to see which features it offers."
-            )
-        return PhoenixError(
-            f"Phoenix at {base} did not answer a span read as Phoenix does ({what}). "
-            "Check PHOENIX_COLLECTOR_ENDPOINT points at a Phoenix server."
-        )
+        found = features.found() if features is not None and features.version is not None else None
+        return unexpected_read(self.settings, found, what)
 
     def _get(
         self, chunk: list[str], bounds: tuple[datetime, datetime] | None
@@ -282,3 +265,222 @@ class SpanReader:
         # The client's own checks, e.g. "version could not be determined"; never its text,
         # which may quote a header.
         return self._unexpected(type(exc).__name__)
+
+
+ANNOTATOR = "portkey-phoenix-ingest"  # the identifier: our upserts never touch others'
+BILLED_COST = "portkey billed cost"
+CACHE = "portkey cache"
+ROUTING = "portkey routing"
+OUTCOME = "portkey outcome"
+NAMES = (BILLED_COST, CACHE, ROUTING, OUTCOME)
+READ_SPANS = VERIFY_CHUNK  # span ids per annotation read
+FIRST_WAIT_S = 0.2  # before reading back a post just made (2 of Phoenix's idle ticks)
+
+
+def outcome_label(status_code: Any, is_success: Any) -> str:
+    """success, or the class of error a user filters on."""
+    if isinstance(status_code, int):
+        if status_code < 400:
+            return "success"
+        if status_code == 429:
+            return "rate_limited"
+        if status_code in (401, 403):
+            return "auth_error"
+        if status_code in (408, 504, 524):
+            return "timeout"
+        return "client_error" if status_code < 500 else "provider_error"
+    if is_success is True:
+        return "success"
+    return "error" if is_success is False else "unknown"
+
+
+def annotations_for(span: ReadableSpan) -> list[dict[str, Any]]:
+    """The gateway annotations of one converted span (a pure function of its attributes)."""
+    attrs = span.attributes or {}
+    span_id = span_hex(span.context.span_id)  # type: ignore[union-attr]
+    found: list[dict[str, Any]] = []
+
+    def add(name: str, label: str | None = None, score: float | None = None,
+            explanation: str | None = None) -> None:  # fmt: skip
+        found.append({
+            "span_id": span_id, "name": name, "annotator_kind": "CODE", "identifier": ANNOTATOR,
+            "result": {"label": label, "score": score, "explanation": explanation},
+        })  # fmt: skip
+
+    cost = attrs.get("llm.cost.total")
+    if isinstance(cost, int | float):
+        cents = attrs.get("portkey.cost")
+        add(BILLED_COST, score=float(cost), explanation=f"Portkey billed {cents} cents (USD)")
+    cache = attrs.get("portkey.cache_status")
+    if isinstance(cache, str) and cache:
+        add(CACHE, label=cache.lower())
+    mode = attrs.get("portkey.mode")
+    if isinstance(mode, str) and mode:
+        add(ROUTING, label=mode.lower(), explanation=_routing_explanation(attrs))
+    status = attrs.get("portkey.status_code")
+    label = outcome_label(status, attrs.get("portkey.is_success"))
+    if label != "unknown":
+        add(OUTCOME, label=label, explanation=f"HTTP {status}" if status is not None else None)
+    return found
+
+
+def _routing_explanation(attrs: Any) -> str | None:
+    parts = []
+    if (config := attrs.get("portkey.config")) is not None:
+        parts.append(f"config {config}")
+    if (index := attrs.get("portkey.last_used_option_index")) is not None:
+        parts.append(f"served by target {index}")
+    if retries := attrs.get("portkey.retry_success_count"):
+        parts.append(f"{retries} retries")
+    if provider := attrs.get("llm.provider"):
+        parts.append(f"provider {provider}")
+    return ", ".join(parts) or None
+
+
+def _key(annotation: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes a stored annotation right: the same span, name and result."""
+    result = annotation.get("result") or {}
+    score = result.get("score")
+    return (
+        annotation["span_id"],
+        annotation["name"],
+        result.get("label"),
+        None if score is None else round(float(score), 12),
+        result.get("explanation") or None,
+    )
+
+
+class SpanAnnotator:
+    """Upserts the gateway annotations of verified spans; reads them back later, in bulk.
+
+    What this costs Phoenix (20.26, measured in bench/RESULTS.md): an asynchronous post is
+    queued and inserted by its bulk inserter between span transactions; every read of
+    annotations goes through its single writer connection, so a read waits for the span
+    transaction in progress and the next one waits for the read. So, per committed group:
+    one read of what Phoenix already holds for the spans it held before this run (a re-run
+    finds its own values and writes only what changed: an upsert of the same value costs
+    as much as an insert; spans this run stored are not read) and one asynchronous post of
+    the rest. Posts are read back only when `verify_after`
+    annotations are pending, and at the end, in reads of 1,000 spans: by then Phoenix has
+    long inserted them, so no read waits on the annotations it checks. What is still
+    missing is posted again, synchronously; what fails is counted and never blocks a span.
+    """
+
+    def __init__(
+        self,
+        reader: SpanReader,
+        verify_after: int = 20_000,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.reader = reader
+        self.verify_after = verify_after
+        self.clock = clock
+        self.sleep = sleep
+        self.written = 0  # in place as wanted, read back: written by this run or unchanged
+        self.unchanged = 0  # of those, already stored with the same value: not written again
+        self.failed = 0
+        self._posted: deque[list[dict[str, Any]]] = deque()  # posted, not yet read back
+        self._unverified = 0
+        self._last_post_at = float("-inf")
+
+    def annotate(self, spans: Sequence[ReadableSpan], fresh: Collection[str] = ()) -> None:
+        """Post the annotations of these (verified) spans that Phoenix does not hold yet.
+
+        `fresh`: ids of spans this run stored (absent when it checked before sending). They
+        hold no annotation yet, so what Phoenix holds is read for the others only: on a
+        first import, no read at all (each read waits behind Phoenix's span inserts)."""
+        wanted = [item for span in spans for item in annotations_for(span)]
+        if not wanted:
+            return
+        to_read = {item["span_id"] for item in wanted}.difference(fresh)
+        try:
+            stored = {_key(item) for item in self._read_back(to_read)} if to_read else set()
+        except Exception as exc:  # cannot tell what is there: write everything
+            log.warning("could not read annotations (%s); writing them all", _reason(exc))
+            stored = set()
+        to_write = [item for item in wanted if _key(item) not in stored]
+        unchanged = len(wanted) - len(to_write)
+        self.unchanged += unchanged
+        self.written += unchanged
+        if to_write and self._post(to_write, sync=False):
+            self._last_post_at = self.clock()
+            self._posted.append(to_write)
+            self._unverified += len(to_write)
+        if self._unverified >= self.verify_after and len(self._posted) > 1:
+            newest = self._posted.pop()  # just posted: may still be in Phoenix's queue
+            self._verify(timeout_s=10.0)
+            self._posted.append(newest)
+            self._unverified = len(newest)
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Read back everything posted so far (at the end of a run)."""
+        self._verify(timeout_s=timeout_s)
+        if self.unchanged:
+            log.info("%d annotations already held the right value: not written again",
+                     self.unchanged)  # fmt: skip
+
+    def _post(self, wanted: list[dict[str, Any]], sync: bool) -> bool:
+        try:
+            self.reader.client.spans.log_span_annotations(span_annotations=wanted, sync=sync)
+        except Exception as exc:  # annotations are extra: never let them lose a span
+            self.failed += len(wanted)
+            log.warning("could not annotate %d spans (%s); the spans are delivered",
+                        len({item["span_id"] for item in wanted}), _reason(exc))  # fmt: skip
+            return False
+        return True
+
+    def _verify(self, timeout_s: float) -> None:
+        wanted = [item for posted in self._posted for item in posted]
+        self._posted.clear()
+        self._unverified = 0
+        if not wanted:
+            return
+        # Phoenix's bulk inserter takes a post within its 0.1 s tick when it is idle (the end
+        # of a file): give the newest that long, then back off while some are still queued.
+        self.sleep(max(0.0, FIRST_WAIT_S - (self.clock() - self._last_post_at)))
+        missing = self._missing(wanted)
+        deadline = self.clock() + timeout_s
+        wait = FIRST_WAIT_S
+        while missing and self.clock() < deadline:  # still queued in Phoenix: wait
+            self.sleep(wait)
+            wait = min(wait * 2, 2.0)
+            missing = self._missing(missing)
+        if missing and self._post(missing, sync=True):  # lost or refused: once more
+            missing = self._missing(missing)
+        self.written += len(wanted) - len(missing)
+        if missing:
+            self.failed += len(missing)
+            log.warning("%d annotations were not stored as sent", len(missing))
+
+    def _missing(self, wanted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        try:
+            stored = {_key(item) for item in self._read_back({i["span_id"] for i in wanted})}
+        except Exception as exc:
+            log.warning("could not read annotations back (%s)", _reason(exc))
+            return wanted
+        return [item for item in wanted if _key(item) not in stored]
+
+    def _read_back(self, span_ids: Iterable[str]) -> list[dict[str, Any]]:
+        ids = sorted(span_ids)
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(ids), READ_SPANS):
+            found.extend(
+                self.reader.client.spans.get_span_annotations(
+                    span_ids=ids[start : start + READ_SPANS],
+                    project_identifier=self.reader.project_path,
+                    include_annotation_names=list(NAMES),
+                    limit=READ_SPANS * len(NAMES),
+                    timeout=int(self.reader.settings.request_timeout_s),
+                )
+            )
+        return [dict(item) for item in found if item.get("identifier") == ANNOTATOR]
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, PhoenixError):
+        return str(exc)
+    response = getattr(exc, "response", None)
+    if response is not None:
+        return f"HTTP {response.status_code}"
+    return type(exc).__name__

@@ -1,4 +1,6 @@
-"""Log output: plain lines, or one JSON object per line (`--log-format json`) for shippers.
+"""What a run tells its operator as it goes: log lines, and a live progress line on a terminal.
+
+Log lines are plain, or one JSON object per line (`--log-format json`) for shippers.
 
 Progress is reported as events (`file_done`, `window_done`, `run_done`): a message plus
 structured fields. In text they read `window_done window=... delivered=12`; in JSON each is
@@ -12,8 +14,14 @@ import json
 import logging
 import re
 import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
+
+from ingest.convert.records import LogRecord
 
 EVENTS = logging.getLogger("ingest.events")
 
@@ -118,3 +126,127 @@ def setup_logging(verbose: int, quiet: bool, fmt: str = "text") -> None:
     _STARTED[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("ingest").setLevel(level)
+
+
+# ---- the live progress line on a terminal (stderr); off a terminal the events above are
+# the record instead
+
+
+def describe_file(path: Path, line: int, offset: int) -> tuple[str, float | None]:
+    """`file: line N`, and the fraction of the file done (plain files; gzip has no size)."""
+    if path.name.endswith(".gz"):
+        return f"{path.name}: line {line:,}", None
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return f"{path.name}: line {line:,}", None
+    return f"{path.name}: line {line:,}", offset / size if size else None
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+class Progress:
+    """Redraws one status line: where the run is, what is verified, rate and ETA."""
+
+    def __init__(self, stream: TextIO | None = None, enabled: bool | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.started = time.monotonic()
+        self._width = 0
+
+    def update(self, where: str, verified: int, present: int, done: float | None) -> None:
+        """`done` is the finished fraction of the run (0..1) when known, for the ETA."""
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self.started
+        rate = verified / elapsed if elapsed > 0 else 0.0
+        parts = [where, f"verified {verified:,}", f"already there {present:,}", f"{rate:,.0f}/s"]
+        if done is not None and 0 < done < 1:
+            parts.append(f"ETA {_duration(elapsed * (1 - done) / done)}")
+        line = " | ".join(parts)
+        self.stream.write("\r" + line.ljust(self._width))
+        self.stream.flush()
+        self._width = len(line)
+
+    def close(self) -> None:
+        if self.enabled and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()
+            self._width = 0
+
+
+@dataclass
+class RunSummary:
+    files: int = 0
+    files_already_done: int = 0
+    read: int = 0  # non-blank lines read in this run
+    delivered: int = 0  # spans sent by this run and read back from Phoenix
+    already_present: int = 0  # spans Phoenix had before this run sent them
+    duplicates: int = 0  # log ids already seen earlier in this run
+    quarantined: int = 0
+    retried: int = 0  # HTTP retries towards Phoenix
+    resent: int = 0  # spans sent again because Phoenix lost them after acknowledging
+    annotations: int = 0  # gateway annotations written and read back
+    annotation_failures: int = 0
+    coercions: Counter[str] = field(default_factory=Counter)
+    records_with_warnings: int = 0
+    redacted: int = 0  # secrets masked by the conversion (ConversionOptions.redactor)
+    elapsed_s: float = 0.0
+    quarantine_path: Path | None = None
+    earliest: datetime | None = None  # start times of the logs seen, for the Phoenix link
+    latest: datetime | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.delivered / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def saw(self, record: LogRecord) -> None:
+        self.widen(record.created_at, record.created_at)
+        self.coercions.update(record.coercions)
+        if record.warnings:
+            self.records_with_warnings += 1
+
+    def widen(self, earliest: datetime | str | None, latest: datetime | str | None) -> None:
+        """Extend the time range of the logs this run covered (for the Phoenix link)."""
+        if isinstance(earliest, str):
+            earliest = datetime.fromisoformat(earliest)
+        if isinstance(latest, str):
+            latest = datetime.fromisoformat(latest)
+        if earliest is not None:
+            self.earliest = earliest if self.earliest is None else min(self.earliest, earliest)
+        if latest is not None:
+            self.latest = latest if self.latest is None else max(self.latest, latest)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "files_already_done": self.files_already_done,
+            "read": self.read,
+            "delivered": self.delivered,
+            "already_present": self.already_present,
+            "duplicates": self.duplicates,
+            "quarantined": self.quarantined,
+            "retried": self.retried,
+            "resent": self.resent,
+            "annotations": self.annotations,
+            "annotation_failures": self.annotation_failures,
+            "coerced": dict(sorted(self.coercions.items())),
+            "records_with_warnings": self.records_with_warnings,
+            "redacted": self.redacted,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "rate_per_s": round(self.rate, 1),
+            "quarantine_file": str(self.quarantine_path) if self.quarantine_path else None,
+            "earliest": _iso(self.earliest),
+            "latest": _iso(self.latest),
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds") if moment else None

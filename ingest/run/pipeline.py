@@ -8,39 +8,40 @@ A run is one delivery stream over all its files: file k+1 is read, converted and
 file k's tail is still being verified, so Phoenix's queue never runs dry at a file boundary.
 Each batch's position names its file; the deliverer commits strictly in stream order, so
 every file's cursor still moves only over its verified prefix.
+
+Before a file is converted, a first pass (`index_parents`) reads its lines once to index
+every log's Portkey span id, so a child placed before its parent still gets its parent link;
+committed logs are also remembered beside the state (`state.ParentStore`) for later runs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from ingest.convert.ids import ParentIndex, span_hex, span_id_for
-from ingest.convert.records import LogRecord, parse_record
+from ingest.convert.records import parse_record, unwrap_quarantined
 from ingest.convert.spans import ConversionOptions, make_resource, to_span
 from ingest.errors import DamagedFile, IngestError, RecordError, outcome_of
-from ingest.phoenix.annotations import SpanAnnotator
 from ingest.phoenix.api import PhoenixSettings, SpanSender
-from ingest.phoenix.reader import SpanReader
+from ingest.phoenix.reader import SpanAnnotator, SpanReader
 from ingest.run.delivery import Batch, Deliverer, DeliveryStats, Tuning
-from ingest.run.logs import event
-from ingest.run.parents import Enricher, index_parents, parent_store
-from ingest.run.progress import Progress
-from ingest.run.quarantine import Quarantine, unwrap_quarantined
+from ingest.run.logs import Progress, RunSummary, describe_file, event
+from ingest.run.quarantine import Quarantine, default_quarantine_path
 from ingest.run.state import (
+    ParentStore,
     StateStore,
     advance_file,
     new_file_entry,
+    parent_store,
     record_run,
 )
 from ingest.sources.files import (
@@ -55,87 +56,6 @@ from ingest.sources.files import (
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunSummary:
-    files: int = 0
-    files_already_done: int = 0
-    read: int = 0  # non-blank lines read in this run
-    delivered: int = 0  # spans sent by this run and read back from Phoenix
-    already_present: int = 0  # spans Phoenix had before this run sent them
-    duplicates: int = 0  # log ids already seen earlier in this run
-    quarantined: int = 0
-    retried: int = 0  # HTTP retries towards Phoenix
-    resent: int = 0  # spans sent again because Phoenix lost them after acknowledging
-    annotations: int = 0  # gateway annotations written and read back
-    annotation_failures: int = 0
-    coercions: Counter[str] = field(default_factory=Counter)
-    records_with_warnings: int = 0
-    redacted: int = 0  # secrets masked by the conversion (ConversionOptions.redactor)
-    elapsed_s: float = 0.0
-    quarantine_path: Path | None = None
-    earliest: datetime | None = None  # start times of the logs seen, for the Phoenix link
-    latest: datetime | None = None
-
-    @property
-    def rate(self) -> float:
-        return self.delivered / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    def saw(self, record: LogRecord) -> None:
-        self.widen(record.created_at, record.created_at)
-        self.coercions.update(record.coercions)
-        if record.warnings:
-            self.records_with_warnings += 1
-
-    def widen(self, earliest: datetime | str | None, latest: datetime | str | None) -> None:
-        """Extend the time range of the logs this run covered (for the Phoenix link)."""
-        if isinstance(earliest, str):
-            earliest = datetime.fromisoformat(earliest)
-        if isinstance(latest, str):
-            latest = datetime.fromisoformat(latest)
-        if earliest is not None:
-            self.earliest = earliest if self.earliest is None else min(self.earliest, earliest)
-        if latest is not None:
-            self.latest = latest if self.latest is None else max(self.latest, latest)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "files": self.files,
-            "files_already_done": self.files_already_done,
-            "read": self.read,
-            "delivered": self.delivered,
-            "already_present": self.already_present,
-            "duplicates": self.duplicates,
-            "quarantined": self.quarantined,
-            "retried": self.retried,
-            "resent": self.resent,
-            "annotations": self.annotations,
-            "annotation_failures": self.annotation_failures,
-            "coerced": dict(sorted(self.coercions.items())),
-            "records_with_warnings": self.records_with_warnings,
-            "redacted": self.redacted,
-            "elapsed_s": round(self.elapsed_s, 3),
-            "rate_per_s": round(self.rate, 1),
-            "quarantine_file": str(self.quarantine_path) if self.quarantine_path else None,
-            "earliest": _iso(self.earliest),
-            "latest": _iso(self.latest),
-        }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds") if moment else None
-
-
-def _describe_file(path: Path, line: int, offset: int) -> tuple[str, float | None]:
-    """`file: line N`, and the fraction of the file done (plain files; gzip has no size)."""
-    if path.name.endswith(".gz"):
-        return f"{path.name}: line {line:,}", None
-    try:
-        size = path.stat().st_size
-    except OSError:
-        return f"{path.name}: line {line:,}", None
-    return f"{path.name}: line {line:,}", offset / size if size else None
 
 
 def _decode(line: SourceLine) -> Any:
@@ -164,6 +84,9 @@ class FilePosition:
     final: bool
     file: FileRun | None = field(default=None, compare=False, repr=False)
     damaged: dict[str, Any] | None = None  # the file could not be read past `offset`
+    # (Portkey trace id, span id, log id) of the batch's logs that have a Portkey span id:
+    # remembered beside the state when the batch commits.
+    parents: tuple[tuple[str, str, str], ...] = field(default=(), compare=False, repr=False)
 
 
 class Sink(Protocol):
@@ -173,6 +96,12 @@ class Sink(Protocol):
     annotator: Any
 
     def run(self, batches: Iterable[Batch], commit: Callable[[Batch], None]) -> Any: ...
+
+
+class Enricher(Protocol):
+    """Fills in what an export lacks (`--enrich`: sources/portkey/enrich.py)."""
+
+    def enrich(self, raws: list[dict[str, Any]]) -> None: ...
 
 
 class FileImporter:
@@ -200,14 +129,15 @@ class FileImporter:
         # Span ids of the current file: a log id seen twice is sent once. Kept per file so
         # memory stays flat over a long backfill; across files, the pre-check catches repeats.
         self._seen: set[int] = set()
-        # Parent links are a function of the logs (trees.py): indexed file by file before
+        self._rows: list[tuple[str, str, str]] = []  # parent rows of the batch being filled
+        # Parent links are a function of the logs (convert/ids.py): indexed file by file before
         # conversion, and across runs beside the state.
         self.parents = ParentIndex(earlier=parent_store(store.dir if store else None,
                                                         options.project))  # fmt: skip
         self.progress = progress or Progress(enabled=False)
         # Where the run is and what fraction is done, for the progress line; callers that
         # know more (the backfill's windows) replace it.
-        self.describe: Callable[[Path, int, int], tuple[str, float | None]] = _describe_file
+        self.describe: Callable[[Path, int, int], tuple[str, float | None]] = describe_file
         self._started = time.monotonic()
 
     def run(self, files: list[Path]) -> RunSummary:
@@ -296,8 +226,9 @@ class FileImporter:
             yield batch
 
     def commit(self, batch: Batch) -> None:
-        """A verified batch: its file's cursor and counts move past it, and the state file
-        is saved; the file's final batch marks it complete."""
+        """A verified batch: its file's cursor and counts move past it, its logs' Portkey span
+        ids go to the parent index beside the state, and the state file is saved; the file's
+        final batch marks it complete."""
         position: FilePosition = batch.position
         run = position.file
         assert run is not None
@@ -314,6 +245,8 @@ class FileImporter:
             delivered=batch.delivered, already_present=batch.already_present,
             counts=batch.counts, starts_ns=(span.start_time or 0 for span in batch.spans),
         )  # fmt: skip
+        if isinstance(store := self.parents.earlier, ParentStore):
+            store.add(list(position.parents))
         self.summary.delivered += batch.delivered
         self.summary.already_present += batch.already_present
         if run.persist:
@@ -353,7 +286,7 @@ class FileImporter:
                 offset, line_no = line.end_offset, line.line_no
                 if (len(batch.spans) >= self.tuning.batch_size
                         or batch.size_bytes >= self.tuning.max_batch_bytes):  # fmt: skip
-                    batch.position = FilePosition(offset, line_no, final=False)
+                    batch.position = FilePosition(offset, line_no, False, parents=self._taken())
                     yield batch
                     batch = Batch(spans=[], position=None, counts=Counter())
         if damage:
@@ -361,7 +294,7 @@ class FileImporter:
                 raise damage[0]
             batch.position = self._damaged(path, damage[0], batch)
         else:
-            batch.position = FilePosition(offset, line_no, final=True)
+            batch.position = FilePosition(offset, line_no, True, parents=self._taken())
         yield batch
 
     def _damaged(self, path: Path, damage: DamagedFile, batch: Batch) -> FilePosition:
@@ -373,7 +306,12 @@ class FileImporter:
         batch.counts["quarantined"] += 1
         facts = {"offset": damage.offset, "line": damage.line, "reason": str(damage)[:1000],
                  "prefix_sha256": prefix_digest(path, damage.offset)}  # fmt: skip
-        return FilePosition(damage.offset, damage.line, final=True, damaged=facts)
+        return FilePosition(damage.offset, damage.line, True, damaged=facts,
+                            parents=self._taken())  # fmt: skip
+
+    def _taken(self) -> tuple[tuple[str, str, str], ...]:
+        rows, self._rows = tuple(self._rows), []
+        return rows
 
     def _add(self, line: SourceLine, raw: Any, batch: Batch, start: int = 0) -> None:
         try:
@@ -400,6 +338,8 @@ class FileImporter:
                                       f"{exc}")  # fmt: skip
             return
         self._seen.add(span_id)
+        if record.span_id:
+            self._rows.append((record.trace_id or "", record.span_id, record.log_id))
         self.summary.saw(record)
         batch.lines[span_hex(span_id)] = (line.line_no, start)
         batch.spans.append(span)
@@ -490,6 +430,32 @@ def make_deliverer(settings: PhoenixSettings, tuning: Tuning, annotate: bool) ->
     return Deliverer(SpanSender(settings), reader, tuning, annotator=annotator)
 
 
-def default_quarantine_path(state_dir: Path) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return state_dir / "quarantine" / f"{stamp}-{os.getpid()}.jsonl"
+def index_parents(
+    path: Path,
+    parents: ParentIndex,
+    max_line_bytes: int,
+    enricher: Enricher | None = None,
+    prepare: Callable[[Any], Any] = lambda raw: raw,
+    batch: int = 500,
+) -> None:
+    """Remember every log of `path` that has a Portkey span id (in memory: the index beside
+    the state learns a log when its batch commits); bad lines are left to the delivery pass,
+    which quarantines them. Enrichment is cached, so the second pass pays nothing for it."""
+    for chunk in chunk_lines(read_lines(path, max_line_bytes=max_line_bytes), batch):
+        raws = []
+        for line in chunk:
+            if enricher is None and b"span_id" not in line.data:
+                continue  # no Portkey span id: nothing to index (most exports), no parse
+            try:
+                raws.append(decode_line(line))
+            except RecordError:
+                continue
+        if enricher is not None:
+            enricher.enrich([raw for raw in raws if isinstance(raw, dict)])
+        for raw in raws:
+            try:
+                record = parse_record(prepare(raw))
+            except RecordError:
+                continue
+            if record.span_id:
+                parents.remember(record)

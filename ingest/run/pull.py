@@ -27,9 +27,8 @@ from ingest.convert.spans import ConversionOptions
 from ingest.errors import FutureWatermarkError, RunStopped
 from ingest.phoenix.api import PhoenixSettings
 from ingest.run.delivery import Batch, Tuning
-from ingest.run.logs import event
+from ingest.run.logs import Progress, event
 from ingest.run.pipeline import FileImporter, FileRun, RunSetup, RunSummary, started_run
-from ingest.run.progress import Progress
 from ingest.run.state import (
     StateStore,
     advance_watermark,
@@ -283,8 +282,9 @@ def sync(
                                accept_future_watermark)  # fmt: skip
         except FutureWatermarkError as exc:
             raise FutureWatermarkError(f"{store.path}: {exc}") from None
+        left = resync_holes(store.doc, pull.options.project)  # issue 16: a resync's holes
         windows = plan_windows(start, end, pull.window)
-        holes = [Window(*h) for h in resync_holes(store.doc, pull.options.project)]  # issue 16
+        holes = [Window(*h) for h in left]
         windows = [h for h in holes if h not in windows] + windows
 
         def on_done(window: Window) -> None:

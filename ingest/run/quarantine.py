@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
-
-import click
+from typing import IO
 
 from ingest.convert.redact import scrub
-from ingest.errors import RecordError
 from ingest.run.logs import escape
 from ingest.run.state import make_private_dir, open_private, utc_now
 
@@ -25,12 +24,12 @@ MAX_RAW_CHARS = 20_000
 class Quarantine:
     """Appends one JSON object per rejected line; the file is created on first use (owner
     only: it holds request bodies). Without a path, rejections are only counted; `echo`
-    also reports each on stderr (convert)."""
+    (convert's, which prints to stderr) is also told each one, as one line."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.count = 0
-        self.echo = False
+        self.echo: Callable[[str], None] | None = None
         self._handle: IO[str] | None = None
 
     def add(
@@ -49,8 +48,8 @@ class Quarantine:
         entry["reason"] = reason
         entry["raw"] = text
         self.count += 1
-        if self.echo:
-            click.echo(f"{escape(str(source))}:{line}: rejected: {escape(reason)}", err=True)
+        if self.echo is not None:
+            self.echo(f"{escape(str(source))}:{line}: rejected: {escape(reason)}")
         if self.path is None:
             return
         handle = self._open()
@@ -72,15 +71,6 @@ class Quarantine:
             self._handle = None
 
 
-_QUARANTINE_KEYS = frozenset({"time", "source", "line", "reason", "raw"})
-
-
-def unwrap_quarantined(raw: Any) -> Any:
-    """A quarantine entry ({time, source, line, reason, raw}) stands for its original line,
-    so a fixed quarantine file can be imported as it is."""
-    if isinstance(raw, dict) and set(raw) == _QUARANTINE_KEYS and isinstance(raw["raw"], str):
-        try:
-            return json.loads(raw["raw"])
-        except ValueError as exc:
-            raise RecordError(f"quarantined line is still not valid JSON: {exc}") from None
-    return raw
+def default_quarantine_path(state_dir: Path) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return state_dir / "quarantine" / f"{stamp}-{os.getpid()}.jsonl"

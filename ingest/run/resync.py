@@ -33,15 +33,15 @@ from typing import Any
 
 from ingest.convert.common import INGEST_MAPPING_VERSION, MAPPING_VERSION
 from ingest.convert.ids import span_hex, span_id_for
+from ingest.convert.records import unwrap_quarantined
 from ingest.errors import IngestError, PhoenixError, RecordError, VerificationError
 from ingest.phoenix.admin.deletes import SpanDeleter
 from ingest.phoenix.admin.totals import PORTKEY_LOG_ID, PhoenixTotals
 from ingest.phoenix.api import PhoenixSettings
 from ingest.phoenix.reader import SpanReader
+from ingest.run.logs import Progress
 from ingest.run.pipeline import FileImporter, RunSetup, RunSummary, started_run
-from ingest.run.progress import Progress
 from ingest.run.pull import Puller, PullResult, PullSettings
-from ingest.run.quarantine import unwrap_quarantined
 from ingest.run.state import (
     StateStore,
     begin_resync,

@@ -4,6 +4,10 @@ A small versioned JSON document, written atomically (temporary file, fsync, rena
 the directory) and guarded by an exclusive lock held for the whole run. Only the delivery
 commit callback advances it, and only over verified spans. Deleting it is safe: the next
 run re-checks every log against Phoenix and sends nothing twice (ids are deterministic).
+
+Beside it, `parents.sqlite3` (`ParentStore`) remembers the Portkey span ids of delivered
+logs (convert/ids.py: parent links), bounded in rows and added at each commit, so a child in
+a later file or window finds a parent delivered by an earlier run.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import contextlib
 import fcntl
 import json
 import os
+import sqlite3
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -158,14 +163,30 @@ class StateStore:
         return file_progress(self.doc, project, fingerprint, path)
 
     def repaired(self, entry: dict[str, Any], digest_of: Any) -> dict[str, Any] | None:
-        """`resume_after_damage` for a file entry, asked only for a path that was damaged
-        (the paths are gathered once per load, not by a scan per file)."""
+        """A file new to the state (`entry` at line 0) that repairs a damaged one (the same
+        project and path, its content unreadable past `damaged.offset`) resumes there when
+        its first bytes are the same (`digest_of(offset)`): they were delivered. Returns the
+        damaged entry. The damaged paths are gathered once per load, not scanned per file."""
         if self._damaged_paths is None:
-            self._damaged_paths = {other.get("path") for other in self.doc["files"].values()
-                                   if "damaged" in other}  # fmt: skip
-        if entry.get("path") not in self._damaged_paths:
+            self._damaged_paths = {e.get("path") for e in self.doc["files"].values()
+                                   if "damaged" in e}  # fmt: skip
+        if entry["offset"] or entry["complete"] or entry.get("path") not in self._damaged_paths:
             return None
-        return resume_after_damage(self.doc, entry, digest_of)
+        for other in self.doc["files"].values():
+            damage = other.get("damaged")
+            if (other is entry or not isinstance(damage, dict) or other.get("path") != entry["path"]
+                    or other.get("project") != entry["project"]):  # fmt: skip
+                continue
+            offset, line = damage.get("offset"), damage.get("line")
+            if isinstance(offset, int) and isinstance(line, int) and offset > 0 and (
+                    digest_of(offset) == damage.get("prefix_sha256")):  # fmt: skip
+                entry["offset"], entry["line"], entry["resumed_from"] = (
+                    offset,
+                    line,
+                    other["sha256"],
+                )
+                return other
+        return None
 
     def section(self, name: str) -> dict[str, Any]:
         """A top-level section of the document ("sync", "backfills", ...), created empty."""
@@ -286,30 +307,6 @@ def file_progress(
     entry = doc["files"].setdefault(key, new_file_entry(project, fingerprint))
     entry["path"] = str(path)
     return entry
-
-
-def resume_after_damage(
-    doc: dict[str, Any], entry: dict[str, Any], digest_of: Any
-) -> dict[str, Any] | None:
-    """A file new to the state (`entry` at line 0) that repairs a damaged one: the same
-    project and path, whose earlier content could not be read past `damaged.offset`. When
-    the new content starts with the same bytes (`digest_of(offset)` matches), the new entry
-    resumes there: what came before was delivered. Returns the damaged entry used."""
-    if entry["offset"] or entry["complete"]:
-        return None
-    for other in doc["files"].values():
-        damage = other.get("damaged")
-        if (other is entry or not isinstance(damage, dict) or other.get("path") != entry["path"]
-                or other.get("project") != entry["project"]):  # fmt: skip
-            continue
-        offset, line = damage.get("offset"), damage.get("line")
-        if not isinstance(offset, int) or not isinstance(line, int) or offset <= 0:
-            continue
-        if digest_of(offset) == damage.get("prefix_sha256"):
-            entry["offset"], entry["line"] = offset, line
-            entry["resumed_from"] = other["sha256"]
-            return other
-    return None
 
 
 def advance_file(
@@ -450,3 +447,52 @@ def resync_holes(doc: dict[str, Any], project: str) -> list[tuple[datetime, date
     so what was deleted is delivered (the resync itself stays pending until rerun)."""
     return [(datetime.fromisoformat(e["since"]), datetime.fromisoformat(e["until"]))
             for e in pending_resyncs(doc, project, "window")]  # fmt: skip
+
+
+# ---- the parent index beside the state (filled by the pipeline's pre-pass)
+
+PARENTS_FILE = "parents.sqlite3"
+MAX_REMEMBERED = 1_000_000  # rows kept beside the state (~100 MB at most); oldest go first
+
+
+class ParentStore:
+    """(project, Portkey trace id, Portkey span id) -> log id, across runs."""
+
+    def __init__(self, path: Path, project: str, limit: int = MAX_REMEMBERED) -> None:
+        self.project = project
+        self.limit = limit
+        self._db = sqlite3.connect(path, check_same_thread=False)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS parents (project TEXT, trace_id TEXT, span_id TEXT, "
+            "log_id TEXT, PRIMARY KEY (project, trace_id, span_id))"
+        )
+
+    def lookup(self, trace_id: str | None, span_id: str) -> str | None:
+        row = self._db.execute(
+            "SELECT log_id FROM parents WHERE project = ? AND trace_id = ? AND span_id = ?",
+            (self.project, trace_id or "", span_id),
+        ).fetchone()
+        return row[0] if row else None
+
+    def add(self, rows: list[tuple[str, str, str]]) -> None:
+        """(trace id, span id, log id) rows; the smaller log id wins, as in ParentIndex."""
+        if not rows:
+            return
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO parents VALUES (?, ?, ?, ?) ON CONFLICT (project, trace_id, span_id) "
+                "DO UPDATE SET "
+                "log_id = min(log_id, excluded.log_id)",
+                [(self.project, trace, span, log_id) for trace, span, log_id in rows],
+            )
+            self._db.execute(
+                "DELETE FROM parents WHERE rowid <= (SELECT max(rowid) FROM parents) - ?",
+                (self.limit,),
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def parent_store(state_dir: Path | None, project: str) -> ParentStore | None:
+    return ParentStore(state_dir / PARENTS_FILE, project) if state_dir is not None else None

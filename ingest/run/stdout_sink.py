@@ -43,10 +43,11 @@ def convert_files(
     options: ConversionOptions,
     out: TextIO,
     quarantine_path: Path | None = None,
+    echo: Callable[[str], None] | None = None,
 ) -> RunSummary:
     """Write one span per line to `out`; rejected records go to the quarantine (a file only
-    when `quarantine_path` is given) and are reported on stderr."""
+    when `quarantine_path` is given) and are told to `echo`, one line each."""
     setup = RunSetup("convert", options, quarantine_path=quarantine_path, sink=PrintingSink(out))
     with started_run(setup, store=None) as importer:
-        importer.quarantine.echo = True
+        importer.quarantine.echo = echo
         return importer.run(files)

@@ -17,9 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from ingest.cli import cli
-from ingest.cli.runner import run_command
+from ingest.cli.report import range_link, run_command
 from ingest.convert.ids import span_hex, span_id_for
-from ingest.ops.report import range_link
 from ingest.phoenix.admin.local_server import LocalPhoenix, free_port
 from ingest.phoenix.api import PhoenixSettings
 from ingest.run.logs import TextFormatter
@@ -294,6 +293,7 @@ def test_an_endpoint_that_is_not_phoenix_is_refused_with_the_setting_to_fix(
     assert "Check PHOENIX_COLLECTOR_ENDPOINT points at a Phoenix server." in result.stderr
 
 
+@pytest.mark.phoenix  # the demo starts its own Phoenix
 def test_demo_starts_phoenix_imports_the_samples_and_links_to_them(tmp_path: Path) -> None:
     result = run_cli("demo", "--no-serve", "--state-dir", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stderr

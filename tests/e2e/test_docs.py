@@ -23,7 +23,7 @@ from logs_factory import make_log
 
 from ingest.cli.main import cli
 from ingest.phoenix.admin.local_server import LocalPhoenix, free_port
-from ingest.phoenix.annotations import outcome_label
+from ingest.phoenix.reader import outcome_label
 
 REPO = Path(__file__).resolve().parent.parent.parent
 README = (REPO / "README.md").read_text()

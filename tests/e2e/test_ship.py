@@ -26,7 +26,7 @@ import pytest
 
 import ingest
 from ingest.phoenix.admin.local_server import LocalPhoenix, free_port
-from ingest.phoenix.reader import import_phoenix_client
+from ingest.phoenix.api import import_phoenix_client
 from tests.conftest import REPO, SAMPLE_LOGS, read_spans, run_cli
 
 # ---- check: delete the project it created when it passes ------------------------------------
@@ -127,6 +127,7 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+@pytest.mark.phoenix  # the demo starts its own Phoenix
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
 def test_demo_stops_its_phoenix_on_a_stop_signal(signum: int, tmp_path: Path) -> None:
     port, state = free_port(), str(tmp_path / "state")
@@ -434,6 +435,7 @@ def _installed_from(python: Path, venv: Path, cwd: Path) -> None:
     assert "portkey-phoenix-ingest" not in check.stdout, check.stdout
 
 
+@pytest.mark.phoenix  # the demo starts its own Phoenix
 def test_the_wheel_installs_and_runs_version_and_demo(
     built: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -12,7 +12,8 @@ from ingest.convert.ids import span_hex
 from ingest.convert.records import parse_record
 from ingest.convert.spans import ConversionOptions, make_resource, to_span
 from ingest.phoenix.admin.local_server import LocalPhoenix
-from ingest.phoenix.annotations import (
+from ingest.phoenix.api import import_phoenix_client
+from ingest.phoenix.reader import (
     ANNOTATOR,
     BILLED_COST,
     CACHE,
@@ -22,7 +23,6 @@ from ingest.phoenix.annotations import (
     annotations_for,
     outcome_label,
 )
-from ingest.phoenix.reader import import_phoenix_client
 from tests.conftest import run_cli
 from tests.logs_factory import make_log, write_jsonl
 

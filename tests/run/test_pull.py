@@ -156,6 +156,9 @@ def test_sync_repeatedly_with_new_and_late_logs_lands_every_log_once(
     new = [make_log(watermark + timedelta(seconds=1))]
     too_new = [make_log(datetime.now(UTC) - timedelta(minutes=1))]  # younger than --lag
     double.add_logs(late + new + too_new)
+    # The next run's window ends at now - lag (5 min), exclusive, in whole seconds: wait until
+    # it can include the new log, or a second run started within two seconds would miss it.
+    _wait_until(lambda: datetime.now(UTC) - timedelta(minutes=5, seconds=2) > watermark)
     result, two = pull("sync", double, phoenix, project)
     assert result.returncode == 0, result.stderr
     assert two["delivered"] == 2, "the late and the new log; the overlap's others are present"

@@ -17,8 +17,8 @@ from ingest.convert.common import MAPPING_VERSION
 from ingest.convert.ids import span_hex, span_id_for
 from ingest.phoenix.admin.deletes import KILL_AFTER_ENV
 from ingest.phoenix.admin.local_server import LocalPhoenix
-from ingest.phoenix.annotations import ANNOTATOR, NAMES
-from ingest.phoenix.reader import import_phoenix_client
+from ingest.phoenix.api import import_phoenix_client
+from ingest.phoenix.reader import ANNOTATOR, NAMES
 from tests.conftest import read_spans, run_cli
 from tests.logs_factory import BASE_TIME, make_log, write_jsonl
 from tests.portkey_double import PortkeyDouble

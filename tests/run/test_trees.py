@@ -87,7 +87,7 @@ def test_a_parent_delivered_by_an_earlier_run_is_found_and_resync_fixes_the_reve
 def test_the_index_resolves_a_shared_span_id_the_same_way_in_any_order(tmp_path: Path) -> None:
     from ingest.convert.ids import ParentIndex
     from ingest.convert.records import parse_record
-    from ingest.run.parents import ParentStore
+    from ingest.run.state import ParentStore
 
     logs = [parse_record(log) for log in tree_logs()]
     child = logs[3]  # tool -> act

@@ -37,8 +37,10 @@ from ingest.http import (
     Service,
     Transport,
     classify,
+    plain_http_to_remote,
     public_url,
     retry_after_seconds,
+    split_userinfo,
     valid_header_value,
 )
 
@@ -54,6 +56,7 @@ _OPTION_FIELDS = {
     "portkey_retry_deadline": "retry_deadline_s",
     "enrich_concurrency": "enrich_concurrency",
     "enrich_rate": "enrich_rate_per_s",
+    "max_download_mib": "max_download_mib",
 }
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
@@ -71,8 +74,11 @@ class PortkeySettings:
     max_job_restarts: int = 3
     request_timeout_s: float = 60.0
     max_download_attempts: int = 5  # signed URL + GET, per export
+    max_download_mib: int = 8192  # one export's file; a bigger one stops its download
     enrich_concurrency: int = 4  # GET /logs/{id} in flight at once
     enrich_rate_per_s: float = 10.0  # GET /logs/{id} started per second
+    # `user:pass@` of the base (or gateway) URL, sent as a Basic header; never in the URL
+    basic_auth: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         key = (self.api_key or "").strip()
@@ -95,7 +101,10 @@ class PortkeySettings:
                 raise ConfigError(
                     f"{env} must be an http(s) URL such as {DEFAULT_BASE_URL}, got {url!r}."
                 )
-            object.__setattr__(self, name, url.strip().rstrip("/"))
+            url, basic = split_userinfo(url.strip().rstrip("/"))
+            object.__setattr__(self, name, url)
+            if basic and self.basic_auth is None:
+                object.__setattr__(self, "basic_auth", basic)
         if self.workspace is not None and _UUID.match(self.workspace.strip()):
             raise ConfigError(
                 "PORTKEY_WORKSPACE must be the workspace slug (like "
@@ -109,6 +118,7 @@ class PortkeySettings:
             "request_timeout_s",
             "export_limit",
             "max_download_attempts",
+            "max_download_mib",
             "enrich_concurrency",
             "enrich_rate_per_s",
         )
@@ -138,14 +148,27 @@ class PortkeySettings:
                 value = value.strip() or None
             if value is not None:
                 values[name] = value
-        return cls(**values)
+        settings = cls(**values)
+        for url, env in ((settings.base_url, "PORTKEY_BASE_URL"),
+                         (settings.gateway_url, "PORTKEY_GATEWAY_URL")):  # fmt: skip
+            if url and plain_http_to_remote(url):
+                log.warning(
+                    "PORTKEY_API_KEY is sent over plain http:// to %s (%s): anyone on the "
+                    "network path can read it. Use https://.",
+                    urlsplit(url).netloc, env,
+                )  # fmt: skip
+        return settings
 
     def service(self, base_url: str | None = None) -> Service:
         """The Portkey API (or the gateway, for `GET /logs/{id}`) for the shared transport."""
         return Service(
             name="Portkey",
             base_url=base_url or self.base_url,
-            headers={"x-portkey-api-key": self.api_key, "Accept": "application/json"},
+            headers={
+                "x-portkey-api-key": self.api_key,
+                "Accept": "application/json",
+                **({"Authorization": self.basic_auth} if self.basic_auth else {}),
+            },
             retry_deadline_s=self.retry_deadline_s,
             request_timeout_s=self.request_timeout_s,
             max_retry_after_s=float("inf"),  # a longer wait than the deadline gives up at once

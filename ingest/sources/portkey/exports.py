@@ -7,7 +7,10 @@ is reused for the next count (`PUT` new filters) instead of piling up drafts. Th
 GET of that URL on object storage (another host: never with the Portkey key), streamed to disk.
 The file must end with a whole record (an expired or refused URL is replaced by a new one at
 once) and hold exactly `total` records; a short file is never returned: the window is split and
-fetched again.
+fetched again. Export ids go into URL paths percent-encoded (`http.segment`). A signed URL (and
+every redirect from it) is fetched only over https or from PORTKEY_BASE_URL's host, and never
+from a loopback, link-local or private address unless PORTKEY_BASE_URL is on one of that kind;
+a download stops at `max_download_mib`, and its records are counted as it streams to disk.
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ from ingest.http import (
     Response,
     Service,
     Transport,
+    address_kind,
     body_chunks,
     classify,
     public_url,
     retry_after_seconds,
+    segment,
 )
 from ingest.sources.portkey.api import PortkeyApi
 from ingest.sources.windows import Window, iso
@@ -50,21 +55,43 @@ class WindowFile:
     total: int  # Portkey's count; == number of records (non-blank lines) in the file
 
 
-def _scan(path: Path) -> tuple[int, bool]:
-    """(non-blank lines, complete): incomplete when the last line is cut mid-record."""
-    lines, last = 0, b""
-    with path.open("rb") as stream:
-        for raw in stream:  # one line in memory at a time
-            if raw.strip():
-                lines += 1
-            last = raw
-    if not last.strip() or last.endswith(b"\n"):
-        return lines, True
-    try:  # no final newline: complete only if the last line is a whole JSON value
-        json.loads(last)
-    except ValueError:
-        return lines, False
-    return lines, True
+_TAIL_CAP = 32 * 1024 * 1024  # the import's default line limit: a longer line is quarantined
+
+
+class RecordCounter:
+    """Counts the records (non-blank lines) of a download as its chunks stream to disk, in
+    memory bounded by the chunk: only the unfinished last line is kept, and only up to
+    `_TAIL_CAP` bytes, to check at the end that the file does not stop mid-record."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self._blank = True  # the current line has no content yet
+        self._tail: bytearray | None = bytearray()  # None: longer than the cap
+
+    def feed(self, chunk: bytes) -> None:
+        *ended, rest = chunk.split(b"\n")
+        for piece in ended:
+            if not self._blank or piece.strip():
+                self.lines += 1
+            self._blank, self._tail = True, bytearray()
+        if rest.strip():
+            self._blank = False
+        if self._tail is not None:
+            self._tail += rest
+            if len(self._tail) > _TAIL_CAP:
+                self._tail = None
+
+    def finish(self) -> tuple[int, bool]:
+        """(records, complete): incomplete when the last line is cut mid-record. A last line
+        over the cap is counted as a record: the import quarantines it as too long."""
+        if self._blank:
+            return self.lines, True
+        if self._tail is not None:
+            try:  # no final newline: complete only if the last line is a whole JSON value
+                json.loads(bytes(self._tail))
+            except ValueError:
+                return self.lines + 1, False
+        return self.lines + 1, True
 
 
 class ExportJobs:
@@ -82,6 +109,7 @@ class ExportJobs:
             request_timeout_s=self.settings.request_timeout_s,
             max_retry_after_s=self.settings.retry_deadline_s,
             follow_cross_host_redirects=True,
+            check_url=self._check_signed_url,
         )
         self._storage = Transport(storage, sleep=api.sleep, clock=api.clock)
         self._spare: str | None = None  # a draft whose filters may be overwritten (PUT)
@@ -94,7 +122,7 @@ class ExportJobs:
         if self.settings.workspace:
             body["workspace_id"] = self.settings.workspace
         if draft_id is not None:
-            path = f"/logs/exports/{draft_id}"
+            path = _export_path(draft_id)
             try:
                 answer = self._api.call("PUT", path, body=body, export_id=draft_id)
             except PortkeyExportError as exc:
@@ -204,8 +232,8 @@ class ExportJobs:
             if restarts >= self.settings.max_job_restarts:
                 raise PortkeyExportError(
                     f"export {export_id} for window {window} ended {status} after "
-                    f"{restarts} restart(s) (POST /logs/exports/{export_id}/start, then GET "
-                    f"/logs/exports/{export_id}). Look at it in Portkey (Logs > Exports) and "
+                    f"{restarts} restart(s) (POST {_export_path(export_id, '/start')}, then GET "
+                    f"{_export_path(export_id)}). Look at it in Portkey (Logs > Exports) and "
                     "rerun; nothing of this window was committed."
                 )
             restarts += 1
@@ -224,21 +252,21 @@ class ExportJobs:
                     return f"it now holds {total} logs, more than the export limit"
 
     def _start(self, export_id: str) -> None:
-        path = f"/logs/exports/{export_id}/start"
+        path = _export_path(export_id, "/start")
         try:
             self._api.call("POST", path, export_id=export_id)
         except PortkeyExportError as exc:
             # A retried start whose first attempt took effect is refused (400): fine if it runs.
             if exc.status != 400:
                 raise
-            status = self._api.call("GET", f"/logs/exports/{export_id}", export_id=export_id)
+            status = self._api.call("GET", _export_path(export_id), export_id=export_id)
             if status.get("status") not in ("in_progress", "success"):
                 raise
         self.stats.jobs_started += 1
 
     def _await(self, export_id: str) -> str:
         """Poll until the job ends; its final status (success, failed or stopped)."""
-        path = f"/logs/exports/{export_id}"
+        path = _export_path(export_id)
         started = self._clock()
         while True:
             status = self._api.call("GET", path, export_id=export_id).get("status")
@@ -291,24 +319,29 @@ class ExportJobs:
             part.replace(path)
         except Transient as exc:
             raise PortkeyExportError(
-                f"could not download export {export_id} (GET /logs/exports/{export_id}/download "
-                f"and its signed URL) in {attempts} attempts; last problem: {exc}. Nothing of "
-                "this window was committed; rerun later."
+                f"could not download export {export_id} "
+                f"(GET {_export_path(export_id, '/download')} and its signed URL) in "
+                f"{attempts} attempts; last problem: {exc}. Nothing of this window was "
+                "committed; rerun later."
             ) from None
         finally:
             part.unlink(missing_ok=True)  # gone already unless the download failed
         return lines
 
     def _fetch_file(self, export_id: str, part: Path) -> int:
-        answer = self._api.call("GET", f"/logs/exports/{export_id}/download", export_id=export_id)
+        path = _export_path(export_id, "/download")
+        answer = self._api.call("GET", path, export_id=export_id)
         url = answer.get("signed_url")
         if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
             raise PortkeyExportError(
-                f"Portkey's answer to GET /logs/exports/{export_id}/download has no usable "
+                f"Portkey's answer to GET {path} has no usable "
                 f"signed_url (got keys {sorted(answer)})."
             )
         where = public_url(url)
         log.info("downloading export %s from %s", export_id, where)
+        limit = self.settings.max_download_mib * 1024 * 1024
+        counter = RecordCounter()
+        size = 0
         refusal: Transient | None = None
         try:
             # No Portkey key here: the URL carries its own signature, on another host.
@@ -319,15 +352,48 @@ class ExportJobs:
                 else:
                     with part.open("wb") as out:
                         for chunk in body_chunks(response, _CHUNK):
+                            size += len(chunk)
+                            if size > limit:
+                                break
                             out.write(chunk)
+                            counter.feed(chunk)
         except Transient as exc:
             raise Transient(f"the download from {where} broke off ({exc})") from None
         if refusal is not None:
             raise refusal
-        lines, complete = _scan(part)
+        if size > limit:
+            raise PortkeyExportError(
+                f"export {export_id} from {where} is larger than max_download_mib "
+                f"({self.settings.max_download_mib:,} MiB): the download was stopped and nothing "
+                "of this window was committed. Use a shorter --window, or raise "
+                "--max-download-mib if the export really is that big."
+            )
+        lines, complete = counter.finish()
         if not complete:
             raise Transient(f"the file from {where} ends in the middle of a record (truncated)")
         return lines
+
+    def _check_signed_url(self, url: str) -> None:
+        """A signed URL, or a redirect from one, is fetched only over https or from
+        PORTKEY_BASE_URL's host, and never from a loopback, link-local or private address
+        unless PORTKEY_BASE_URL is on an address of that kind (a self-hosted Portkey)."""
+        parts, base = urlsplit(url), urlsplit(self.settings.base_url)
+        host, base_host = (parts.hostname or "").lower(), (base.hostname or "").lower()
+        rule = (
+            "signed URLs are fetched over https or from PORTKEY_BASE_URL's host, and never from "
+            "loopback, link-local or private addresses unless PORTKEY_BASE_URL is on one"
+        )
+        if parts.scheme != "https" and host != base_host:
+            raise PortkeyExportError(
+                f"refused to download {public_url(url)}: a plain {parts.scheme} URL on another "
+                f"host than PORTKEY_BASE_URL ({rule}). Nothing of this window was committed."
+            )
+        kind = address_kind(host)
+        if kind is not None and kind != address_kind(base_host):
+            raise PortkeyExportError(
+                f"refused to download {public_url(url)}: {host} is a {kind} address ({rule}). "
+                "Nothing of this window was committed."
+            )
 
     @staticmethod
     def _storage_refusal(response: Response, where: str) -> Transient:
@@ -343,3 +409,8 @@ class ExportJobs:
         return Transient(
             reason, status, retry_after=retry_after_seconds(response.headers.get("Retry-After"))
         )
+
+
+def _export_path(export_id: str, tail: str = "") -> str:
+    """The API path of one export: its id (from Portkey's answers) as one quoted segment."""
+    return f"/logs/exports/{segment(export_id)}{tail}"

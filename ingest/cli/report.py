@@ -1,14 +1,28 @@
-"""What the user reads: run summaries, the state overview, and links into the Phoenix UI."""
+"""What a command shows at its end: the run summaries, the state overview, links into the
+Phoenix UI, and the one place that turns the outcome into the exit code and the `run_done`
+line.
+
+Every command body runs through `run_command`; errors raised before a body runs (a bad
+option, a broken config file, Ctrl-C while parsing) are caught by `IngestGroup.main`
+(cli/main.py). Both end the same way (`finish`): the summary already printed and flushed,
+then `run_done` as the last line (also when stdout and stderr go to one file, as with cron's
+`>> log 2>&1`), then the exit.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote, urlencode
 
 import click
 
+from ingest.errors import EXIT_FAILED, IngestError, outcome_of
 from ingest.phoenix.admin.projects import ensure_project as ensure_project  # re-exported
 from ingest.phoenix.admin.projects import project_id
 from ingest.run.logs import escape
@@ -240,3 +254,65 @@ def print_plan(rows: list[dict[str, Any]], as_json: bool) -> None:
     click.echo(
         f"{len(rows)} windows, {logs} logs, {jobs} export jobs (dry run: no job was started)"
     )
+
+
+# ---- the outcome -> exit code and run_done
+
+
+@dataclass
+class Done:
+    """What a command body returns: failed (exit 1) or how many records it quarantined
+    (exit 3 when any), and the counts its `run_done` line carries."""
+
+    quarantined: int = 0
+    failed: bool = False
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def run_command(action: Callable[[], Done | int | None]) -> NoReturn:
+    """Run a command body; its outcome -> the exit code, a `run_done` line, and the exit.
+    A body may also return a bare exit code (0 ok, 1 failed)."""
+    try:
+        result = action()
+        done = Done(failed=result == EXIT_FAILED) if isinstance(result, int) else result or Done()
+    except KeyboardInterrupt as exc:
+        click.echo("Interrupted: progress up to the last verified batch is saved.", err=True)
+        finish(*outcome_of(exc))
+    except IngestError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        finish(*outcome_of(exc), error=str(exc))
+    except click.ClickException:
+        raise  # a usage error found by the body: IngestGroup.main reports it (exit 2)
+    except Exception as exc:  # a bug of ours: say so, keep secrets and tracebacks out
+        logging.getLogger("ingest").debug("unexpected failure", exc_info=True)
+        click.echo(
+            f"Error: unexpected failure ({type(exc).__name__}). Progress up to the last "
+            "verified batch is saved. Please report this, with the output of -vv.",
+            err=True,
+        )
+        finish(*outcome_of(exc), error=type(exc).__name__)
+    if done.failed:
+        finish("failed", EXIT_FAILED, **done.fields)
+    finish(*outcome_of(None, done.quarantined), **done.fields)
+
+
+def finish(outcome: str, exit_code: int, command: str | None = None, **fields: Any) -> NoReturn:
+    """Flush what was printed, log `run_done` last, exit with `exit_code`."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    run_done(outcome, exit_code, command=command, **fields)
+    sys.exit(exit_code)
+
+
+def run_done(outcome: str, exit_code: int, command: str | None = None, **fields: Any) -> None:
+    """The run's last log line: one event a monitoring check can parse."""
+    from ingest.run.logs import event, logging_started, setup_logging
+
+    if not logging_started():  # the run stopped before its command body set logging up
+        from ingest.cli.options import log_format
+
+        setup_logging(0, False, log_format())
+    if command is None:
+        context = click.get_current_context(silent=True)
+        command = context.info_name if context is not None else None
+    event("run_done", command=command, outcome=outcome, exit_code=exit_code, **fields)
