@@ -133,9 +133,9 @@ def public_url(url: str) -> str:
 
 def segment(value: object) -> str:
     """A value from a server or a file as one URL path segment: `/`, `?`, `#`, `%` and the rest
-    percent-encoded, and a segment of dots encoded too, so it can never reach another path."""
-    text = quote(str(value), safe="")
-    return text.replace(".", "%2E") if not text.strip(".") else text
+    percent-encoded, so it can never reach another path. A value of dots alone (`..`) stays a
+    dot segment (requests sends `%2E` as `.`): callers refuse such ids."""
+    return quote(str(value), safe="")
 
 
 def split_userinfo(url: str) -> tuple[str, str | None]:

@@ -123,11 +123,28 @@ consumes at most one fault: the first matching entry, in the order they were add
   `Fault.job_stuck(polls)`: the run started by that request ends `failed`/`stopped`, or stays
   `in_progress` for `polls` polls before succeeding. Queue `job_failed()` with `times=N` for
   "fails N times, then succeeds".
-- `GET /logs/exports/{id}/download`: `Fault.expired_url()` (the URL is issued already expired).
+- `GET /logs/exports/{id}/download`: `Fault.expired_url()` (the URL is issued already expired),
+  `Fault.signed_url(url)` (answers with this URL instead of one on the storage server).
+- `POST /logs/exports`: `Fault.export_id(value)` (the new export gets this id, e.g. `../../x`).
+  Path parameters are percent-decoded, as a real server does; the storage URL quotes the id.
 - `GET /exports/{file}`: `Fault.truncated_file()` (the object itself ends mid-line, honest
   Content-Length), `Fault.missing_lines(keep)` (fewer complete lines than expected, valid
   body), `Fault.bad_line(index, text)` (that line is not JSON).
 A fault queued on a route it cannot apply to raises ValueError at once.
+
+Field shapes (the field is wider than the spec; reference: additions 2026-12-07)
+- `vocabulary="docs"`: export lines name five fields as Portkey's export docs do
+  (`ai_provider`, `request_tokens`, `response_tokens`, `total_tokens`, `status_code` for
+  `ai_org`, `req_units`, `res_units`, `total_units`, `response_status_code`), and
+  `requested_data` may use either name.
+- `auth="bearer"`: the key is read only from `Authorization: Bearer <key>` (the Prisma AIRS AI
+  Gateway spec); `x-portkey-api-key` alone is 401 AB05.
+- `export_api=False`: no `/logs/exports...` route (404 AB02), as in Prisma AIRS's published API.
+- `prices={(provider, model): config}`: `GET /model-configs/pricing/{provider}/{model}` beside
+  `/v1` (no key read) answers the config as Portkey's public pricing data has it
+  (`{"pay_as_you_go": {"request_token": {"price": <cents per token>}, "response_token": ...,
+  "cache_read_input_token": ..., "cache_write_input_token": ..., "additional_units":
+  {"thinking_token": ...}}, "currency": "USD"}`); an unknown model is 404.
 
 Test-facing API
 - `with PortkeyDouble(**options) as double:` (or `start()`/`stop()`); options: `keys`,
@@ -165,7 +182,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 # The `requested_data` enum, in spec order [2.2].
 EXPORT_FIELDS: tuple[str, ...] = (
@@ -190,6 +207,18 @@ EXTRA_METRIC_FIELDS: tuple[str, ...] = (
 )  # fmt: skip
 
 LOG_FIELDS: frozenset[str] = frozenset(EXPORT_FIELDS + METRIC_FIELDS + EXTRA_METRIC_FIELDS)
+
+# The export docs' names for five of the spec's fields (reference: additions, "Two
+# vocabularies"); `vocabulary="docs"` exports under these names and accepts them when asked.
+DOCS_NAMES: dict[str, str] = {
+    "ai_org": "ai_provider",
+    "req_units": "request_tokens",
+    "res_units": "response_tokens",
+    "total_units": "total_tokens",
+    "response_status_code": "status_code",
+}
+SPEC_NAMES: dict[str, str] = {docs: spec for spec, docs in DOCS_NAMES.items()}
+PRICING_ROUTE = "GET /model-configs/pricing/{provider}/{model}"  # beside /v1, no key needed
 STATUSES: tuple[str, ...] = ("draft", "in_progress", "success", "failed", "stopped")
 PORTKEY_EXPORT_LIMIT = 50_000
 
@@ -368,6 +397,8 @@ _KIND_ROUTES: dict[str, str] = {
     "unknown_status": _RETRIEVE,
     "job": _START,
     "expired_url": _DOWNLOAD,
+    "signed_url": _DOWNLOAD,
+    "export_id": API_ROUTES[0],
     "truncated_file": STORAGE_ROUTE,
     "missing_lines": STORAGE_ROUTE,
     "bad_line": STORAGE_ROUTE,
@@ -438,6 +469,14 @@ class Fault:
     @classmethod
     def expired_url(cls) -> Fault:
         return cls("expired_url")
+
+    @classmethod
+    def signed_url(cls, url: str) -> Fault:
+        return cls("signed_url", value=url)
+
+    @classmethod
+    def export_id(cls, value: str) -> Fault:
+        return cls("export_id", value=value)
 
     @classmethod
     def truncated_file(cls) -> Fault:
@@ -794,7 +833,15 @@ class PortkeyDouble:
         workspaces: Iterable[str] | None = None,
         default_workspace: str = DEFAULT_WORKSPACE,
         analytics_bucket: timedelta | None = None,
+        vocabulary: str = "spec",
+        auth: str = "x-portkey-api-key",
+        export_api: bool = True,
+        prices: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
     ) -> None:
+        if vocabulary not in ("spec", "docs") or auth not in ("x-portkey-api-key", "bearer"):
+            raise ValueError(f"unknown vocabulary {vocabulary!r} or auth {auth!r}")
+        self.vocabulary, self.auth, self.export_api = vocabulary, auth, export_api
+        self.prices = {key: dict(value) for key, value in (prices or {}).items()}
         self._lock = threading.RLock()
         self._keys = {k: frozenset(v) for k, v in (keys or {DEFAULT_API_KEY: ALL_SCOPES}).items()}
         self.export_cap = export_cap
@@ -818,6 +865,7 @@ class PortkeyDouble:
         self._threads: list[threading.Thread] = []
         self._routes = [(t, _compile(t), t.split(" ", 1)[0]) for t in API_ROUTES]
         self._storage_route = _compile(STORAGE_ROUTE)
+        self._pricing_route = _compile(PRICING_ROUTE)
 
     # ---- lifecycle
 
@@ -987,7 +1035,10 @@ class PortkeyDouble:
             path = path.rstrip("/")
         if role == "storage":
             match = self._storage_route.match(path)
-            return (STORAGE_ROUTE, match.groupdict()) if method == "GET" and match else (None, {})
+            found = {k: unquote(v) for k, v in match.groupdict().items()} if match else {}
+            return (STORAGE_ROUTE, found) if method == "GET" and match else (None, {})
+        if role == "api" and method == "GET" and (match := self._pricing_route.match(path)):
+            return PRICING_ROUTE, {k: unquote(v) for k, v in match.groupdict().items()}
         if not path.startswith("/v1/"):
             return None, {}
         path = path[3:]
@@ -1001,16 +1052,23 @@ class PortkeyDouble:
                 continue
             if role == "gateway" and not is_gateway_route:
                 continue
-            return template, match.groupdict()
+            if not self.export_api and template.split(" ")[1].startswith("/logs/exports"):
+                return None, {}  # a deployment without the export API (Prisma AIRS's spec)
+            return template, {k: unquote(v) for k, v in match.groupdict().items()}
         return None, {}
 
     def _api_call(self, route: str, ctx: _Ctx) -> _Response:
+        if route == PRICING_ROUTE:  # public: no key read
+            return self._pricing(ctx)
         handler, scopes = self._handlers()[route]
-        key = ctx.headers.get("x-portkey-api-key")
+        if self.auth == "bearer":
+            scheme, _, key = ctx.headers.get("authorization", "").partition(" ")
+            key = key.strip() if scheme.lower() == "bearer" else ""
+        else:
+            key = ctx.headers.get("x-portkey-api-key") or ""
         if not key or key not in self._keys:
-            return _envelope(
-                401, "AB05", "Unauthorized access: invalid or missing x-portkey-api-key"
-            )
+            header = "Authorization: Bearer" if self.auth == "bearer" else "x-portkey-api-key"
+            return _envelope(401, "AB05", f"Unauthorized access: invalid or missing {header}")
         if not scopes & self._keys[key]:
             return _envelope(
                 403, "AB03", "You do not have enough permissions to execute this request"
@@ -1099,6 +1157,8 @@ class PortkeyDouble:
                 raise _bad('"requested_data" is required')
             if not isinstance(requested, list) or not requested:
                 raise _bad('"requested_data" must be a non-empty array')
+            if self.vocabulary == "docs":
+                requested = [SPEC_NAMES.get(name, name) for name in requested]
             for name in requested:
                 if name not in EXPORT_FIELDS:
                     raise _bad(
@@ -1121,8 +1181,10 @@ class PortkeyDouble:
         workspace_id = v.get("workspace_id")
         total = self._count(v["filters"], workspace_id)
         now = datetime.now(UTC)
+        fault = ctx.fault
+        chosen = fault.value if fault is not None and fault.kind == "export_id" else None
         exp = _Export(
-            id=str(uuid.uuid4()),
+            id=chosen or str(uuid.uuid4()),
             workspace_id=workspace_id,
             filters=v["filters"],
             requested_data=v["requested_data"],
@@ -1212,10 +1274,17 @@ class PortkeyDouble:
             chosen = self._matching(crit)[offset : offset + page]
             exp.lines = [self._export_line(log, exp.requested_data) for log in chosen]
 
-    @staticmethod
-    def _export_line(log: Mapping[str, Any], requested: list[str]) -> str:
+    def _pricing(self, ctx: _Ctx) -> _Response:
+        """Portkey's public pricing config of one model: cents per token [Portkey-AI/models]."""
+        found = self.prices.get((ctx.params["provider"], ctx.params["model"]))
+        if found is None:
+            return _json_response({"error": {"message": "Model not found"}}, 404)
+        return _json_response(found)
+
+    def _export_line(self, log: Mapping[str, Any], requested: list[str]) -> str:
+        names = DOCS_NAMES if self.vocabulary == "docs" else {}
         line = {
-            name: js_date(log[name]) if name == "created_at" else log.get(name)
+            names.get(name, name): js_date(log[name]) if name == "created_at" else log.get(name)
             for name in requested
         }
         return json.dumps(line, separators=(",", ":"), ensure_ascii=False)
@@ -1235,8 +1304,10 @@ class PortkeyDouble:
         signature = secrets.token_hex(32)
         self._urls[signature] = (exp.id, now - 1 if expired else now + self.url_ttl)
         stamp = datetime.fromtimestamp(issued, UTC)
+        if ctx.fault is not None and ctx.fault.kind == "signed_url":
+            return {"signed_url": ctx.fault.value}
         url = (
-            f"{self.storage_base_url}/exports/{exp.id}.jsonl"
+            f"{self.storage_base_url}/exports/{quote(exp.id, safe='')}.jsonl"
             "?X-Amz-Algorithm=AWS4-HMAC-SHA256"
             f"&X-Amz-Credential=AKIADOUBLE%2F{stamp:%Y%m%d}%2Fus-east-1%2Fs3%2Faws4_request"
             f"&X-Amz-Date={stamp:%Y%m%dT%H%M%SZ}&X-Amz-Expires={ttl}"
@@ -1266,7 +1337,7 @@ class PortkeyDouble:
                              "X-Amz-Signature parameter")  # fmt: skip
         with self._lock:
             grant = self._urls.get(signature)
-            file_id = match["file"].removesuffix(".jsonl")
+            file_id = unquote(match["file"]).removesuffix(".jsonl")
             if grant is None or grant[0] != file_id:
                 return _s3_error(
                     403,

@@ -65,6 +65,7 @@ def doctor_command(ctx: click.Context, **kw: Any) -> None:
         enrich=kw["enrich"],
         required=kw["require_portkey"],
         origins=origins,
+        auth=kw["portkey_auth"],
     )
     checks += portkey
 

@@ -23,8 +23,9 @@ from ingest.cli.file_cmds import (
 from ingest.cli.prices_cmd import prices_group
 from ingest.cli.pull_cmds import backfill_command, sync_command
 from ingest.cli.reconcile_cmd import reconcile_command
-from ingest.cli.report import finish
+from ingest.cli.report import error_text, finish
 from ingest.cli.resync_cmd import resync_command
+from ingest.convert.redact import use_rules
 from ingest.errors import IngestError, outcome_of
 from ingest.ops.config import config_option
 
@@ -43,6 +44,7 @@ class IngestGroup(click.Group):
         from ingest.cli.options import forget_log_format
 
         forget_log_format()  # a new run (tests invoke the group many times in one process)
+        use_rules(None)  # the built-in rules until the command's options give the run's
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Abort:  # Ctrl-C before the command body ran
@@ -56,7 +58,7 @@ class IngestGroup(click.Group):
             name = exc.ctx.info_name if getattr(exc, "ctx", None) is not None else None
             finish("usage_error", exc.exit_code, command=name, error=exc.format_message())
         except IngestError as exc:  # e.g. the config file, read while parsing the options
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {error_text(exc)}", err=True)
             finish(*outcome_of(exc), error=str(exc))
         if not standalone_mode:
             return code

@@ -12,12 +12,18 @@ from typing import Any, ClassVar, TypeVar
 
 import click
 
+from ingest.convert.redact import use_rules
 from ingest.convert.spans import ConversionOptions
 from ingest.ops.config import client_headers_option
 from ingest.phoenix.api import DEFAULT_ENDPOINT, PhoenixSettings
 from ingest.run.delivery import Tuning
 from ingest.run.pull import PullSettings
-from ingest.sources.portkey.api import DEFAULT_BASE_URL, PORTKEY_EXPORT_LIMIT, PortkeySettings
+from ingest.sources.portkey.api import (
+    AUTH_MODES,
+    DEFAULT_BASE_URL,
+    PORTKEY_EXPORT_LIMIT,
+    PortkeySettings,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -135,6 +141,9 @@ conversion_options = option_group(
                  "any case; repeatable)."),
     click.option("--redact-pattern", multiple=True, callback=_regexes,
                  help="Also mask text matching this regular expression (repeatable)."),
+    click.option("--quarantine-raw", is_flag=True,
+                 help="Also write each rejected line unmasked (\"raw\") into the quarantine "
+                 "file: it then holds secrets in clear."),
 )  # fmt: skip
 
 state_option = click.option(
@@ -239,8 +248,9 @@ def phoenix_settings(
 
 
 def conversion_settings(project: str, p: Mapping[str, Any]) -> ConversionOptions:
-    """The conversion settings from the `conversion_options` of a command."""
-    return ConversionOptions(
+    """The conversion settings from the `conversion_options` of a command; their redaction
+    rules become the run's."""
+    options = ConversionOptions(
         project=project,
         session_key=p["session_key"] or None,
         max_messages=p["max_messages"],
@@ -249,7 +259,10 @@ def conversion_settings(project: str, p: Mapping[str, Any]) -> ConversionOptions
         max_line_bytes=p["max_line_bytes"],
         redact_keys=tuple(p["redact_key"]),
         redact_patterns=tuple(p["redact_pattern"]),
+        quarantine_raw=p.get("quarantine_raw", False),
     )
+    use_rules(options.redactor)  # the run's rules, for every output (quarantine, logs, errors)
+    return options
 
 
 class Duration(click.ParamType):
@@ -319,6 +332,11 @@ portkey_options = option_group(
     click.option("--portkey-base-url", envvar="PORTKEY_BASE_URL", show_envvar=True,
                  default=DEFAULT_BASE_URL, show_default=True,
                  help="Portkey API (control plane) URL; self-hosted: your control plane URL."),
+    click.option("--portkey-auth", envvar="PORTKEY_AUTH", show_envvar=True,
+                 type=click.Choice(AUTH_MODES, case_sensitive=False),
+                 default=default_of(PortkeySettings, "auth"), show_default=True,
+                 help="How the key is sent: x-portkey-api-key (Portkey's API) or bearer "
+                 "(Authorization: Bearer, as the Prisma AIRS AI Gateway's API reads it)."),
     click.option("--workspace", envvar="PORTKEY_WORKSPACE", show_envvar=True, default=None,
                  help="Portkey workspace slug to export from."),
     click.option("--gateway-url", envvar="PORTKEY_GATEWAY_URL", show_envvar=True, default=None,

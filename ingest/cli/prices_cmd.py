@@ -56,7 +56,17 @@ def build_plan(kw: dict[str, Any]) -> tuple[Any, Any]:
         )
     table = ModelTable(_phoenix(kw))
     collected = prices.collect(raws)  # read the logs before the table: exports take long
-    return prices.make_plan(collected, table.list(), source, kw["tolerance"]), table
+    list_price = _list_price(kw) if kw.get("portkey_api_key") else None
+    plan = prices.make_plan(collected, table.list(), source, kw["tolerance"], list_price)
+    return plan, table
+
+
+def _list_price(options: Any) -> Any:
+    """Portkey's list price lookup (its model-pricing endpoint), with a key set."""
+    from ingest.sources.portkey.api import PortkeyApi, PortkeySettings
+
+    settings = options if isinstance(options, PortkeySettings) else None
+    return PortkeyApi(settings or PortkeySettings.from_options(options)).model_price
 
 
 plan_options = [
@@ -84,7 +94,9 @@ def with_plan_options(fn: Any) -> Any:
 @click.group("prices")
 def prices_group() -> None:
     """Make Phoenix's own cost equal what Portkey billed: fit token prices per model and
-    write them into Phoenix's price table (custom models named portkey:...).
+    write them into Phoenix's price table (custom models named portkey:..., marked as this
+    tool's). Models with too few billed logs to fit take Portkey's list price (with a
+    Portkey key set) or an exact fit of their logs; the plan names each price's source.
 
     Phoenix prices a span once, when it stores it: apply prices BEFORE import or backfill.
     Custom prices are instance-wide (every project with spans of that model).
@@ -149,7 +161,8 @@ def apply_command(**kw: Any) -> None:
 @click.option("--yes", is_flag=True, help="Really delete them.")
 @verbosity_options
 def remove_command(**kw: Any) -> None:
-    """Delete the custom models `prices apply` created (named portkey:...), nothing else."""
+    """Delete the custom models `prices apply` created (recognised by the marker it writes,
+    not by their name), nothing else."""
     start_logging(kw["verbose"], kw["quiet"])
 
     def action() -> int:
@@ -177,7 +190,7 @@ def apply_prices_for_range(phoenix: PhoenixSettings, portkey: Any, since: dateti
     table = ModelTable(phoenix)
     collected = prices.collect(prices.portkey_lines(portkey, since, until))
     source = f"from Portkey logs {iso(since)} .. {iso(until)}"
-    plan = prices.make_plan(collected, table.list(), source)
+    plan = prices.make_plan(collected, table.list(), source, list_price=_list_price(portkey))
     for model in plan.unfit:
         click.echo(f"Warning: no price for {model.logs.model}: {model.fit.refused}", err=True)
     click.echo(prices.render_applied(prices.apply_plan(plan, table, yes=True)), err=True)

@@ -167,7 +167,10 @@ def backfill_command(**kw: Any) -> None:
         from ingest.cli.report import ensure_project, phoenix_link, print_plan, range_link
         from ingest.phoenix.admin.guards import check_backfill
 
-        for warning in check_backfill(phoenix, kw["since"], kw["until"], kw["force"]):
+        def logs() -> int:  # asked only under a retention rule by count
+            return sum(row["logs"] for row in dry_run(pull, kw["since"], kw["until"], kw["shard"]))
+
+        for warning in check_backfill(phoenix, kw["since"], kw["until"], kw["force"], logs=logs):
             click.echo(f"Warning: {warning}", err=True)
         if not kw["quiet"] and not kw["as_json"]:
             if kw["dry_run"]:  # a dry run creates nothing

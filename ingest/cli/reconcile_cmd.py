@@ -39,6 +39,15 @@ from ingest.sources.portkey.api import PortkeySettings
     help="Portkey API (control plane) URL; self-hosted: your control plane URL.",
 )
 @click.option(
+    "--portkey-auth",
+    envvar="PORTKEY_AUTH",
+    show_envvar=True,
+    type=click.Choice(["x-portkey-api-key", "bearer"], case_sensitive=False),
+    default="x-portkey-api-key",
+    show_default=True,
+    help="How the key is sent: x-portkey-api-key (Portkey) or bearer (Prisma AIRS AI Gateway).",
+)
+@click.option(
     "--workspace",
     envvar="PORTKEY_WORKSPACE",
     show_envvar=True,
@@ -59,8 +68,9 @@ from ingest.sources.portkey.api import PortkeySettings
 def reconcile_command(
     endpoint: str, api_key: str | None, retry_deadline: float,
     client_headers: dict[str, str] | None, project: str,
-    portkey_api_key: str | None, portkey_base_url: str, workspace: str | None,
-    since: datetime, until: datetime, bucket: str, as_json: bool, verbose: int, quiet: bool,
+    portkey_api_key: str | None, portkey_base_url: str, portkey_auth: str,
+    workspace: str | None, since: datetime, until: datetime, bucket: str, as_json: bool,
+    verbose: int, quiet: bool,
 ) -> None:  # fmt: skip
     """Compare Portkey's analytics with the Phoenix project, per day or hour.
 
@@ -91,7 +101,7 @@ def reconcile_command(
             raise ConfigError("--since must be before --until.")
         phoenix = phoenix_settings(endpoint, api_key, project, retry_deadline, client_headers)
         options = {"portkey_api_key": portkey_api_key, "portkey_base_url": portkey_base_url,
-                   "workspace": workspace}  # fmt: skip
+                   "portkey_auth": portkey_auth, "workspace": workspace}  # fmt: skip
         portkey = PortkeyApi(PortkeySettings.from_options(options, "the analytics.view scope"))
         report = reconcile(since, until, bucket, PhoenixTotals(phoenix), portkey.analytics)
         if as_json:

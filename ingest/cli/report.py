@@ -22,6 +22,7 @@ from urllib.parse import quote, urlencode
 
 import click
 
+from ingest.convert.redact import active
 from ingest.errors import EXIT_FAILED, IngestError, outcome_of
 from ingest.phoenix.admin.projects import ensure_project as ensure_project  # re-exported
 from ingest.phoenix.admin.projects import project_id
@@ -90,6 +91,8 @@ def print_converted(summary: RunSummary, quiet: bool = False) -> None:
                 ", ".join(f"{name} {count}" for name, count in sorted(summary.coercions.items())),
             )
         )
+    if summary.redacted:
+        rows.append(("secrets masked", _redacted_text(summary)))
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         click.echo(f"  {name:<{width}}  {value}", err=True)
@@ -121,6 +124,8 @@ def print_summary(
         rows.append(("coerced values", coerced))
     if summary.records_with_warnings:
         rows.append(("records with warnings", summary.records_with_warnings))
+    if summary.redacted:
+        rows.append(("secrets masked", _redacted_text(summary)))
     click.echo(f"Imported into Phoenix project '{settings.project}' at {settings.base_url}")
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
@@ -128,6 +133,11 @@ def print_summary(
     if summary.quarantined:
         click.echo(f"Quarantined records (with reasons): {summary.quarantine_path}")
     click.echo(f"Open in Phoenix: {link}")
+
+
+def _redacted_text(summary: RunSummary) -> str:
+    """`spans 3, quarantine 1`: what was masked, per output."""
+    return ", ".join(f"{output} {count}" for output, count in summary.redacted.items())
 
 
 def _annotations_text(summary: RunSummary) -> str:
@@ -279,7 +289,7 @@ def run_command(action: Callable[[], Done | int | None]) -> NoReturn:
         click.echo("Interrupted: progress up to the last verified batch is saved.", err=True)
         finish(*outcome_of(exc))
     except IngestError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {error_text(exc)}", err=True)
         finish(*outcome_of(exc), error=str(exc))
     except click.ClickException:
         raise  # a usage error found by the body: IngestGroup.main reports it (exit 2)
@@ -294,6 +304,13 @@ def run_command(action: Callable[[], Done | int | None]) -> NoReturn:
     if done.failed:
         finish("failed", EXIT_FAILED, **done.fields)
     finish(*outcome_of(None, done.quarantined), **done.fields)
+
+
+def error_text(exc: BaseException) -> str:
+    """An error's message fit for stderr: secrets masked by the run's rules, and control
+    characters escaped: a value quoted in it (a log id, a server's answer) cannot forge a
+    line or drive the terminal. An error is one line."""
+    return escape(active().scrub(str(exc), where="stderr"))
 
 
 def finish(outcome: str, exit_code: int, command: str | None = None, **fields: Any) -> NoReturn:

@@ -106,7 +106,7 @@ def build_span_facts(
 def _build(
     record: LogRecord, session_key: str | None, limits: Limits, redactor: Redactor
 ) -> SpanFacts:
-    masked_before = redactor.masked
+    masked_before = redactor.counts["spans"]
     record = clean_facts(record, redactor)
     bodies = clean_bodies(record, redactor)
     request, response = bodies.request, bodies.response
@@ -150,7 +150,7 @@ def _build(
         attributes[INGEST_WARNINGS] = bounds.bound_list(warnings, 100, 1_000)
     if truncated:
         attributes[INGEST_TRUNCATED] = bounds.bound_list(truncated, 100, 1_000)
-    if masked := redactor.masked - masked_before:
+    if masked := redactor.counts["spans"] - masked_before:
         attributes[INGEST_REDACTED] = masked
     if message is not None:
         message = bounds.bound_text(message, limits.max_value_chars)[0]
@@ -209,8 +209,8 @@ def _encode(body: Any) -> str | None:
 def _clean_body(body: Any, redactor: Redactor) -> tuple[Any, str | None]:
     if body is None:
         return None, None
-    if isinstance(body, str):
-        text = redactor.scrub(body)
+    if isinstance(body, str):  # a body kept as text may still be JSON: cleaned as such
+        text = redactor.clean(body)
         return text, text
     cleaned = redactor.clean(body)
     return cleaned, to_json(cleaned)

@@ -382,15 +382,21 @@ def _preview(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-_QUARANTINE_KEYS = frozenset({"time", "source", "line", "reason", "raw"})
+_QUARANTINE_KEYS = frozenset({"time", "source", "line", "reason"})
+_QUARANTINE_LINES = ("raw", "record")  # the line as read, or with its secrets masked
 
 
 def unwrap_quarantined(raw: Any) -> Any:
-    """A quarantine entry ({time, source, line, reason, raw}) stands for its original line,
-    so a fixed quarantine file can be imported as it is."""
-    if isinstance(raw, dict) and set(raw) == _QUARANTINE_KEYS and isinstance(raw["raw"], str):
+    """A quarantine entry ({time, source, line, reason, record[, raw]}) stands for its
+    original line (`raw` when kept, else `record`), so a fixed quarantine file can be
+    imported as it is."""
+    if not isinstance(raw, dict) or not set(raw) >= _QUARANTINE_KEYS:
+        return raw
+    lines = set(raw) - _QUARANTINE_KEYS
+    text = next((raw[key] for key in _QUARANTINE_LINES if key in raw), None)
+    if lines and lines <= set(_QUARANTINE_LINES) and isinstance(text, str):
         try:
-            return json.loads(raw["raw"])
+            return json.loads(text)
         except ValueError as exc:
             raise RecordError(f"quarantined line is still not valid JSON: {exc}") from None
     return raw

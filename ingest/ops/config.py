@@ -28,6 +28,7 @@ import click
 from click.core import ParameterSource
 
 from ingest.errors import ConfigError
+from ingest.http import split_userinfo
 
 APP_NAME = "portkey-phoenix-ingest"
 CONFIG_ENV = "INGEST_CONFIG"
@@ -268,8 +269,7 @@ def _load_into_context(ctx: click.Context, param: click.Parameter, value: Path |
     raw = load_config(path, explicit, warn=lambda message: click.echo(message, err=True))
     loaded = default_map_for(group, raw, path)
     ctx.default_map = merge_default_maps(loaded, ctx.default_map)
-    # The group's own object (its subcommands' contexts inherit it): what `config show` and
-    # `doctor` report about the file.
+    # The group's object (its subcommands inherit it): what `config show` and `doctor` report.
     ctx.obj = ConfigInfo(path=path, explicit=explicit, exists=path.is_file(), raw=raw)
 
 
@@ -376,6 +376,8 @@ def display_value(key: str, value: Any) -> Any:
         return str(value)
     if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
         return f"{value[0]}/{value[1]}"  # --shard I/N
+    if isinstance(value, str) and split_userinfo(value)[1]:  # a URL's user:pass@: only "set"
+        return split_userinfo(value)[0].replace("://", f"://{SECRET_SET}@", 1)
     if isinstance(value, bool | int | float | str):
         return value
     return str(value)

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
 import click
 
 from ingest.convert.spans import ConversionOptions
+from ingest.ops import prices
 from ingest.phoenix.admin.local_server import LocalPhoenix
+from ingest.phoenix.admin.models import ModelTable
+from ingest.phoenix.admin.totals import PhoenixTotals
 from ingest.phoenix.api import PhoenixSettings
 from ingest.run.delivery import Tuning
 from ingest.run.pipeline import RunSummary, import_files
 from ingest.sources.files import expand_paths
 from ingest.sources.samples import sample_logs_dir
+from ingest.sources.windows import Window
 
 DEMO_PROJECT = "portkey-demo"
 
@@ -43,6 +49,34 @@ def _stop_signals_as_ctrl_c() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+def _apply_prices(settings: PhoenixSettings, files: list[Path]) -> prices.Collected:
+    """`prices apply --yes` on the sample logs, into the demo's own Phoenix, so that its cost
+    is Portkey's bill (Phoenix prices a span when it stores it: before the import)."""
+    table = ModelTable(settings)
+    collected = prices.collect(prices.lines_of(files))
+    plan = prices.make_plan(collected, table.list(), "from the sample logs")
+    click.echo(prices.render_applied(prices.apply_plan(plan, table, yes=True)))
+    return collected
+
+
+def _show_cost(settings: PhoenixSettings, collected: prices.Collected) -> None:
+    """Phoenix's own total cost of the demo project beside what Portkey billed."""
+    everything = Window(datetime(1970, 1, 2, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
+    [figures] = PhoenixTotals(settings).bucket_counts([everything])
+    billed = math.fsum(m.billed_usd for m in collected.models.values())
+    unpriceable = math.fsum(m.no_tokens_usd for m in collected.models.values())
+    cost = figures.phoenix_cost_usd or 0.0
+    note = (
+        f" (${unpriceable:.4f} of it for logs without token counts, e.g. images, which "
+        "Phoenix cannot price from tokens)"
+        if unpriceable
+        else ""
+    )
+    click.echo(
+        f"Phoenix's total cost of the project: ${cost:.4f}; Portkey billed ${billed:.4f}{note}."
+    )
+
+
 Show = Callable[[RunSummary, PhoenixSettings], None]
 
 
@@ -64,6 +98,7 @@ def _run_demo(state_dir: Path, port: int | None, serve: bool, show: Show) -> Run
         click.echo(f"Phoenix is up at {phoenix.url}")
         settings = PhoenixSettings(endpoint=phoenix.url, project=DEMO_PROJECT)
         files = expand_paths([sample_logs_dir()])
+        collected = _apply_prices(settings, files)  # this Phoenix is ours: never a user's
         summary = import_files(
             files,
             settings,
@@ -73,6 +108,7 @@ def _run_demo(state_dir: Path, port: int | None, serve: bool, show: Show) -> Run
             kind="demo",
         )
         show(summary, settings)
+        _show_cost(settings, collected)
         if serve:
             try:  # from the message on: a stop signal that follows it lands here
                 click.echo("Phoenix keeps running; press Ctrl-C (or send SIGTERM) to stop it.")

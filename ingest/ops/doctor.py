@@ -252,8 +252,11 @@ def check_portkey(
     required: bool = False,
     origins: Mapping[str, str] | None = None,
     session: Any = None,
+    auth: str | None = None,
 ) -> tuple[list[Check], ServerTime | None]:
-    """Key present, key accepted with the logs.export scope (and logs.view for --enrich)."""
+    """Key present, key accepted (sent the configured way, else the other way: which one
+    works is said), the export API there, with the logs.export scope (and logs.view for
+    --enrich)."""
     from ingest.sources.portkey.api import PortkeySettings
 
     origins = origins or {}
@@ -279,7 +282,7 @@ def check_portkey(
             )
         ], None
     try:
-        options = {"portkey_api_key": api_key, "portkey_base_url": base_url,
+        options = {"portkey_api_key": api_key, "portkey_base_url": base_url, "portkey_auth": auth,
                    "workspace": workspace, "gateway_url": gateway_url}  # fmt: skip
         settings = PortkeySettings.from_options(options)
     except ConfigError as exc:
@@ -301,10 +304,45 @@ def check_portkey(
         ], None
     when = ServerTime("Portkey", answer.headers.get("Date"), datetime.now(UTC))
     checks = [Check("Portkey reachable", OK, f"{settings.base_url} answers")]
+    if answer.status_code in (401, 404, 405):  # 404/405: no exports; is the key right anyway?
+        path = "/logs/exports" if answer.status_code == 401 else f"/logs/{_PROBE_LOG_ID}"
+        other = _other_auth(settings, session, path, params, key_from)
+        if other is not None:
+            checks.append(other[1])
+            settings = other[0]
+            if answer.status_code == 401:
+                http = Transport(replace(settings.service(), request_timeout_s=TIMEOUT_S), session)
+                answer = http.send("GET", "/logs/exports", params=params)
     checks.append(_export_scope(answer, settings, key_from))
     if enrich and checks[-1].status == OK:
         checks.append(_log_scope(http, settings, key_from))
     return checks, when
+
+
+def _other_auth(settings: Any, session: Any, path: str, params: Mapping[str, str],
+                key_from: str) -> tuple[Any, Check] | None:  # fmt: skip
+    """When the key sent the configured way is rejected on `path` (401) and the other way is
+    not: the settings that work and a check saying so; else None."""
+    from ingest.sources.portkey.api import AUTH_MODES
+
+    answers = {}
+    for mode in (settings.auth, AUTH_MODES[1 - AUTH_MODES.index(settings.auth)]):
+        service = replace(replace(settings, auth=mode).service(), request_timeout_s=TIMEOUT_S)
+        try:
+            answers[mode] = Transport(service, session).send("GET", path, params=params)
+        except (Transient, RedirectRefused):
+            return None
+    first, second = (answers[mode].status_code for mode in answers)
+    if first != 401 or second == 401:
+        return None
+    mode = next(m for m in answers if m != settings.auth)
+    return replace(settings, auth=mode), Check(
+        "Portkey auth",
+        FAIL,
+        f"PORTKEY_API_KEY{key_from} is rejected sent as {settings.auth} (HTTP 401 on GET "
+        f"{path}) but accepted sent as {mode} (HTTP {second}).",
+        f"set PORTKEY_AUTH={mode} (or --portkey-auth {mode}; `portkey_auth` in the config file)",
+    )
 
 
 def _code(answer: Response) -> str:
@@ -321,6 +359,8 @@ def _code(answer: Response) -> str:
 
 
 def _export_scope(answer: Response, settings: Any, key_from: str) -> Check:
+    from ingest.sources.portkey.api import no_export_api
+
     status, code, key = answer.status_code, _code(answer), mask(settings.api_key)
     name = "Portkey API key"
     if status == 200:
@@ -350,12 +390,12 @@ def _export_scope(answer: Response, settings: Any, key_from: str) -> Check:
             f"{settings.base_url} redirects (HTTP {status}); the key is never sent on redirects.",
             "set PORTKEY_BASE_URL to the final URL",
         )
-    if status == 404:
+    if status in (404, 405):
         return Check(
-            name,
+            "Portkey export API",
             FAIL,
-            f"{settings.base_url}/logs/exports does not exist (HTTP 404{code}).",
-            "check PORTKEY_BASE_URL (it usually ends in /v1)",
+            no_export_api(settings.base_url, "GET /logs/exports", f"HTTP {status}{code}", False),
+            "import files exported from the gateway's UI; or check PORTKEY_BASE_URL",
         )
     if settings.workspace and status == 500:
         return Check(

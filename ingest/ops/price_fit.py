@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -311,3 +311,60 @@ def fit_model(
             )
         )
     return ModelFit(periods=periods)
+
+
+def priced_as(observations: Sequence[Observation], prices: Mapping[str, float]) -> Period:
+    """One period over all `observations` at given prices (Portkey's own, or an exact fit),
+    with the error those prices make on them."""
+    obs = sorted(observations, key=lambda o: o.at)
+    error, _ = max_relative_error(obs, prices)
+    return Period(
+        start=_period_start(None, obs[0]),
+        first=obs[0].at,
+        last=obs[-1].at,
+        prices=dict(prices),
+        logs=len(obs),
+        max_relative_error=error,
+        billed_usd=math.fsum(o.cost_usd for o in obs),
+    )
+
+
+def exact_fit(observations: Sequence[Observation]) -> dict[str, float] | None:
+    """Prices that reproduce a few logs (fewer than a checked fit needs): the non-negative
+    least-squares solution, which is exact when the logs allow one; None without logs."""
+    obs = [o for o in observations if o.cost_usd > 0]
+    if not obs:
+        return None
+    columns = carried_types(obs)
+    return _fit_segment(obs, _prefix_sums(obs, columns)[-1], columns)
+
+
+def choose_prices(
+    observations: Sequence[Observation],
+    tolerance: float,
+    listed: Callable[[], dict[str, float] | None],
+) -> tuple[ModelFit, str]:
+    """Prices for one model's billed logs and where they came from: a checked fit when there
+    are enough logs; else the list price (`listed()`, asked only then) when it reproduces
+    them; else an exact fit of the few logs. Refused when none is within `tolerance`."""
+    fit = fit_model(observations, tolerance)
+    count = len(observations)
+    if fit.refused is None:
+        return fit, f"fit of {count} logs"
+    if not fit.refused.startswith("too few"):
+        return fit, ""
+    price = listed()
+    if price is not None:
+        period = priced_as(observations, price)
+        if period.max_relative_error <= tolerance:
+            return ModelFit(periods=[period]), "Portkey's price"
+    exact = exact_fit(observations)
+    if exact is not None:
+        period = priced_as(observations, exact)
+        if period.max_relative_error <= tolerance:
+            off = ""
+            if price is not None:
+                error = priced_as(observations, price).max_relative_error
+                off = f"; Portkey's price is off by {error:.0%}"
+            return ModelFit(periods=[period]), f"exact fit of {count} log(s){off}"
+    return fit, ""

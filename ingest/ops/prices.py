@@ -3,8 +3,14 @@
 Phoenix prices every LLM span itself, once, when it stores it, from `llm.model_name`, the
 token counts and its price table; it ignores `llm.cost.*`. So the fix is Phoenix's price
 table: per model (as our spans name it) and period, the prices that reproduce the bill
-(`price_fit`), written as custom models named `portkey:...` (this tool's; `remove` deletes
-exactly those). Custom prices are instance-wide: every project with spans of that model.
+(`price_fit`), written as custom models named `portkey:...` that carry this tool's marker
+(`remove` deletes exactly the marked ones, whatever their name). Custom prices are
+instance-wide: every project with spans of that model.
+
+Every billed model gets a price, and the plan says where it came from: a fit of its logs;
+where they are too few, Portkey's own list price (when a Portkey key is set and the price
+reproduces the logs) or an exact fit of those few logs; a model always billed 0 while tokens
+were counted (self-hosted, free) gets a price of 0, so Phoenix's cost stays the bill.
 
 Logs are converted exactly as the spans are (`build_span_facts`), so the model name,
 provider and token counts fitted here are the ones Phoenix will price.
@@ -15,9 +21,9 @@ from __future__ import annotations
 import math
 import re
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +33,23 @@ from ingest.errors import ConfigError, RecordError
 from ingest.ops.price_fit import (
     DEFAULT_TOLERANCE,
     PROMPT_KIND,
-    TOKEN_TYPES,
     ModelFit,
     Observation,
+    Period,
     billable_tokens,
-    fit_model,
+    choose_prices,
 )
 from ingest.phoenix.admin.models import ModelSpec, ModelTable, PhoenixModel, wait_for_refresh
 from ingest.sources.files import decode_line, expand_paths, read_lines
 from ingest.sources.windows import Window, iso
 
-PREFIX = "portkey:"  # every custom model this tool creates, and only those, is named so
+PREFIX = "portkey:"  # the names of the custom models this tool creates (its marker tells them)
+ListPrice = Callable[[str, str], "dict[str, float] | None"]  # (ai_org, ai_model) -> $/1M
 INSTANCE_WIDE = (
     "Custom prices are instance-wide in Phoenix: they price every project's spans of these "
     "models, and only spans stored after they are written."
 )
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a free model's price holds for all time
 _MODEL = "llm.model_name"
 _PROVIDER = "llm.provider"
 _KIND = "openinference.span.kind"
@@ -57,9 +65,12 @@ class ModelLogs:
     model: str
     provider: str
     observations: list[Observation] = field(default_factory=list)
-    zero_billed: int = 0  # cost 0 (cache hits, failures): 0 billable tokens in Phoenix
+    zero_billed: int = 0  # cost 0 (cache hits, failures, free models)
+    zero_billed_tokens: int = 0  # of those, with billable tokens in Phoenix (a free model)
+    portkey_name: tuple[str, str] = ("", "")  # (ai_org, ai_model): for Portkey's list price
     no_cost: int = 0  # no cost, or not in USD
     no_tokens: int = 0  # billed, but no token counts to price
+    no_tokens_usd: float = 0.0  # what those were billed: Phoenix cannot show it
     not_llm: int = 0  # embeddings etc.: Phoenix prices only LLM spans
     billed_usd: float = 0.0
 
@@ -89,6 +100,8 @@ def collect(raws: Iterable[Any]) -> Collected:
             continue
         provider = str(attributes.get(_PROVIDER) or "")
         entry = out.models.setdefault((model, provider), ModelLogs(model, provider))
+        if not all(entry.portkey_name):
+            entry.portkey_name = ((record.ai_org or "")[:100], (record.ai_model or model)[:200])
         usd = record.cost_currency is None or record.cost_currency.upper() == "USD"
         if attributes.get(_KIND) != LLM:
             entry.not_llm += 1
@@ -96,11 +109,13 @@ def collect(raws: Iterable[Any]) -> Collected:
             entry.no_cost += 1
         elif record.cost == 0:
             entry.zero_billed += 1
+            entry.zero_billed_tokens += any(billable_tokens(attributes))
         else:
             tokens = billable_tokens(attributes)
             entry.billed_usd += record.cost / 100
             if not any(tokens):
                 entry.no_tokens += 1
+                entry.no_tokens_usd += record.cost / 100
             else:
                 entry.observations.append(
                     Observation(record.created_at, tokens, record.cost / 100, record.log_id)
@@ -141,6 +156,9 @@ def exact_pattern(model: str, period: int = 0) -> str:
     return "^" + "(?:" * period + re.escape(model) + ")" * period + "$"
 
 
+PROMPT_TYPES = {**PROMPT_KIND, "reasoning": False}  # Portkey's list prices may have reasoning
+
+
 def model_name(model: str, provider: str, start: datetime | None = None) -> str:
     base = f"{PREFIX}{provider}/{model}" if provider else f"{PREFIX}{model}"
     return base if start is None else f"{base} from {iso(start)}"
@@ -154,6 +172,7 @@ def base_name(name: str) -> str:
 class ModelPlan:
     logs: ModelLogs
     fit: ModelFit
+    source: str = ""  # where the prices came from, in words
     specs: list[ModelSpec] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)  # per period: create / update / unchanged
     phoenix_now: list[PhoenixModel | None] = field(default_factory=list)  # per period
@@ -210,20 +229,41 @@ def phoenix_price(table: Sequence[PhoenixModel], model: str, provider: str,
     return None
 
 
+def price_model(logs: ModelLogs, tolerance: float = DEFAULT_TOLERANCE,
+                list_price: ListPrice | None = None) -> tuple[ModelFit, str]:  # fmt: skip
+    """The model's prices and where they came from (see the module note)."""
+    if not logs.observations:
+        if logs.no_tokens:
+            return ModelFit(refused="its billed logs carry no token counts to price"), ""
+        return ModelFit(
+            periods=[priced_as_free(logs)]
+        ), f"always billed 0 ({logs.zero_billed} logs)"
+
+    def listed() -> dict[str, float] | None:
+        return list_price(*logs.portkey_name) if list_price and all(logs.portkey_name) else None
+
+    return choose_prices(logs.observations, tolerance, listed)
+
+
+def priced_as_free(logs: ModelLogs) -> Period:
+    """A period at price 0 for a model that Portkey billed 0 every time."""
+    return Period(start=EPOCH, first=EPOCH, last=EPOCH, prices={"input": 0.0, "output": 0.0},
+                  logs=logs.zero_billed, max_relative_error=0.0, billed_usd=0.0)  # fmt: skip
+
+
 def make_plan(collected: Collected, table: Sequence[PhoenixModel], source: str,
-              tolerance: float = DEFAULT_TOLERANCE) -> Plan:  # fmt: skip
-    ours = {m.name: m for m in table if m.custom and m.name.startswith(PREFIX)}
+              tolerance: float = DEFAULT_TOLERANCE,
+              list_price: ListPrice | None = None) -> Plan:  # fmt: skip
+    ours = {m.name: m for m in table if m.ours}
     plans: list[ModelPlan] = []
     wanted: set[str] = set()
     bases: set[str] = set()
     for key in sorted(collected.models):
         logs = collected.models[key]
-        if not logs.observations and not logs.no_tokens:
+        if not logs.observations and not logs.no_tokens and not logs.zero_billed_tokens:
             continue  # nothing billed to fit (only cache hits, embeddings, no cost)
-        fit = fit_model(logs.observations, tolerance)
-        if not logs.observations:
-            fit = ModelFit(refused="its billed logs carry no token counts to price")
-        plan = ModelPlan(logs, fit)
+        fit, how = price_model(logs, tolerance, list_price)
+        plan = ModelPlan(logs, fit, how)
         bases.add(model_name(logs.model, logs.provider))
         for index, period in enumerate(fit.periods):
             name = model_name(logs.model, logs.provider, period.start if index else None)
@@ -231,8 +271,9 @@ def make_plan(collected: Collected, table: Sequence[PhoenixModel], source: str,
                 name=name,
                 provider=logs.provider,
                 name_pattern=exact_pattern(logs.model, index),
-                start_time=period.start,
+                start_time=None if period.start == EPOCH else period.start,
                 prices={"input": 0.0, "output": 0.0, **period.prices},
+                ours=True,
             )
             existing = ours.get(name)
             plan.specs.append(spec)
@@ -265,10 +306,10 @@ def require_yes(yes: bool, what: Sequence[str]) -> None:
     """Nothing is written to Phoenix's price table without --yes (it is instance-wide)."""
     if yes or not what:
         return
-    listing = "\n".join(f"  {line}" for line in what)
+    listing = "; ".join(what)
     raise ConfigError(
         "Phoenix's price table is instance-wide, so changing it needs --yes; nothing was "
-        f"changed. With --yes this would:\n{listing}"
+        f"changed. With --yes this would: {listing}"
     )
 
 
@@ -289,7 +330,7 @@ def describe_changes(plan: Plan) -> list[str]:
 def apply_plan(plan: Plan, table: ModelTable, yes: bool, wait: bool = True) -> Applied:
     """Write the plan's prices; a second run with the same logs changes nothing."""
     require_yes(yes, describe_changes(plan))
-    ours = {m.name: m for m in table.list() if m.custom and m.name.startswith(PREFIX)}
+    ours = {m.name: m for m in table.list() if m.ours}
     done = Applied()
     for stale in plan.stale:  # first, so their patterns are free for the update/create below
         table.delete(stale.id)
@@ -298,12 +339,12 @@ def apply_plan(plan: Plan, table: ModelTable, yes: bool, wait: bool = True) -> A
         for spec in model.specs:
             existing = ours.get(spec.name)
             if existing is None:
-                table.create(spec, PROMPT_KIND)
+                table.create(spec, PROMPT_TYPES)
                 done.created.append(spec.name)
             elif _same(spec, existing):
                 done.unchanged.append(spec.name)
             else:
-                table.update(existing.id, spec, PROMPT_KIND)
+                table.update(existing.id, spec, PROMPT_TYPES)
                 done.updated.append(spec.name)
     if done.changed and wait:
         wait_for_refresh()
@@ -311,11 +352,12 @@ def apply_plan(plan: Plan, table: ModelTable, yes: bool, wait: bool = True) -> A
 
 
 def ours_in(table: Sequence[PhoenixModel]) -> list[PhoenixModel]:
-    return [m for m in table if m.custom and m.name.startswith(PREFIX)]
+    return [m for m in table if m.ours]
 
 
 def remove(table: ModelTable, yes: bool) -> list[str]:
-    """Delete every custom model this tool created (named `portkey:...`), nothing else."""
+    """Delete every custom model this tool created (it carries the tool's marker; a model
+    someone else named `portkey:...` is not ours), nothing else."""
     mine = ours_in(table.list())
     require_yes(yes, [f"delete {m.name}" for m in mine])
     for model in mine:
@@ -327,8 +369,9 @@ def remove(table: ModelTable, yes: bool) -> list[str]:
 
 
 def _prices(prices: Mapping[str, float]) -> str:
-    short = {"input": "in", "output": "out", "cache_read": "cache rd", "cache_write": "cache wr"}
-    return " ".join(f"{short[t]} {prices[t]:g}" for t in TOKEN_TYPES if t in prices) or "-"
+    short = {"input": "in", "output": "out", "cache_read": "cache rd", "cache_write": "cache wr",
+             "reasoning": "reasoning"}  # fmt: skip
+    return " ".join(f"{short[t]} {prices[t]:g}" for t in short if t in prices) or "-"
 
 
 def _now(model: PhoenixModel | None) -> str:
@@ -351,19 +394,22 @@ def render(plan: Plan) -> str:
         f"({got.logs} logs; {got.unreadable} unreadable, {got.no_model} without a model name):"
     ]
     rows = [
-        ["model", "provider", "period", "prices", "logs", "worst error", "Phoenix now", "apply"]
-    ]
+        ["model", "provider", "period", "prices", "logs", "worst error", "source",
+         "Phoenix now", "apply"]
+    ]  # fmt: skip
     for m in plan.fitted:
         for p, spec, action, now in zip(m.fit.periods, m.specs, m.actions, m.phoenix_now,
                                         strict=True):  # fmt: skip
-            rows.append([m.logs.model, m.logs.provider or "-",
-                         f"{iso(p.start)} .. {iso(p.last)}", _prices(spec.prices), str(p.logs),
-                         f"{p.max_relative_error:.2%}", _now(now), action])  # fmt: skip
+            period = "always" if spec.start_time is None else f"{iso(p.start)} .. {iso(p.last)}"
+            rows.append([m.logs.model, m.logs.provider or "-", period, _prices(spec.prices),
+                         str(p.logs), f"{p.max_relative_error:.2%}", m.source, _now(now),
+                         action])  # fmt: skip
     if len(rows) > 1:
         out += _table(rows)
     else:
         out.append("  (no model could be fitted)")
-    skipped = [(m.logs, m.logs.zero_billed) for m in plan.models if m.logs.zero_billed]
+    skipped = [(m.logs, m.logs.zero_billed) for m in plan.models
+               if m.logs.zero_billed and not m.source.startswith("always")]  # fmt: skip
     if skipped:
         out.append(
             "Not fitted: "
@@ -374,7 +420,10 @@ def render(plan: Plan) -> str:
     if no_tokens:
         out.append(
             "Billed without token counts (Phoenix cannot price these from tokens): "
-            + ", ".join(f"{logs.no_tokens} log(s) of {logs.model}" for logs in no_tokens)
+            + ", ".join(
+                f"{logs.no_tokens} log(s) of {logs.model} (${logs.no_tokens_usd:.4g})"
+                for logs in no_tokens
+            )
         )
     if plan.unfit:
         out.append("Cannot fit (Phoenix keeps its current price for these):")
@@ -400,6 +449,7 @@ def to_dict(plan: Plan) -> dict[str, Any]:
             "billed_usd": m.logs.billed_usd,
             "zero_billed_logs": m.logs.zero_billed,
             "refused": m.fit.refused,
+            "source": m.source,
             "periods": [
                 {
                     "name": spec.name,
@@ -448,31 +498,3 @@ def render_applied(done: Applied) -> str:
         + f". {INSTANCE_WIDE} Spans stored before keep their old cost (see README: Cost in "
         "Phoenix)."
     )
-
-
-# ---- for reconcile -----------------------------------------------------------------------
-
-
-def drift_fix(drift_usd: float | None, billed_usd: float, unpriced_spans: int) -> str:
-    """The fix `reconcile` names beside a model whose Phoenix cost drifts from the bill."""
-    off = drift_usd is not None and not math.isclose(
-        drift_usd + billed_usd, billed_usd, rel_tol=0.01, abs_tol=1e-6
-    )
-    return "fix: prices apply" if off or unpriced_spans else ""
-
-
-def fix_lines(models: Sequence[Any], since: datetime, until: datetime) -> list[str]:
-    """One line naming the command, when some model's cost drifts (ModelTally-like items)."""
-    drifting = [
-        m.model
-        for m in models
-        if drift_fix(m.drift_usd, m.billed_cost_usd - m.unpriced_billed_usd, m.unpriced_spans)
-    ]
-    if not drifting:
-        return []
-    return [
-        f"To make Phoenix's cost equal the bill for {', '.join(drifting)}: "
-        f"portkey-phoenix-ingest prices plan --since {iso(since)} --until {iso(until)}, then "
-        "the same with `prices apply ... --yes`, before importing again (spans already stored "
-        "keep their cost: README, Cost in Phoenix)."
-    ]

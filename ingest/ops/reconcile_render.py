@@ -4,12 +4,13 @@ table, the hint for models Phoenix could not price, and the --json document."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
-from ingest.ops.prices import drift_fix, fix_lines
 from ingest.ops.reconcile import BucketRow, ModelTally, Report
 from ingest.phoenix.admin.totals import NO_MODEL
 from ingest.sources.windows import iso
@@ -225,3 +226,31 @@ def to_dict(report: Report) -> dict[str, Any]:
         ],
         "unpriced_models": [m.model for m in report.unpriced],
     }
+
+
+# ---- the fix to name: `prices apply` ------------------------------------------------------
+
+
+def drift_fix(drift_usd: float | None, billed_usd: float, unpriced_spans: int) -> str:
+    """The fix `reconcile` names beside a model whose Phoenix cost drifts from the bill."""
+    off = drift_usd is not None and not math.isclose(
+        drift_usd + billed_usd, billed_usd, rel_tol=0.01, abs_tol=1e-6
+    )
+    return "fix: prices apply" if off or unpriced_spans else ""
+
+
+def fix_lines(models: Sequence[Any], since: datetime, until: datetime) -> list[str]:
+    """One line naming the command, when some model's cost drifts (ModelTally-like items)."""
+    drifting = [
+        m.model
+        for m in models
+        if drift_fix(m.drift_usd, m.billed_cost_usd - m.unpriced_billed_usd, m.unpriced_spans)
+    ]
+    if not drifting:
+        return []
+    return [
+        f"To make Phoenix's cost equal the bill for {', '.join(drifting)}: "
+        f"portkey-phoenix-ingest prices plan --since {iso(since)} --until {iso(until)}, then "
+        "the same with `prices apply ... --yes`, before importing again (spans already stored "
+        "keep their cost: README, Cost in Phoenix)."
+    ]

@@ -18,6 +18,7 @@ back is what proves storage.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import sys
 import time
@@ -58,6 +59,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "http://localhost:6006"
 MAX_RETRY_AFTER_S = 60.0
+# The Phoenix server's own settings behind a 507 (named in its message, read by Phoenix).
+SERVER_CAPACITY = "PHOENIX_DATABASE_ALLOCATED_STORAGE_CAPACITY_GIBIBYTES"
+SERVER_THRESHOLD = "PHOENIX_DATABASE_USAGE_INSERTION_BLOCKING_THRESHOLD_PERCENTAGE"
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,8 @@ class PhoenixSettings:
         endpoint = str(options.get("endpoint") or DEFAULT_ENDPOINT)
         if not endpoint.startswith(("http://", "https://")):
             raise ConfigError(
-                f"PHOENIX_COLLECTOR_ENDPOINT / --endpoint must be an http(s) URL, got {endpoint!r}."
+                "PHOENIX_COLLECTOR_ENDPOINT / --endpoint must be an http(s) URL, got "
+                f"{split_userinfo(endpoint)[0]!r}."
             )
         project = str(options.get("project", cls.project))
         if not project.strip():
@@ -179,6 +184,22 @@ def redirect_error(settings: PhoenixSettings, host: str, status: int | None = No
     )
 
 
+def insufficient_storage(settings: PhoenixSettings, said: str, text: str) -> PhoenixError:
+    """Phoenix's database is over its storage threshold: it refuses every write (507)."""
+    try:
+        detail = json.loads(text).get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    shown = " ".join(str(detail or text).split())[:300]
+    return PhoenixError(
+        f'Phoenix at {settings.base_url} refused to store data ({said}): "{shown}". Its '
+        "database is over the storage threshold it was given, so it accepts no writes; the "
+        "run stopped at once (everything verified before is kept). Free space in Phoenix "
+        "(delete old projects or traces, or set a trace retention policy), or raise the "
+        f"threshold on the server ({SERVER_CAPACITY}, {SERVER_THRESHOLD}), then run again."
+    )
+
+
 def answer_error(
     settings: PhoenixSettings,
     status: int,
@@ -196,6 +217,8 @@ def answer_error(
     if outcome is Outcome.AUTH:
         return auth_error(settings, status)
     said = f"HTTP {status} {reason or ''}".strip()
+    if status == 507:  # not transient: retrying only waits for someone to free space
+        return insufficient_storage(settings, said, text)
     if outcome is Outcome.RETRY:
         return Transient(said, status, retry_after=retry_after_seconds(headers.get("retry-after")))
     if outcome is Outcome.REDIRECT:

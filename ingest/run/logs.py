@@ -5,7 +5,8 @@ Log lines are plain, or one JSON object per line (`--log-format json`) for shipp
 Progress is reported as events (`file_done`, `window_done`, `run_done`): a message plus
 structured fields. In text they read `window_done window=... delivered=12`; in JSON each is
 an object `{"time", "level", "logger", "event", ...fields}`. Secrets never reach a log line:
-the fields are counts, names and times.
+the fields are counts, names and times, and every message and text field goes through the
+run's redaction rules (`redact.active()`) and is escaped.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ingest.convert.records import LogRecord
+from ingest.convert.redact import active
 
 EVENTS = logging.getLogger("ingest.events")
 
@@ -41,12 +43,15 @@ class TextFormatter(logging.Formatter):
         if fields is not None:
             fields = self.shown_fields(record, fields)
             record.msg = " ".join(
-                [record.getMessage(), *(f"{k}={_text(v)}" for k, v in fields.items())]
+                [record.getMessage(), *(f"{k}={_text(_masked(v))}" for k, v in fields.items())]
             )
         else:
-            record.msg = escape(record.getMessage())
+            record.msg = escape(_masked(record.getMessage()))
         record.args = ()
         return super().format(record)
+
+    def formatException(self, ei: Any) -> str:
+        return str(_masked(super().formatException(ei)))
 
     def shown_fields(self, record: logging.LogRecord, fields: dict[str, Any]) -> dict[str, Any]:
         """On a terminal, `run_done` is short (outcome, exit code, counts): the error was
@@ -69,6 +74,12 @@ _SHORT_RUN_DONE = ("command", "outcome", "exit_code", "read", "delivered", "alre
                    "duplicates", "quarantined", "windows_done", "failed", "warned")  # fmt: skip
 
 
+def _masked(value: Any) -> Any:
+    """A text value with the run's secrets masked (counted as `logs`); other values as
+    they are."""
+    return active().scrub(value, where="logs") if isinstance(value, str) else value
+
+
 def _text(value: Any) -> str:
     text = str(value)
     if " " in text or '"' in text or "=" in text or not text or _CONTROL.search(text):
@@ -86,11 +97,11 @@ class JsonFormatter(logging.Formatter):
         }
         fields = getattr(record, "fields", None)
         if fields is not None:
-            payload.update(fields)
+            payload.update({key: _masked(value) for key, value in fields.items()})
         else:
-            payload["message"] = record.getMessage()
+            payload["message"] = _masked(record.getMessage())
         if record.exc_info and record.levelno >= logging.DEBUG:
-            payload["exception"] = self.formatException(record.exc_info)
+            payload["exception"] = _masked(self.formatException(record.exc_info))
         return json.dumps(payload, default=str)
 
 
@@ -197,7 +208,8 @@ class RunSummary:
     annotation_failures: int = 0
     coercions: Counter[str] = field(default_factory=Counter)
     records_with_warnings: int = 0
-    redacted: int = 0  # secrets masked by the conversion (ConversionOptions.redactor)
+    # Secrets masked per output (spans, quarantine, stderr, logs) by the run's rules.
+    redacted: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
     quarantine_path: Path | None = None
     earliest: datetime | None = None  # start times of the logs seen, for the Phoenix link

@@ -73,7 +73,7 @@ class FileRun:
     path: Path
     progress: dict[str, Any]
     persist: bool  # save the state file at each commit (not for Portkey's downloads)
-    describe: Callable[[Path, int, int], tuple[str, float | None]]
+    window: tuple[str, float] | None  # (label, fraction of the run done) of a Portkey window
     started: float = field(default_factory=time.monotonic)
 
 
@@ -135,9 +135,8 @@ class FileImporter:
         self.parents = ParentIndex(earlier=parent_store(store.dir if store else None,
                                                         options.project))  # fmt: skip
         self.progress = progress or Progress(enabled=False)
-        # Where the run is and what fraction is done, for the progress line; callers that
-        # know more (the backfill's windows) replace it.
-        self.describe: Callable[[Path, int, int], tuple[str, float | None]] = describe_file
+        # The window a puller is delivering, for the progress line (else the file's line).
+        self.window: tuple[str, float] | None = None
         self._started = time.monotonic()
 
     def run(self, files: list[Path]) -> RunSummary:
@@ -157,7 +156,7 @@ class FileImporter:
         self.progress.close()
         self.summary.elapsed_s = time.monotonic() - self._started
         self.summary.quarantined = self.quarantine.count
-        self.summary.redacted = self.options.redactor.masked
+        self.summary.redacted = dict(sorted(self.options.redactor.counts.items()))
         self.summary.quarantine_path = self.quarantine.path if self.quarantine.count else None
         self.summary.retried = getattr(getattr(self.deliverer, "sender", None), "retries", 0)
         self.summary.resent = self.deliverer.stats.resent
@@ -191,6 +190,7 @@ class FileImporter:
         listed twice is imported once (the first may not be committed yet)."""
         self.summary.files += 1
         self._seen.clear()
+        self._rows.clear()
         persist = remember and self.store is not None
         if persist:
             assert self.store is not None
@@ -206,7 +206,7 @@ class FileImporter:
                          path, repaired["damaged"]["line"])  # fmt: skip
         else:
             progress = new_file_entry(self.options.project, "") | {"path": str(path)}
-        run = FileRun(path, progress, persist, self.describe)
+        run = FileRun(path, progress, persist, self.window)
         if opened is not None:
             opened(run)
         self.summary.widen(progress.get("earliest"), progress.get("latest"))
@@ -252,7 +252,10 @@ class FileImporter:
         if run.persist:
             assert self.store is not None
             self.store.save()
-        where, done = run.describe(run.path, position.line, position.offset)
+        if run.window is not None:
+            where, done = f"{run.window[0]}: line {position.line:,}", run.window[1]
+        else:
+            where, done = describe_file(run.path, position.line, position.offset)
         self.progress.update(where, self.summary.delivered, self.summary.already_present, done)
         if position.final:
             event(
@@ -374,10 +377,10 @@ def started_run(
     """The one set-up: quarantine, sink (sender, reader, annotator) and the per-line step;
     on the way out, the run's outcome and counts go to the state file (held locked by the
     caller), whatever ended it."""
-    if store is not None:
-        quarantine = Quarantine(setup.quarantine_path or default_quarantine_path(store.dir))
-    else:
-        quarantine = Quarantine(setup.quarantine_path)
+    path = setup.quarantine_path
+    if store is not None and path is None:
+        path = default_quarantine_path(store.dir)
+    quarantine = Quarantine(path, setup.options.redactor, setup.options.quarantine_raw)
     if setup.sink is not None:
         sink = setup.sink
     else:
@@ -396,11 +399,12 @@ def started_run(
         if store is not None:
             outcome, code = outcome_of(error, summary.quarantined)
             fields = {"project": setup.options.project, **summary.to_dict(), **extra()}
+            rules = setup.options.redactor  # the state file is an output like the others
             if setup.phoenix is not None:
-                fields["endpoint"] = setup.phoenix.base_url
+                fields["endpoint"] = rules.scrub(setup.phoenix.base_url, where="state")
             if error is not None and not isinstance(error, KeyboardInterrupt):
-                fields["error"] = str(error) if isinstance(error, IngestError) else type(
-                    error).__name__  # fmt: skip
+                fields["error"] = rules.scrub(str(error), where="state") if isinstance(
+                    error, IngestError) else type(error).__name__  # fmt: skip
             record_run(store.doc, setup.kind, outcome, code, fields)
             store.save()
 

@@ -147,7 +147,8 @@ class Puller:
         drain = getattr(self.importer.deliverer, "drain", None)
         for window, files in self._exported(queue, pending, pool, before_wait=drain):
             number += 1
-            self.importer.describe = _window_describer(window, number, total)
+            self.importer.window = (f"window {number}/{total} {window_key(window)}",
+                                    (number - 1) / total)  # fmt: skip
             done = WindowDone(window, files, self.clock())
             for export in files:
                 yield from self.importer.file_batches(export.path, False, done.runs.append)
@@ -223,15 +224,6 @@ class WindowDone:
     files: list[WindowFile]
     started: float
     runs: list[FileRun] = field(default_factory=list)
-
-
-def _window_describer(
-    window: Window, number: int, total: int
-) -> Callable[[Path, int, int], tuple[str, float | None]]:
-    def describe(path: Path, line: int, offset: int) -> tuple[str, float | None]:
-        return f"window {number}/{total} {window_key(window)}: line {line:,}", (number - 1) / total
-
-    return describe
 
 
 def _empty_dir(path: Path) -> None:

@@ -19,9 +19,11 @@ from click.testing import CliRunner
 from ingest.cli import cli
 from ingest.cli.report import range_link, run_command
 from ingest.convert.ids import span_hex, span_id_for
+from ingest.convert.redact import Redactor, use_rules
+from ingest.errors import IngestError
 from ingest.phoenix.admin.local_server import LocalPhoenix, free_port
 from ingest.phoenix.api import PhoenixSettings
-from ingest.run.logs import TextFormatter
+from ingest.run.logs import JsonFormatter, TextFormatter
 from ingest.run.state import StateStore, backfill_entry, mark_window_done, record_run, shard_dir
 from tests.conftest import REPO, SAMPLE_LOGS, read_spans, run_cli
 from tests.logs_factory import make_log, write_jsonl, write_logs
@@ -342,10 +344,10 @@ def test_a_fixed_quarantine_file_can_be_imported_as_it_is(tmp_path: Path) -> Non
     )
     assert first.exit_code == 3
     (entry,) = [json.loads(line) for line in quarantine.read_text().splitlines()]
-    assert set(entry) == {"time", "source", "line", "reason", "raw"}
-    fixed = json.loads(entry["raw"])
+    assert set(entry) == {"time", "source", "line", "reason", "record"}
+    fixed = json.loads(entry["record"])
     fixed["id"] = "fixed-7"  # the user fixes the line inside the entry
-    (tmp_path / "fixed.jsonl").write_text(json.dumps({**entry, "raw": json.dumps(fixed)}) + "\n")
+    (tmp_path / "fixed.jsonl").write_text(json.dumps({**entry, "record": json.dumps(fixed)}) + "\n")
     again = CliRunner().invoke(cli, ["convert", str(tmp_path / "fixed.jsonl")])
     assert again.exit_code == 0, again.stderr
     (span,) = [json.loads(line) for line in again.stdout.splitlines()]
@@ -472,3 +474,49 @@ def test_a_link_to_a_project_that_does_not_exist_yet_carries_the_range() -> None
     link = range_link(settings, datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 2, tzinfo=UTC))
     assert link.startswith(f"{settings.base_url}/redirects/projects/new%20proj ")
     assert "then choose 2026-06-01T00:00:00.000Z .. 2026-06-02T00:00:00.000Z" in link
+
+
+def test_error_lines_escape_values_and_mask_secrets_by_the_runs_rules(tmp_path: Path) -> None:
+    forged = "2026-01-01 00:00:00,000 INFO run_done outcome=ok"
+    log_id = f"id-7\n{forged}\x1b[2J"
+
+    @click.command("probe")
+    @click.option("--redact-pattern", multiple=True)
+    def probe(redact_pattern: tuple[str, ...]) -> None:
+        def action() -> None:
+            use_rules(Redactor(patterns=redact_pattern))
+            raise IngestError(
+                f"Portkey has no log {log_id} (it said: password=hunter2-Zq EMP-123456)"
+            )
+
+        run_command(action)
+
+    result = CliRunner().invoke(probe, ["--redact-pattern", r"EMP-\d{6}"])
+    assert result.exit_code == 1
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert error == (
+        "Error: Portkey has no log id-7\\n2026-01-01 00:00:00,000 INFO run_done outcome=ok"
+        "\\u001b[2J (it said: password=[REDACTED] [REDACTED])"
+    )
+    assert not any(line.startswith(forged) for line in result.stderr.splitlines())
+    assert "hunter2" not in result.stderr and "EMP-123456" not in result.stderr
+
+
+def test_log_lines_mask_secrets_by_the_runs_rules_and_count_them() -> None:
+    redactor = Redactor(keys=["employee_*"], patterns=[r"EMP-\d{6}"])
+    use_rules(redactor)
+    try:
+        fields = {"file": "/data/EMP-123456.jsonl", "error": "refused: api_key=Zq9-secret"}
+        record = logging.LogRecord("ingest.events", logging.INFO, "", 0, "file_done", (), None)
+        record.event, record.fields = "file_done", fields
+        text = TextFormatter().format(record)
+        payload = json.loads(JsonFormatter().format(record))
+        plain = logging.LogRecord("ingest", logging.WARNING, "", 0, "Bearer tok-77 for %s",
+                                  ("EMP-654321",), None)  # fmt: skip
+        message = TextFormatter().format(plain)
+    finally:
+        use_rules(None)
+    for line in (text, json.dumps(payload), message):
+        assert "EMP-" not in line and "Zq9-secret" not in line and "tok-77" not in line, line
+    assert payload["file"] == "/data/[REDACTED].jsonl"
+    assert redactor.counts["logs"] == 6  # 2 fields in each format, 2 in the message

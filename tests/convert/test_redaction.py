@@ -165,7 +165,8 @@ def test_quarantine_reasons_and_raw_lines_are_scrubbed(tmp_path: Any) -> None:
     quarantine.add("f.jsonl", 3, "not valid JSON near Bearer tok-123", b'{"password": "pw-1"')
     quarantine.close()
     entry = json.loads((tmp_path / "q.jsonl").read_text())
-    assert "tok-123" not in entry["reason"] and "pw-1" not in entry["raw"]
+    assert "tok-123" not in entry["reason"] and "pw-1" not in entry["record"]
+    assert "raw" not in entry, "the line as read only with --quarantine-raw"
 
 
 def test_record_errors_and_warnings_quote_values_with_secrets_masked() -> None:

@@ -20,10 +20,12 @@ import pytest
 from ingest.convert.attributes import build_span_facts
 from ingest.convert.records import parse_record
 from ingest.ops.price_fit import Observation, billable_tokens, fit_model
+from ingest.ops.prices import Collected, ModelLogs, collect, lines_of, make_plan, render
 from ingest.phoenix.admin.models import ModelSpec, ModelTable, post_graphql
 from ingest.phoenix.api import PhoenixSettings
-from tests.conftest import run_cli
+from tests.conftest import SAMPLE_LOGS, run_cli
 from tests.logs_factory import BASE_TIME, js_date, make_log, write_jsonl
+from tests.portkey_double import PRICING_ROUTE, PortkeyDouble
 
 # ---- pure: the fit -------------------------------------------------------------------------
 
@@ -225,7 +227,7 @@ def table(phoenix: Any) -> Any:
     models = ModelTable(PhoenixSettings(endpoint=phoenix.url))
     yield models
     for model in models.list():  # leave the shared server's price table as it was
-        if model.custom and (model.name.startswith("portkey:") or model.name == "team-model"):
+        if model.custom and (model.ours or model.name.startswith(("portkey:", "team-model"))):
             models.delete(model.id)
 
 
@@ -325,9 +327,12 @@ def test_changed_fit_updates_in_place_and_remove_deletes_only_ours(
     [updated] = [m for m in table.list() if m.name.startswith("portkey:")]
     assert (updated.id, updated.prices) == (ours.id, {"input": 2.4, "output": 12.0})
 
-    # Someone's own custom model, and the built-in table, survive `prices remove`.
+    # Someone's own custom models, and the built-in table, survive `prices remove`: also
+    # one named like ours, since ours are told by the marker `prices apply` writes.
     own = ModelSpec("team-model", "openai", "^team-model$", None, {"input": 1.0, "output": 2.0})
     table.create(own, {"input": True, "output": False})
+    alike = ModelSpec("portkey:team/x", "openai", "^team-x$", None, {"input": 1.0, "output": 2.0})
+    table.create(alike, {"input": True, "output": False})
     built_in = sorted(m.id for m in table.list() if not m.custom)
     refused = run_cli("prices", "remove", "--endpoint", phoenix.url)
     assert refused.returncode == 2
@@ -339,19 +344,95 @@ def test_changed_fit_updates_in_place_and_remove_deletes_only_ours(
     )
     left = table.list()
     assert sorted(m.id for m in left if not m.custom) == built_in
-    assert [m.name for m in left if m.custom] == ["team-model"]
+    assert sorted(m.name for m in left if m.custom) == ["portkey:team/x", "team-model"]
 
 
-def test_plan_names_the_models_it_cannot_fit(phoenix: Any, tmp_path: Path) -> None:
-    logs = [make_log(i, prefix="few") for i in range(3)]
-    for i, log in enumerate(logs):
-        log["created_at"] = js_date(datetime(2026, 8, 1, tzinfo=UTC) + timedelta(hours=i))
-    result = run_cli("prices", "plan", str(write_jsonl(tmp_path / "few.jsonl", logs)),
-                     "--endpoint", phoenix.url)  # fmt: skip
+def cents_per_token(prices: dict[str, float]) -> dict[str, Any]:
+    """Portkey's public pricing config (cents per token) for prices in USD per million."""
+    names = {
+        "input": "request_token",
+        "output": "response_token",
+        "cache_read": "cache_read_input_token",
+        "cache_write": "cache_write_input_token",
+    }
+    return {"pay_as_you_go": {names[t]: {"price": p / 1e4} for t, p in prices.items()},
+            "currency": "USD"}  # fmt: skip
+
+
+def test_plan_names_where_each_price_comes_from(phoenix: Any, tmp_path: Path) -> None:
+    """Too few logs to check a fit: Portkey's list price when it reproduces them, else an
+    exact fit of those logs (saying how far off Portkey's price was); enough logs: a fit;
+    billed without tokens: no price, and how much of the bill that is."""
+    mixed = mixed_logs(60)
+    sonnet = [log for log in mixed if log["response"]["model"] == SONNET][:3]
+    bedrock = [log for log in mixed if log["response"]["model"] == BEDROCK][:2]
+    mini = [log for log in mixed if log["response"]["model"] == MINI and log["cost"]][:12]
+    image = make_log(99, prefix="image")
+    image["response"] = {"created": 1, "data": [{"url": "https://example.invalid/i.png"}]}
+    image.update(ai_model="dall-e-3", cost=4, req_units=0, res_units=0, total_units=0)
+    image["request"] = {"model": "dall-e-3", "prompt": "a lighthouse"}
+    export = write_jsonl(tmp_path / "few.jsonl", sonnet + bedrock + mini + [image])
+    list_prices = {
+        ("anthropic", SONNET): cents_per_token(BILLED[SONNET](BASE_TIME)),
+        ("bedrock", BEDROCK): cents_per_token({"input": 3.75, "output": 18.75}),  # list > bill
+    }
+    with PortkeyDouble(prices=list_prices) as double:
+        result = run_cli("prices", "plan", str(export), "--endpoint", phoenix.url, "--json",
+                         env={"PORTKEY_API_KEY": double.api_key,
+                              "PORTKEY_BASE_URL": double.base_url})  # fmt: skip
+        text = run_cli("prices", "plan", str(export), "--endpoint", phoenix.url)
+        asked = {r.path.split("?")[0] for r in double.requests_to(PRICING_ROUTE)}
+        assert double.errors == []
     assert result.returncode == 0, result.stderr
-    assert "Cannot fit (Phoenix keeps its current price for these):" in result.stdout
-    assert f"  {MINI} (openai): too few billed logs (3; a fit needs 5)" in result.stdout
-    assert "Custom prices are instance-wide in Phoenix" in result.stdout
+    models = {m["model"]: m for m in json.loads(result.stdout)["models"]}
+    assert models[SONNET]["source"] == "Portkey's price"
+    assert models[SONNET]["periods"][0]["prices_per_million"] == BILLED[SONNET](BASE_TIME)
+    assert models[BEDROCK]["source"] == "exact fit of 2 log(s); Portkey's price is off by 25%"
+    assert models[MINI]["source"] == "fit of 12 logs"
+    assert models["dall-e-3"]["refused"] == "its billed logs carry no token counts to price"
+    assert asked == {f"/model-configs/pricing/anthropic/{SONNET}",
+                     f"/model-configs/pricing/bedrock/{BEDROCK.replace(':', '%3A')}"}  # fmt: skip
+    # Without a Portkey key nothing is asked: the few logs are fitted exactly.
+    assert text.returncode == 0, text.stderr
+    [row] = [line for line in text.stdout.splitlines() if line.startswith(SONNET)]
+    assert "exact fit of 3 log(s)" in row
+    assert (
+        "Billed without token counts (Phoenix cannot price these from tokens): 1 log(s) of "
+        "dall-e-3 ($0.04)" in text.stdout
+    )
+
+
+def test_a_model_always_billed_zero_is_priced_zero() -> None:
+    """A self-hosted model Portkey bills nothing for keeps its token counts in Phoenix, so it
+    needs a price of 0 there (or Phoenix would price it from its own table)."""
+    free = ModelLogs("llama3.3", "ollama", zero_billed=4, zero_billed_tokens=4)
+    hits_only = ModelLogs("gpt-4o", "openai", zero_billed=3)  # cache hits: nothing to price
+    plan = make_plan(Collected({("llama3.3", "ollama"): free, ("gpt-4o", "openai"): hits_only}),
+                     [], "test")  # fmt: skip
+    [model] = plan.models
+    assert model.source == "always billed 0 (4 logs)"
+    [spec] = model.specs
+    assert (spec.name, spec.prices, spec.start_time, spec.ours) == (
+        "portkey:ollama/llama3.3", {"input": 0.0, "output": 0.0}, None, True)  # fmt: skip
+    assert "llama3.3  ollama    always" in render(plan)
+
+
+def test_sample_logs_cost_in_phoenix_is_the_bill(phoenix: Any, table: Any, project: str,
+                                                 tmp_path: Path) -> None:  # fmt: skip
+    """README's promise on the bundled logs: `prices apply sample_logs --yes`, then import."""
+    applied = run_cli("prices", "apply", str(SAMPLE_LOGS), "--endpoint", phoenix.url, "--yes")
+    assert applied.returncode == 0, applied.stderr
+    assert "Cannot fit" in applied.stderr and "dall-e-3 (openai)" in applied.stderr
+    import_into(phoenix.url, project, SAMPLE_LOGS, tmp_path / "state")
+    collected = collect(lines_of([SAMPLE_LOGS]))
+    bill = math.fsum(m.billed_usd for m in collected.models.values())
+    per_image = math.fsum(m.no_tokens_usd for m in collected.models.values())
+    phoenix_total = cost_summary(phoenix.url, project)
+    print(f"\nsample logs: bill ${bill:.6f} (${per_image:.6f} without tokens), Phoenix "
+          f"${phoenix_total:.6f} ({phoenix_total / (bill - per_image) - 1:+.2%} of the "
+          "token-billed part)")  # fmt: skip
+    assert per_image == pytest.approx(0.04)  # one image, billed per image: no tokens to price
+    assert phoenix_total == pytest.approx(bill - per_image, rel=0.01)
 
 
 def test_plan_needs_files_or_a_range() -> None:
@@ -411,7 +492,12 @@ def test_prices_remove_takes_its_endpoint_from_the_config_file(
     """`endpoint` at the top of the config file and `yes` in a [prices] table reach
     `prices remove`, which then deletes this tool's models on THAT Phoenix."""
     ours = ModelSpec(
-        "portkey:config/model", "openai", "^config-model$", None, {"input": 1.0, "output": 2.0}
+        "portkey:config/model",
+        "openai",
+        "^config-model$",
+        None,
+        {"input": 1.0, "output": 2.0},
+        ours=True,
     )
     table.create(ours, {"input": True, "output": False})
     config = tmp_path / "config.toml"

@@ -122,7 +122,7 @@ def test_a_span_phoenix_accepts_but_never_stores_is_quarantined_and_the_rest_com
         f"{poison['id']})"
     )
     assert entry["line"] == records.index(poison) + 1
-    assert json.loads(entry["raw"]) == poison  # the line as it was: fix it and import it
+    assert json.loads(entry["record"]) == poison  # the line (masked): fix it and import it
     phoenix_log = phoenix.log_path.read_text(errors="replace")
     assert f"Span insertion failed after savepoint rollback: span_id={poison_hex}" in phoenix_log
 

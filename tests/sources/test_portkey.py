@@ -16,6 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 from portkey_double import ALL_SCOPES, DEFAULT_WORKSPACE, STORAGE_ROUTE, Fault, PortkeyDouble
 from portkey_double import make_log as double_log
 
@@ -28,9 +30,10 @@ from ingest.errors import (
     PortkeyLogNotFoundError,
     PortkeyUnavailableError,
 )
+from ingest.run.pull import sync_key
 from ingest.sources.portkey.api import PortkeyApi, PortkeySettings
 from ingest.sources.portkey.enrich import LogReader, enrichment
-from ingest.sources.portkey.exports import ExportJobs, WindowFile
+from ingest.sources.portkey.exports import ExportJobs, RecordCounter, WindowFile
 from ingest.sources.windows import Window
 
 T0 = datetime(2026, 7, 25, tzinfo=UTC)
@@ -666,9 +669,11 @@ def test_401_stops_at_once_and_names_the_key_and_scope(double: PortkeyDouble) ->
         client.count(DAY)
     assert str(caught.value) == (
         "Portkey rejected PORTKEY_API_KEY on POST /logs/exports (HTTP 401, errorCode AB05: "
-        "Unauthorized access: invalid or missing x-portkey-api-key). Check that the key is valid "
-        "for this Portkey (PORTKEY_BASE_URL) and has the `logs.export` scope (a Workspace or "
-        "Admin API key; log exports also need Portkey's Enterprise plan)."
+        "Unauthorized access: invalid or missing x-portkey-api-key), sent as x-portkey-api-key. "
+        "Check that the key is valid for this Portkey (PORTKEY_BASE_URL) and has the "
+        "`logs.export` scope (a Workspace or Admin API key; log exports also need Portkey's "
+        "Enterprise plan); a deployment that reads the other header needs PORTKEY_AUTH=bearer "
+        "(`doctor` tries both)."
     )
     assert len(double.requests) == 1  # not retried
 
@@ -864,3 +869,205 @@ def test_windows_must_be_aware_and_ordered() -> None:
         Window(T0, T0)
     left, right = DAY.halves()
     assert (left.until, right.since) == (T0 + timedelta(hours=12),) * 2
+
+
+# --------------------------------------------------------------------------- network hygiene
+
+
+@pytest.mark.parametrize("export_id", ["../../x", "a/b?c#d"])
+def test_an_export_id_from_portkey_stays_one_path_segment(
+    double: PortkeyDouble, tmp_path: Path, export_id: str
+) -> None:
+    logs = logs_at(1, 2)
+    double.add_logs(logs)
+    double.faults.queue(CREATE, Fault.export_id(export_id))
+    file = client_for(double).fetch_window(DAY, tmp_path)
+    assert ids_in(file.path) == in_time_order(logs)
+    quoted = {"../../x": "..%2F..%2Fx", "a/b?c#d": "a%2Fb%3Fc%23d"}[export_id]
+    api = [r for r in double.requests if r.server == "api"]
+    assert {r.path.split("?")[0] for r in api[1:]} == {
+        f"/v1/logs/exports/{quoted}/start",
+        f"/v1/logs/exports/{quoted}",
+        f"/v1/logs/exports/{quoted}/download",
+    }
+    assert all(r.route is not None for r in double.requests)  # nothing reached another path
+
+
+def test_an_export_id_of_dots_is_refused(double: PortkeyDouble, tmp_path: Path) -> None:
+    double.add_logs(logs_at(1))
+    double.faults.queue(CREATE, Fault.export_id(".."))
+    with pytest.raises(PortkeyExportError) as caught:
+        client_for(double).fetch_window(DAY, tmp_path)
+    assert str(caught.value) == (
+        "Portkey's answer to POST /logs/exports gave the export id '..', which cannot be used "
+        "in a URL path. Nothing was started; report it to Portkey."
+    )
+    assert [r.route for r in double.requests] == [CREATE]
+
+
+def test_a_plain_http_signed_url_on_another_host_is_refused(
+    double: PortkeyDouble, tmp_path: Path
+) -> None:
+    double.add_logs(logs_at(1))
+    port = urlsplit(double.storage_base_url).port
+    url = f"http://localhost:{port}/exports/x.jsonl?X-Amz-Signature=s3cr3tsig"
+    double.faults.queue(DOWNLOAD, Fault.signed_url(url))
+    with pytest.raises(PortkeyExportError) as caught:
+        client_for(double).fetch_window(DAY, tmp_path)
+    assert str(caught.value) == (
+        f"refused to download http://localhost:{port}/exports/x.jsonl: a plain http URL on "
+        "another host than PORTKEY_BASE_URL (signed URLs are fetched over https or from "
+        "PORTKEY_BASE_URL's host, and never from loopback, link-local or private addresses "
+        "unless PORTKEY_BASE_URL is on one). Nothing of this window was committed."
+    )
+    assert double.storage_requests == []
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("host", "kind"),
+    [("169.254.169.254", "link-local"), ("10.0.0.7", "private"), ("192.168.1.5", "private")],
+)
+def test_a_signed_url_on_an_internal_address_is_refused(
+    double: PortkeyDouble, tmp_path: Path, host: str, kind: str
+) -> None:
+    double.add_logs(logs_at(1))
+    double.faults.queue(DOWNLOAD, Fault.signed_url(f"https://{host}/latest/meta-data?sig=x"))
+    with pytest.raises(PortkeyExportError) as caught:
+        client_for(double).fetch_window(DAY, tmp_path)
+    assert str(caught.value) == (
+        f"refused to download https://{host}/latest/meta-data: {host} is a {kind} address "
+        "(signed URLs are fetched over https or from PORTKEY_BASE_URL's host, and never from "
+        "loopback, link-local or private addresses unless PORTKEY_BASE_URL is on one). "
+        "Nothing of this window was committed."
+    )
+    assert double.storage_requests == []
+
+
+def test_a_download_over_the_byte_limit_is_stopped(double: PortkeyDouble, tmp_path: Path) -> None:
+    big = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x" * 400_000}]}
+    double.add_logs(logs_at(1, 2, 3, request=big))
+    client = client_for(double, max_download_mib=1)
+    with pytest.raises(PortkeyExportError) as caught:
+        client.fetch_window(DAY, tmp_path)
+    export_id = started_ids(double)[0]
+    assert str(caught.value) == (
+        f"export {export_id} from {double.storage_base_url}/exports/{export_id}.jsonl is larger "
+        "than max_download_mib (1 MiB): the download was stopped and nothing of this window "
+        "was committed. Use a shorter --window, or raise --max-download-mib if the export "
+        "really is that big."
+    )
+    assert len(double.storage_requests) == 1  # not retried: the same export is as big again
+    assert list(tmp_path.iterdir()) == []
+    assert client_for(double, max_download_mib=2).fetch_window(DAY, tmp_path).total == 3
+
+
+def _scan_whole(data: bytes) -> tuple[int, bool]:
+    """The completeness check as it was, over the whole file in memory: the reference."""
+    lines = [line for line in data.split(b"\n")]
+    count = sum(1 for line in lines if line.strip())
+    last = lines[-1]
+    if not last.strip():
+        return count, True
+    try:
+        json.loads(last)
+    except ValueError:
+        return count, False
+    return count, True
+
+
+@given(
+    records=st.lists(
+        st.sampled_from([b'{"id": "a"}', b"", b"  ", b'{"id": "b", "x": [1, 2]}', b"[]"]),
+        max_size=12,
+    ),
+    tail=st.sampled_from([b"", b'{"id": "c"}', b'{"id": "cut', b"  ", b"\n"]),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=6),
+)
+def test_records_are_counted_the_same_whatever_the_chunks(
+    records: list[bytes], tail: bytes, cuts: list[int]
+) -> None:
+    data = b"".join(record + b"\n" for record in records) + tail
+    counter = RecordCounter()
+    start = 0
+    for cut in [*sorted(min(cut, len(data)) for cut in cuts), len(data)]:
+        counter.feed(data[start:cut])
+        start = cut
+    assert counter.finish() == _scan_whole(data)
+
+
+def test_userinfo_leaves_the_portkey_urls_and_travels_as_a_header(
+    double: PortkeyDouble, tmp_path: Path
+) -> None:
+    double.add_logs(logs_at(1))
+    base = double.base_url.replace("http://", "http://ops:s3cr3t@")
+    client = client_for(double, base_url=base)
+    assert client.settings.base_url == double.base_url
+    assert "s3cr3t" not in repr(client.settings)
+    assert "s3cr3t" not in sync_key("p", client.settings)  # the key state.json keeps
+    assert client.fetch_window(DAY, tmp_path).total == 1
+    api = [r for r in double.requests if r.server == "api"]
+    assert {r.headers.get("authorization") for r in api} == {"Basic b3BzOnMzY3IzdA=="}
+    assert all("authorization" not in r.headers for r in double.storage_requests)
+
+
+def test_a_key_over_plain_http_to_another_machine_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="ingest"):
+        PortkeySettings.from_options(
+            {"portkey_api_key": KEY, "portkey_base_url": "http://portkey.internal:8787/v1"}
+        )
+        PortkeySettings.from_options(
+            {"portkey_api_key": KEY, "portkey_base_url": "http://127.0.0.1:8787/v1"}
+        )
+        PortkeySettings.from_options({"portkey_api_key": KEY})
+    assert [r.getMessage() for r in caplog.records] == [
+        "PORTKEY_API_KEY is sent over plain http:// to portkey.internal:8787 "
+        "(PORTKEY_BASE_URL): anyone on the network path can read it. Use https://."
+    ]
+
+
+# --------------------------------------------------------------------------- list prices
+
+
+def test_list_prices_read_portkeys_pricing_config_in_cents_per_token() -> None:
+    from ingest.sources.portkey.api import list_prices
+
+    config = {"pay_as_you_go": {
+        "request_token": {"price": 0.00025}, "response_token": {"price": 0.001},
+        "cache_read_input_token": {"price": 0.000125}, "cache_write_input_token": {"price": 0},
+        "additional_units": {"thinking_token": {"price": 0.0035}, "web_search": {"price": 1}},
+    }, "currency": "USD"}  # fmt: skip
+    expected = {"input": 2.5, "output": 10.0, "cache_read": 1.25, "cache_write": 0.0,
+                "reasoning": 35.0}  # fmt: skip
+    assert list_prices(config) == expected
+    assert list_prices({"pricing_config": config}) == expected  # the repository's file shape
+    assert list_prices({**config, "currency": "EUR"}) is None
+    assert list_prices({"pay_as_you_go": {"request_token": {"price": 0.1}}}) is None  # no output
+    assert list_prices({"pay_as_you_go": {"request_token": {"price": -1},
+                                          "response_token": {"price": 1}}}) is None  # fmt: skip
+
+
+def test_model_price_asks_once_then_stops_when_portkey_is_unreachable() -> None:
+    from ingest.sources.portkey.api import PortkeyApi, PortkeySettings
+
+    with PortkeyDouble(
+        prices={
+            ("openai", "gpt-4o"): {
+                "pay_as_you_go": {
+                    "request_token": {"price": 0.00025},
+                    "response_token": {"price": 0.001},
+                }
+            }
+        }
+    ) as double:
+        api = PortkeyApi(PortkeySettings(api_key=double.api_key, base_url=double.base_url))
+        assert api.model_price("openai", "gpt-4o") == {"input": 2.5, "output": 10.0}
+        assert api.model_price("openai", "nope") is None  # 404: no list price
+        assert double.requests[0].path == "/model-configs/pricing/openai/gpt-4o"
+        gone = double.base_url  # nothing listens there once the double stops
+    down = PortkeyApi(PortkeySettings(api_key="pk-x", base_url=gone,
+                                      retry_deadline_s=0.5))  # fmt: skip
+    assert down.model_price("openai", "gpt-4o") is None
+    assert down.model_price("openai", "gpt-4o-mini") is None  # not asked again

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from ingest.errors import PhoenixError
+from ingest.http import segment
 from ingest.phoenix.api import PhoenixApi, PhoenixSettings
 from ingest.phoenix.capabilities import SPAN_DELETE, format_version
 
@@ -63,7 +64,7 @@ class SpanDeleter:
     def _delete_one(self, span_id: str) -> bool:
         """True when the span was there and is now deleted; False when it was already gone."""
         response = self._api.request(
-            "DELETE", f"/v1/spans/{span_id}", "delete a span", allow=(404, 405)
+            "DELETE", f"/v1/spans/{segment(span_id)}", "delete a span", allow=(404, 405)
         )
         if response.status_code == 204 or response.status_code == 200:
             return True

@@ -18,6 +18,11 @@ from ingest.errors import PhoenixError, RedirectRefused, Transient
 from ingest.phoenix import capabilities
 from ingest.phoenix.api import PhoenixApi, PhoenixSettings
 
+# The token type that marks a custom model as this tool's (Phoenix models carry no metadata;
+# a price of a type no span carries changes no cost): `prices remove` deletes only models
+# with it, whatever they are named.
+MARKER = "portkey-phoenix-ingest"
+
 # Phoenix re-reads its model table every 5 s (daemons/generative_model_store.py): spans stored
 # sooner after a change may still get the old price.
 MODEL_REFRESH_S = 7.0
@@ -68,6 +73,7 @@ class PhoenixModel:
     custom: bool
     start_time: datetime | None
     prices: dict[str, float] = field(default_factory=dict)  # per million tokens, by type
+    ours: bool = False  # carries this tool's marker (written by `prices apply`)
 
 
 @dataclass(frozen=True)
@@ -79,8 +85,10 @@ class ModelSpec:
     name_pattern: str
     start_time: datetime | None
     prices: dict[str, float]
+    ours: bool = False  # write this tool's marker with it
 
     def graphql_input(self, prompt_types: Mapping[str, bool]) -> dict[str, Any]:
+        marker = [{"tokenType": MARKER, "costPerMillionTokens": 0.0, "kind": "PROMPT"}]
         return {
             "name": self.name,
             "provider": self.provider or None,
@@ -93,12 +101,18 @@ class ModelSpec:
                     "kind": "PROMPT" if prompt_types.get(token_type, True) else "COMPLETION",
                 }
                 for token_type, price in self.prices.items()
-            ],
+            ]
+            + (marker if self.ours else []),
         }
 
 
 def _model(node: Mapping[str, Any]) -> PhoenixModel:
     start = node.get("startTime")
+    prices = {
+        str(price["tokenType"]): float(price["costPerMillionTokens"])
+        for price in node.get("tokenPrices") or []
+    }
+    ours = prices.pop(MARKER, None) is not None
     return PhoenixModel(
         id=str(node["id"]),
         name=str(node["name"]),
@@ -106,10 +120,8 @@ def _model(node: Mapping[str, Any]) -> PhoenixModel:
         name_pattern=str(node["namePattern"]),
         custom=node.get("kind") == "CUSTOM",
         start_time=datetime.fromisoformat(start) if start else None,
-        prices={
-            str(price["tokenType"]): float(price["costPerMillionTokens"])
-            for price in node.get("tokenPrices") or []
-        },
+        prices=prices,
+        ours=ours and node.get("kind") == "CUSTOM",
     )
 
 

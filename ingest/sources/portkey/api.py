@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from ingest.errors import (
     ConfigError,
@@ -29,6 +29,7 @@ from ingest.errors import (
     PortkeyExportError,
     PortkeyLogNotFoundError,
     PortkeyUnavailableError,
+    RedirectRefused,
     Transient,
 )
 from ingest.http import (
@@ -45,10 +46,16 @@ from ingest.http import (
 )
 
 DEFAULT_BASE_URL = "https://api.portkey.ai/v1"
+PRISMA_AIRS_BASE_URL = "https://api.apps.paloaltonetworks.com/ai_gw/v2"  # same API, another brand
+# How the key is sent: Portkey's own API reads `x-portkey-api-key`; the Prisma AIRS AI Gateway
+# spec reads only `Authorization: Bearer`.
+AUTH_MODES = ("x-portkey-api-key", "bearer")
+PRICING_PATH = "/model-configs/pricing"  # Portkey's list prices, beside /v1 (no key needed)
 PORTKEY_EXPORT_LIMIT = 50_000  # logs per export job (reference 2.10)
 # option name (CLI and config file) -> field
 _OPTION_FIELDS = {
     "portkey_base_url": "base_url",
+    "portkey_auth": "auth",
     "workspace": "workspace",
     "gateway_url": "gateway_url",
     "export_limit": "export_limit",
@@ -65,6 +72,7 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 class PortkeySettings:
     api_key: str = field(repr=False)
     base_url: str = DEFAULT_BASE_URL  # self-hosted control planes use their own URL
+    auth: str = AUTH_MODES[0]  # how the key is sent (PORTKEY_AUTH)
     workspace: str | None = None  # the workspace SLUG (a UUID silently matches nothing)
     gateway_url: str | None = None  # for GET /logs/{id}; default base_url
     retry_deadline_s: float = 300.0
@@ -92,6 +100,13 @@ class PortkeySettings:
                 "a header cannot carry: set it to the key alone."
             )
         object.__setattr__(self, "api_key", key)
+        auth = (self.auth or "").strip().lower()
+        if auth not in AUTH_MODES:
+            raise ConfigError(
+                f"PORTKEY_AUTH (or --portkey-auth) must be one of {', '.join(AUTH_MODES)}, "
+                f"got {self.auth[:40]!r}."
+            )
+        object.__setattr__(self, "auth", auth)
         for name, env in (("base_url", "PORTKEY_BASE_URL"), ("gateway_url", "PORTKEY_GATEWAY_URL")):
             url = getattr(self, name)
             if url is None:
@@ -99,7 +114,8 @@ class PortkeySettings:
             parts = urlsplit(url.strip())
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ConfigError(
-                    f"{env} must be an http(s) URL such as {DEFAULT_BASE_URL}, got {url!r}."
+                    f"{env} must be an http(s) URL such as {DEFAULT_BASE_URL}, got "
+                    f"{split_userinfo(url.strip())[0]!r}."
                 )
             url, basic = split_userinfo(url.strip().rstrip("/"))
             object.__setattr__(self, name, url)
@@ -159,15 +175,27 @@ class PortkeySettings:
                 )  # fmt: skip
         return settings
 
+    def key_headers(self, auth: str | None = None) -> dict[str, str]:
+        """The key as `auth` (default: the configured way) sends it."""
+        if (auth or self.auth) == "bearer":
+            return {"Authorization": f"Bearer {self.api_key}"}
+        return {"x-portkey-api-key": self.api_key}
+
+    @property
+    def pricing_url(self) -> str:
+        """Where Portkey's list prices are: beside `/v1` on Portkey's own host, under the base
+        URL elsewhere (the Prisma AIRS spec lists the path under its control plane)."""
+        return self.base_url.removesuffix("/v1") + PRICING_PATH
+
     def service(self, base_url: str | None = None) -> Service:
         """The Portkey API (or the gateway, for `GET /logs/{id}`) for the shared transport."""
         return Service(
             name="Portkey",
             base_url=base_url or self.base_url,
-            headers={
-                "x-portkey-api-key": self.api_key,
-                "Accept": "application/json",
+            headers={  # with PORTKEY_AUTH=bearer the key takes Authorization over userinfo
                 **({"Authorization": self.basic_auth} if self.basic_auth else {}),
+                **self.key_headers(),
+                "Accept": "application/json",
             },
             retry_deadline_s=self.retry_deadline_s,
             request_timeout_s=self.request_timeout_s,
@@ -200,6 +228,59 @@ EXPORT_SCOPE = (
 LOG_SCOPE = "the `logs.view` or `logs.read` scope to read single logs (enrichment)"
 
 
+def no_export_api(base_url: str, endpoint: str, said: str, run: bool = True) -> str:
+    """The message for a control plane without the log export endpoints (Prisma AIRS AI
+    Gateway's published API, some self-hosted versions)."""
+    host = urlsplit(base_url).netloc.rsplit("@", 1)[-1]
+    return (
+        f"Portkey at {host} offers no log export API ({endpoint}: {said}): this deployment "
+        "(the Prisma AIRS AI Gateway's API, or a control plane without exports) cannot serve "
+        f"sync or backfill{'; nothing was committed' if run else ''}. What works: export the "
+        "logs in the "
+        "gateway's UI (Logs > Export) and load the files with `portkey-phoenix-ingest import "
+        "FILE...`. If this is Portkey's own API, check PORTKEY_BASE_URL (it ends in /v1)."
+    )
+
+
+# Portkey's pricing fields (cents per token) -> Phoenix token types
+_PRICE_FIELDS = {
+    "request_token": "input",
+    "response_token": "output",
+    "cache_read_input_token": "cache_read",
+    "cache_write_input_token": "cache_write",
+}
+
+
+def list_prices(payload: Any) -> dict[str, float] | None:
+    """Portkey's pricing config (`{"pay_as_you_go": {"request_token": {"price": cents}, ...,
+    "additional_units": {"thinking_token": ...}}, "currency": "USD"}`, possibly inside
+    `pricing_config`) as USD per million tokens by Phoenix token type; None when it holds no
+    input and output price in USD."""
+    if isinstance(payload, Mapping) and isinstance(payload.get("pricing_config"), Mapping):
+        payload = payload["pricing_config"]
+    if not isinstance(payload, Mapping) or str(payload.get("currency") or "USD") != "USD":
+        return None
+    plan = payload.get("pay_as_you_go")
+    if not isinstance(plan, Mapping):
+        return None
+
+    def price(entry: Any) -> float | None:
+        value = entry.get("price") if isinstance(entry, Mapping) else None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            return None
+        return float(f"{value * 1e4:.12g}")  # cents per token -> USD per million tokens
+
+    found = ((name, price(plan.get(key))) for key, name in _PRICE_FIELDS.items())
+    out = {name: p for name, p in found if p is not None}
+    extra = plan.get("additional_units")
+    thinking = price(extra.get("thinking_token")) if isinstance(extra, Mapping) else None
+    if thinking is not None:
+        out["reasoning"] = thinking
+    if "input" not in out or "output" not in out:
+        return None
+    return out
+
+
 def _error_fields(payload: Any) -> tuple[str | None, str | None]:
     """(errorCode, message) from `{"success": false, "data": {...}}` or `{"error": {...}}`."""
     if not isinstance(payload, Mapping):
@@ -227,6 +308,7 @@ class PortkeyApi:
         self.sleep, self.clock = sleep, clock  # the export and log readers wait with these
         self._transport = Transport(settings.service(), session, sleep=sleep, clock=clock)
         self._lock = threading.Lock()
+        self._pricing_down = False
 
     def call(
         self,
@@ -313,9 +395,12 @@ class PortkeyApi:
             need = LOG_SCOPE if log_id is not None else EXPORT_SCOPE
             if status == 401:
                 url = "PORTKEY_GATEWAY_URL or PORTKEY_BASE_URL" if log_id else "PORTKEY_BASE_URL"
+                other = AUTH_MODES[1 - AUTH_MODES.index(self.settings.auth)]
                 text = (
-                    f"Portkey rejected PORTKEY_API_KEY on {endpoint} ({said}). Check that "
-                    f"the key is valid for this Portkey ({url}) and has {need}."
+                    f"Portkey rejected PORTKEY_API_KEY on {endpoint} ({said}), sent as "
+                    f"{self.settings.auth}. Check that the key is valid for this Portkey ({url}) "
+                    f"and has {need}; a deployment that reads the other header needs "
+                    f"PORTKEY_AUTH={other} (`doctor` tries both)."
                 )
             else:
                 text = f"Portkey refused {endpoint} ({said}): PORTKEY_API_KEY needs {need}."
@@ -332,6 +417,13 @@ class PortkeyApi:
                 status=status,
                 code=code,
             )
+        if (
+            status in (404, 405)
+            and export_id is None
+            and endpoint.split(" ")[-1].startswith("/logs/exports")
+        ):
+            raise PortkeyExportError(no_export_api(self.settings.base_url, endpoint, said),
+                                     status=status, code=code)  # fmt: skip
         if status >= 400:
             hint = (
                 " Check PORTKEY_BASE_URL (it usually ends in /v1)."
@@ -357,6 +449,26 @@ class PortkeyApi:
         if isinstance(data, dict) and set(payload) <= {"data", "success", "object", "message"}:
             return data  # tolerate a `{"data": {...}}` envelope around a success body
         return payload
+
+    def model_price(self, provider: str, model: str) -> dict[str, float] | None:
+        """Portkey's list price of a model (USD per million tokens by Phoenix token type), or
+        None when Portkey has none or cannot be asked. One attempt, no retries: a price is a
+        nicety, and after one failure to connect no other model is looked up."""
+        if self._pricing_down or not provider or not model:
+            return None
+        url = f"{self.settings.pricing_url}/{quote(provider, safe='')}/{quote(model, safe='')}"
+        try:
+            response = self._transport.send("GET", url)
+        except (Transient, RedirectRefused, OSError) as exc:
+            self._pricing_down = True
+            log.info("Portkey's model prices are not reachable (%s)", type(exc).__name__)
+            return None
+        if response.status_code != 200:
+            return None
+        try:
+            return list_prices(json.loads(self._scrub(response.text)))
+        except ValueError:
+            return None
 
     def _scrub(self, text: str) -> str:
         """Server text may echo what it was sent: make sure the key never travels on."""

@@ -144,6 +144,11 @@ class ExportJobs:
                 "Portkey's answer to POST /logs/exports has no export id "
                 f"(got keys {sorted(answer)})."
             )
+        if not export_id.strip("."):  # `..` would name another path, quoted or not
+            raise PortkeyExportError(
+                f"Portkey's answer to POST /logs/exports gave the export id {export_id[:20]!r}, "
+                "which cannot be used in a URL path. Nothing was started; report it to Portkey."
+            )
         self.stats.drafts_created += 1
         return export_id, self._total(answer, "POST /logs/exports", export_id)
 
