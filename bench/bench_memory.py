@@ -16,8 +16,10 @@ Target: flat as the input grows, under 150 MB; the growth per extra log is extra
     python bench/bench_memory.py --import ''         # convert only: no Phoenix needed
     python bench/bench_memory.py --convert '' --import '' --hostile   # issue 9's inputs only
 
-`--hostile` also imports two hostile inputs: a .jsonl.gz expanding to one ~1 GB line between
-sound records (the line is quarantined unread), and 20 records of 200,000 embedding inputs.
+`--hostile` also imports hostile inputs: a .jsonl.gz expanding to one ~1 GB line between
+sound records (the line is quarantined unread), 20 records of 200,000 embedding inputs, and
+issue 21's: two 32 MiB lines of `{}` in a 65 KB gzip (quarantined undecoded), 2,000 records
+with 200 KB ids, and 2,000 records with 200 KB metadata keys. Target for these: < 256 MB.
 """
 
 from __future__ import annotations
@@ -73,7 +75,29 @@ def write_hostile(tmp: Path) -> dict[str, tuple[Path, int]]:
                       "request_url": "https://api.openai.com/v1/embeddings",
                       "request": {"model": "text-embedding-3-small", "input": texts}}  # fmt: skip
             handle.write(json.dumps(record) + "\n")
-    return {"1 GB line (.gz)": (big, 3), "20 x 200,000 inputs": (inputs, 20)}
+    braces = tmp / "braces.jsonl.gz"
+    with gzip.open(braces, "wb") as stream:
+        head = b'{"id": "b%d", "created_at": "2026-07-25T11:14:18Z", "pad": ['
+        items = ((32 << 20) - 200) // 3
+        for index in range(2):
+            stream.write(head % index + b"{}," * (items - 1) + b"{}]}\n")
+        stream.write(b'{"id": "ok", "created_at": "2026-07-25T11:14:19Z"}\n')
+    cases = {"1 GB line (.gz)": (big, 3), "20 x 200,000 inputs": (inputs, 20),
+             "2 x 32 MiB of {} (.gz)": (braces, 1)}  # fmt: skip
+    for what in ("ids", "keys"):
+        path = tmp / f"huge-{what}.jsonl"
+        with path.open("w") as handle:
+            for index in range(2_000):
+                big_text = f"{index:06d}" + "i" * 200_000
+                record: dict[str, object] = {"id": f"{what}-{index}",
+                                             "created_at": "2026-07-25T11:14:18Z"}  # fmt: skip
+                if what == "ids":
+                    record |= {"id": big_text, "trace_id": "t" + big_text, "span_id": big_text}
+                else:
+                    record["metadata"] = {big_text: 1, "k" + big_text: 2}
+                handle.write(json.dumps(record) + "\n")
+        cases[f"2,000 x 200 KB {what}"] = (path, 2_000)
+    return cases
 
 
 def main() -> None:
@@ -121,8 +145,9 @@ def main() -> None:
             print(f"  convert {count:,}: {run.max_rss_mb:.0f} MB", flush=True)
         if args.imports or args.hostile:
             with LocalPhoenix(tmp / "phoenix") as phoenix:
-                for case, (path, sound) in write_hostile(tmp).items() if args.hostile else ():
-                    project = f"memory-hostile-{sound}"
+                cases = write_hostile(tmp).items() if args.hostile else ()
+                for number, (case, (path, sound)) in enumerate(cases):
+                    project = f"memory-hostile-{number}"
                     run = common.run_cli(
                         ["import", str(path), "--endpoint", phoenix.url, "--project", project,
                          "--state-dir", str(tmp / f"state-{project}"), "--json"],

@@ -76,3 +76,45 @@ def write_logs(path: Path, count: int, prefix: str = "log") -> list[dict[str, An
     logs = [make_log(index, prefix=prefix) for index in range(count)]
     write_jsonl(path, logs)
     return logs
+
+
+# Body keys whose values are not what was said: names of models, shapes, roles, outcomes, and
+# the settings --drop-content keeps (convert/bounds.py); tool definitions are kept too.
+_NOT_CONTENT = frozenset(
+    {"model", "modelVersion", "type", "object", "role", "finish_reason", "stop_reason",
+     "finishReason", "stopReason", "status", "tools", "encoding_format", "reasoning",
+     "reasoning_effort", "taskType", "tool_choice", "response_format", "user", "size",
+     "quality"}
+)  # fmt: skip
+MARKER = "ZQXMARK"
+
+
+def _plant(value: Any, counter: list[int]) -> Any:
+    if isinstance(value, dict):
+        return {k: v if k in _NOT_CONTENT else _plant(v, counter) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plant(item, counter) for item in value]
+    if isinstance(value, str):
+        counter[0] += 1
+        return f"{MARKER}{counter[0]}:{value}"
+    return value
+
+
+def planted_sample_logs(samples: Path) -> list[dict[str, Any]]:
+    """Every record of the sample logs with a numbered marker at the head of every content
+    string of its request and response bodies (messages, tool-call arguments and results,
+    images, audio, embedded texts, prompt variables and templates, error texts)."""
+    records, counter = [], [0]
+    for path in sorted(samples.glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(record, dict):
+                continue
+            for body in ("request", "response"):
+                if body in record:
+                    record[body] = _plant(record[body], counter)
+            records.append(record)
+    return records

@@ -141,6 +141,11 @@ conversion_options = option_group(
                  "any case; repeatable)."),
     click.option("--redact-pattern", multiple=True, callback=_regexes,
                  help="Also mask text matching this regular expression (repeatable)."),
+    click.option("--drop-content", is_flag=True, envvar="INGEST_DROP_CONTENT", show_envvar=True,
+                 help="Spans without what was said: no messages, bodies, tool-call arguments "
+                 "or results, embedded texts, prompt templates or error texts; model, tokens, "
+                 "cost, latency, status and metadata stay. Named in "
+                 "portkey.ingest.content_dropped."),
     click.option("--quarantine-raw", is_flag=True,
                  help="Also write each rejected line unmasked (\"raw\") into the quarantine "
                  "file: it then holds secrets in clear."),
@@ -259,6 +264,7 @@ def conversion_settings(project: str, p: Mapping[str, Any]) -> ConversionOptions
         max_line_bytes=p["max_line_bytes"],
         redact_keys=tuple(p["redact_key"]),
         redact_patterns=tuple(p["redact_pattern"]),
+        drop_content=p["drop_content"],
         quarantine_raw=p.get("quarantine_raw", False),
     )
     use_rules(options.redactor)  # the run's rules, for every output (quarantine, logs, errors)

@@ -27,6 +27,7 @@ from opentelemetry.util.types import AttributeValue
 
 from ingest.convert import bounds
 from ingest.convert.common import (
+    INGEST_CONTENT_DROPPED,
     INGEST_MAPPING_VERSION,
     INGEST_REDACTED,
     INGEST_TRUNCATED,
@@ -42,7 +43,7 @@ from ingest.convert.messages import input_messages, message_list, output_message
 from ingest.convert.providers import provider_attributes
 from ingest.convert.records import LogRecord
 from ingest.convert.redact import Redactor
-from ingest.convert.status import outcome
+from ingest.convert.status import outcome, status_message
 from ingest.convert.usage import cost_attributes, token_attributes, whole
 from ingest.errors import RecordError
 
@@ -86,6 +87,7 @@ class Limits:
     max_value_chars: int = 50_000  # one string
     max_attributes: int = 2_000
     max_span_bytes: int = 1_000_000  # all attribute text together
+    drop_content: bool = False  # no message contents, bodies, texts or templates at all
 
 
 def build_span_facts(
@@ -114,6 +116,10 @@ def _build(
     model = answering_model(record, request, response)
     status, message, error_type = outcome(record, response)
     failed = status is StatusCode.ERROR
+    dropped: list[str] = []
+    if limits.drop_content and message is not None:
+        dropped.append("status message")  # a provider's error text may quote the prompt
+        message = status_message(record.status_code, None)
     truncated: list[str] = []
     warnings = [redactor.scrub(warning) for warning in record.warnings]  # they quote values
     cap = limits.max_messages
@@ -133,17 +139,22 @@ def _build(
     outputs = output_messages(response)
     attributes.update(message_list(SA.LLM_OUTPUT_MESSAGES, outputs, cap, truncated))
     attributes.update(tool_attributes(request, cap, truncated))
-    attributes.update(invocation_parameter_attributes(request))
+    attributes.update(invocation_parameter_attributes(request, limits.drop_content, dropped))
     attributes.update(finish_reason_attributes(response))
     attributes.update(metadata_attributes(bodies, session_key))
     attributes.update(tag_attributes(record, status))
     attributes.update(prompt_attributes(record, request))
     attributes.update(portkey_attributes(record))
 
+    if limits.drop_content:
+        dropped[:0] = bounds.drop_content(attributes)
+        attributes[INGEST_CONTENT_DROPPED] = (
+            ", ".join(dropped) or "nothing: the log held no content"
+        )
     bounds.bound_values(attributes, limits.max_value_chars, truncated)
     bounds.clamp_token_counts(attributes, warnings)
     bounds.drop_wide_integers(attributes, warnings)
-    bounds.cap_attribute_count(attributes, limits.max_attributes - 5, truncated)  # 5: ours
+    bounds.cap_attribute_count(attributes, limits.max_attributes - 6, truncated)  # 6: ours
     bounds.cap_span_size(attributes, limits.max_span_bytes, truncated)
     attributes[INGEST_MAPPING_VERSION] = MAPPING_VERSION
     if warnings:
@@ -326,9 +337,16 @@ def tool_attributes(request: Any, limit: int, truncated: list[str]) -> Iterator[
         yield f"{SA.LLM_TOOLS}.{i}.{ToolAttributes.TOOL_JSON_SCHEMA}", to_json(tool)
 
 
-def invocation_parameter_attributes(request: Any) -> Iterator[Pair]:
+def invocation_parameter_attributes(
+    request: Any, drop_content: bool = False, dropped: list[str] | None = None
+) -> Iterator[Pair]:
     if isinstance(request, dict):
         parameters = {k: v for k, v in request.items() if k not in _NOT_PARAMETERS}
+        if drop_content:
+            kept = bounds.settings_only(parameters)
+            if len(kept) < len(parameters) and dropped is not None:
+                dropped.append(f"{len(parameters) - len(kept)} invocation parameter(s)")
+            parameters = kept
         if parameters:
             yield SA.LLM_INVOCATION_PARAMETERS, to_json(parameters)
 

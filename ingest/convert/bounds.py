@@ -13,12 +13,15 @@
 - size: at most `max_bytes` of attribute text; the longest values are cut first, to one
   common length, so a span never weighs more than the cap whatever the log holds.
 Every cut is listed in `portkey.ingest.truncated`, every drop in `portkey.ingest.warnings`.
+- content (`--drop-content`): the attributes that carry what was said are removed and named
+  in `portkey.ingest.content_dropped`; model, tokens, cost, status and metadata stay.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+from typing import Any
 
 from opentelemetry.util.types import AttributeValue
 
@@ -208,3 +211,47 @@ def cap_span_size(attributes: Attributes, max_bytes: int, truncated: list[str]) 
         else:
             attributes[key] = bound_text(value, chars)[0]
         truncated.append(f"{key} (span size cap)")
+
+
+# What `--drop-content` removes: the families of attributes that carry message contents
+# (text, images, audio, tool-call arguments and results), the bodies, embedded texts and the
+# prompt template with its variables. A key is dropped when it is one of these or under one.
+CONTENT_KEYS: tuple[str, ...] = (
+    SA.INPUT_VALUE, SA.INPUT_MIME_TYPE, SA.OUTPUT_VALUE, SA.OUTPUT_MIME_TYPE,
+    SA.LLM_INPUT_MESSAGES, SA.LLM_OUTPUT_MESSAGES, SA.EMBEDDING_EMBEDDINGS,
+    SA.LLM_PROMPT_TEMPLATE, SA.LLM_PROMPT_TEMPLATE_VARIABLES,
+)  # fmt: skip
+_MIME_TYPES = (SA.INPUT_MIME_TYPE, SA.OUTPUT_MIME_TYPE)
+
+
+def drop_content(attributes: Attributes) -> list[str]:
+    """Remove the content attributes; the families removed, in CONTENT_KEYS order."""
+    found: dict[str, None] = {}
+    for key in list(attributes):
+        for family in CONTENT_KEYS:
+            if key == family or key.startswith(family + "."):
+                del attributes[key]
+                if family not in _MIME_TYPES:
+                    found[family] = None
+                break
+    return sorted(found, key=CONTENT_KEYS.index)
+
+
+# Under --drop-content, parameters are kept only when they cannot hold what was said: numbers,
+# booleans, and these settings (others, such as `instructions`, `query`, `documents`, are text).
+_SETTINGS = frozenset(
+    {"model", "stream", "stream_options", "tool_choice", "response_format", "reasoning_effort",
+     "reasoning", "service_tier", "user", "modalities", "store", "parallel_tool_calls",
+     "encoding_format", "dimensions", "size", "quality", "voice", "top_k", "stop",
+     "generationConfig", "inferenceConfig", "thinking", "toolConfig", "taskType"}
+)  # fmt: skip
+
+
+def settings_only(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The invocation parameters that cannot hold what was said."""
+    return {k: v for k, v in parameters.items() if _setting(k, v)}
+
+
+def _setting(key: str, value: Any) -> bool:
+    scalar = isinstance(value, int | float | bool) or value is None
+    return scalar or key in _SETTINGS

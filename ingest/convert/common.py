@@ -20,6 +20,7 @@ PORTKEY = "portkey"
 INGEST_WARNINGS = "portkey.ingest.warnings"
 INGEST_TRUNCATED = "portkey.ingest.truncated"
 INGEST_MAPPING_VERSION = "portkey.ingest.mapping_version"
+INGEST_CONTENT_DROPPED = "portkey.ingest.content_dropped"  # what --drop-content removed
 INGEST_REDACTED = "portkey.ingest.redacted"  # how many secrets were masked in this log
 EXCEPTION_MESSAGE = "exception.message"
 EXCEPTION_TYPE = "exception.type"

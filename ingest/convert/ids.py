@@ -71,21 +71,26 @@ class ParentIndex:
     """(trace id, Portkey span id) -> log id, for the most recent `limit` logs, backed by an
     optional longer-lived `earlier` index."""
 
-    def __init__(self, limit: int = 200_000, earlier: ParentLookup | None = None) -> None:
-        self.limit = limit
+    def __init__(
+        self, limit: int = 200_000, earlier: ParentLookup | None = None, max_bytes: int = 32 << 20
+    ) -> None:
+        self.limit, self.max_bytes = limit, max_bytes  # entries, and their size in memory
         self.earlier = earlier
         self._logs: OrderedDict[tuple[str | None, str], str] = OrderedDict()
+        self._bytes = 0
 
     def remember(self, record: LogRecord) -> None:
         if record.span_id:
             key = (record.trace_id, record.span_id)
             known = self._logs.get(key)
+            if known is None:
+                self._bytes += _size(key, record.log_id)
             # Two logs with one Portkey span id (a retried request logged twice): the same
             # one wins whatever the order.
             self._logs[key] = record.log_id if known is None else min(known, record.log_id)
             self._logs.move_to_end(key)
-            if len(self._logs) > self.limit:
-                self._logs.popitem(last=False)
+            while len(self._logs) > self.limit or self._bytes > self.max_bytes:
+                self._bytes -= _size(*self._logs.popitem(last=False))
 
     def parent_of(self, record: LogRecord) -> str | None:
         """The log id of this log's Portkey parent, when that parent is known."""
@@ -96,3 +101,9 @@ class ParentIndex:
         if parent is None and self.earlier is not None:
             parent = self.earlier.lookup(*key)
         return parent if parent != record.log_id else None
+
+
+def _size(key: tuple[str | None, str], log_id: str) -> int:
+    """Roughly what one entry holds: three strings (ids are at most 256 characters, see
+    records.MAX_ID_CHARS), a tuple and the dict's slot."""
+    return len(key[0] or "") + len(key[1]) + len(log_id) + 250

@@ -9,10 +9,11 @@ cannot become a span at all: no id or no usable timestamp.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +27,20 @@ EXPORT_FIELDS: tuple[str, ...] = (
     "req_units", "res_units", "total_units", "request_url", "cost", "cost_currency",
     "response_time", "response_status_code", "mode", "config", "prompt_slug", "metadata",
 )  # fmt: skip
+
+# Portkey's export docs name five of them otherwise (spec name -> docs name). No authoritative
+# sample exists, so a line may use either: the spec's name wins, a disagreement is noted.
+DOCS_NAMES: dict[str, str] = {
+    "ai_org": "ai_provider", "req_units": "request_tokens", "res_units": "response_tokens",
+    "total_units": "total_tokens", "response_status_code": "status_code",
+}  # fmt: skip
+
+# Ids and metadata keys are bounded at parse, so nothing downstream (dedup sets, the parent
+# index, caches, the state) holds a megabyte id. A longer id becomes its digest (stable: the
+# same id always gives the same digest, hence the same span); a longer key is cut and tagged.
+MAX_ID_CHARS = 256
+MAX_KEY_CHARS = 256
+_ID_FIELDS = ("trace_id", "span_id", "parent_span_id")
 
 # Fields a richer export or `GET /logs/{id}` (metrics) may add; used when present.
 ENRICHMENT_FIELDS: tuple[str, ...] = (
@@ -108,6 +123,7 @@ def parse_record(raw: Any) -> LogRecord:
     log_id = _text(raw, id_field, notes)
     if log_id is None:
         raise RecordError("no log id: field 'id' is missing or empty")
+    log_id = _bounded_id(id_field, log_id, notes)
     created_at = _timestamp(raw.get("created_at"), notes)
     start = _otlp_start(created_at)
     values: dict[str, Any] = {
@@ -115,16 +131,16 @@ def parse_record(raw: Any) -> LogRecord:
         "request": _body(raw, "request", notes),
         "response": _body(raw, "response", notes),
         "is_success": _boolean(raw, "is_success", notes),
-        "ai_org": _text(raw, "ai_org", notes),
+        "ai_org": _either(raw, "ai_org", _text, notes),
         "ai_model": _text(raw, "ai_model", notes),
-        "req_units": _number(raw, "req_units", notes),
-        "res_units": _number(raw, "res_units", notes),
-        "total_units": _number(raw, "total_units", notes),
+        "req_units": _either(raw, "req_units", _number, notes),
+        "res_units": _either(raw, "res_units", _number, notes),
+        "total_units": _either(raw, "total_units", _number, notes),
         "request_url": _text(raw, "request_url", notes),
         "cost": _number(raw, "cost", notes),
         "cost_currency": _text(raw, "cost_currency", notes),
         "response_time_ms": _number(raw, "response_time", notes),
-        "status_code": _integer(raw, "response_status_code", notes),
+        "status_code": _either(raw, "response_status_code", _integer, notes),
         "mode": _text(raw, "mode", notes),
         "config": _text(raw, "config", notes),
         "prompt_slug": _text(raw, "prompt_slug", notes),
@@ -137,6 +153,9 @@ def parse_record(raw: Any) -> LogRecord:
         "last_used_option_index": _integer(raw, "last_used_option_index", notes),
         "virtual_key": _text(raw, "virtual_key", notes),
     }
+    for name in _ID_FIELDS:
+        if values[name] is not None:
+            values[name] = _bounded_id(name, values[name], notes)
     elapsed = values["response_time_ms"]
     if elapsed is not None and start + round(elapsed * 1_000_000) > MAX_NS:
         notes.dropped("response_time", raw.get("response_time"), "ends after 2262")
@@ -168,6 +187,46 @@ def _a(noun: str) -> str:
 
 
 # ---- field readers: each returns None for null, "" and absent -------------------------
+
+
+def _either(
+    raw: Mapping[str, Any], name: str, read: Callable[[Mapping[str, Any], str, _Notes], Any],
+    notes: _Notes,
+) -> Any:  # fmt: skip
+    """Field `name` by the spec's name, else by the docs' name; a note when both are given
+    and disagree (the spec's value is kept)."""
+    value = read(raw, name, notes)
+    alias = DOCS_NAMES[name]
+    if alias not in raw:
+        return value
+    other = read(raw, alias, notes)
+    if value is None:
+        return other
+    if other is not None and other != value:
+        notes.warnings.append(
+            f"{name} {_preview(raw[name])} and {alias} {_preview(raw[alias])} disagree; {name} kept"
+        )
+    return value
+
+
+def _bounded_id(name: str, value: str, notes: _Notes) -> str:
+    """`value`, or when longer than MAX_ID_CHARS its digest `sha256:<64 hex>` (stable)."""
+    if len(value) <= MAX_ID_CHARS:
+        return value
+    digest = "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    notes.warnings.append(
+        f"{name}: {len(value):,} characters, over {MAX_ID_CHARS}; replaced by its digest {digest}"
+    )
+    return digest
+
+
+def bounded_key(key: str) -> str:
+    """A metadata key cut to MAX_KEY_CHARS: its head and a digest of the whole (stable, and
+    two long keys with one head stay two keys)."""
+    if len(key) <= MAX_KEY_CHARS:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{key[: MAX_KEY_CHARS - 28]}...[sha256:{digest}]"
 
 
 def _missing(value: Any) -> bool:
@@ -281,10 +340,14 @@ def _metadata(raw: Mapping[str, Any], notes: _Notes) -> dict[str, Any]:
             notes.dropped("metadata", value, "not a JSON object")
             return {}
         notes.coerced("metadata", "json-string->object")
-        return decoded
+        value = decoded
     if not isinstance(value, dict):
         notes.dropped("metadata", value, "not a JSON object")
         return {}
+    if any(len(key) > MAX_KEY_CHARS for key in value):
+        long = sum(len(key) > MAX_KEY_CHARS for key in value)
+        notes.warnings.append(f"metadata: {long} key(s) over {MAX_KEY_CHARS} characters cut")
+        value = {bounded_key(key): item for key, item in value.items()}
     return value
 
 

@@ -41,6 +41,7 @@ class ConversionOptions:
     max_line_bytes: int = 32 << 20  # one export line; longer ones are quarantined unread
     redact_keys: tuple[str, ...] = ()  # the user's key-name rules (shell-style patterns)
     redact_patterns: tuple[str, ...] = ()  # the user's value rules (regular expressions)
+    drop_content: bool = False  # spans without what was said (--drop-content)
     quarantine_raw: bool = False  # also keep a rejected line unmasked in the quarantine file
     # Compiled once from the rules above; counts what it masked over the run.
     redactor: Redactor = field(init=False, repr=False, compare=False)
@@ -51,7 +52,11 @@ class ConversionOptions:
     @property
     def limits(self) -> Limits:
         return Limits(
-            self.max_messages, self.max_value_chars, self.max_attributes, self.max_span_bytes
+            self.max_messages,
+            self.max_value_chars,
+            self.max_attributes,
+            self.max_span_bytes,
+            self.drop_content,
         )
 
 

@@ -1,12 +1,13 @@
 """Token counts and cost: what a response body says it used, by provider shape, and what
 Portkey billed.
 
-Phoenix prices an LLM span itself from `llm.model_name` and `llm.token_count.*`, ignoring
-`llm.cost.*`. So the billable counts we emit follow the bill: a request Portkey billed
-nothing for while tokens were counted (a gateway cache hit, a failed request) gets
-`llm.token_count.* = 0`, and its real counts move to `portkey.token_count.*`. A failed
-request whose log states no usage gets no token counts rather than invented zeros; the
-cost Portkey reported for it (usually 0) is kept.
+`llm.token_count.*` are the tokens the provider processed, whatever the bill: a free or
+self-hosted model (Ollama, vLLM) or a model Portkey could not price keeps its true counts
+(`prices apply` gives an always-free model a price of 0, so Phoenix's cost stays the bill).
+Only a gateway cache hit (`cache_status` HIT or SEMANTIC HIT) used no provider tokens: it gets
+`llm.token_count.* = 0` (Phoenix prices spans from these counts) and its stated counts move to
+`portkey.token_count.*`. A failed request whose log states no usage gets no token counts
+rather than invented zeros; the cost Portkey reported for it (usually 0) is kept.
 """
 
 from __future__ import annotations
@@ -153,15 +154,23 @@ def billed_in_usd(record: LogRecord) -> bool:
     )
 
 
+CACHE_HITS = frozenset({"HIT", "SEMANTIC HIT"})
+
+
+def cache_hit(record: LogRecord) -> bool:
+    """Did Portkey's cache answer (no provider tokens used)?"""
+    return (record.cache_status or "").strip().upper() in CACHE_HITS
+
+
 def token_attributes(record: LogRecord, response: Any, failed: bool) -> Iterator[Pair]:
-    """Billable `llm.token_count.*` (see the module note) and the real counts when they differ."""
+    """`llm.token_count.*` (see the module note) and, for a cache hit, the stated counts."""
     counts = stated_counts(record, response)
     if not any(value for _, value in counts):
         if failed and body_usage(response) is None:
             return  # the log knows no usage: nothing rather than zeros
         yield from counts
         return
-    if billed_in_usd(record) and record.cost == 0:
+    if cache_hit(record):
         for key, value in counts:
             yield key, 0
             yield PORTKEY + key.removeprefix("llm"), value  # portkey.token_count.*

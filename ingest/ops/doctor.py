@@ -341,7 +341,7 @@ def _other_auth(settings: Any, session: Any, path: str, params: Mapping[str, str
         FAIL,
         f"PORTKEY_API_KEY{key_from} is rejected sent as {settings.auth} (HTTP 401 on GET "
         f"{path}) but accepted sent as {mode} (HTTP {second}).",
-        f"set PORTKEY_AUTH={mode} (or --portkey-auth {mode}; `portkey_auth` in the config file)",
+        f"set PORTKEY_AUTH to {mode} (or --portkey-auth {mode}; `portkey_auth` in the config file)",
     )
 
 

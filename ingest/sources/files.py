@@ -26,7 +26,10 @@ from ingest.errors import DamagedFile, RecordError, SourceError
 _CHUNK = 1 << 20
 EXPORT_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 MAX_LINE_BYTES = 32 << 20  # one export line; a real Portkey log is far below this
-MAX_CHUNK_BYTES = 64 << 20  # lines decoded together (`chunk_lines`)
+MAX_CHUNK_BYTES = 32 << 20  # estimated memory of the lines decoded together (`chunk_lines`)
+# What one line may take once decoded. JSON is far denser than Python objects: `{}` is 2
+# bytes of text and a 64-byte dict, so a 32 MiB line of them decodes to about 1 GB.
+MAX_DECODED_BYTES = 96 << 20
 _PREVIEW_BYTES = 200
 
 
@@ -139,16 +142,24 @@ def _skip_rest_of_line(stream: IO[bytes]) -> int:
     return skipped
 
 
+def decoded_cost(data: bytes) -> int:
+    """An upper estimate of the bytes `json.loads` allocates for `data`: each container a
+    dict or list (~72 bytes), each string an object (~57 bytes, two quotes), each separator a
+    slot or a number (~16 bytes). Four `count` scans, linear and fast."""
+    containers = data.count(b"{") + data.count(b"[")
+    return len(data) + 72 * containers + 28 * data.count(b'"') + 16 * data.count(b",")
+
+
 def chunk_lines(
     lines: Iterator[SourceLine], max_lines: int, max_bytes: int = MAX_CHUNK_BYTES
 ) -> Iterator[list[SourceLine]]:
-    """Lines in groups of at most `max_lines` and about `max_bytes`, so that a group of
-    large lines is never decoded at once."""
+    """Lines in groups of at most `max_lines` and about `max_bytes` once decoded, so that a
+    group of large (or dense) lines is never decoded at once."""
     chunk: list[SourceLine] = []
     size = 0
     for line in lines:
         chunk.append(line)
-        size += len(line.data)
+        size += decoded_cost(line.data)
         if len(chunk) >= max_lines or size >= max_bytes:
             yield chunk
             chunk, size = [], 0
@@ -162,6 +173,12 @@ def decode_line(line: SourceLine) -> Any:
         raise RecordError(
             f"line {line.line_no} is {line.oversized:,} bytes, over the limit of "
             f"{line.limit:,} bytes per line (--max-line-bytes); skipped without reading it whole"
+        )
+    if (cost := decoded_cost(line.data)) > MAX_DECODED_BYTES:
+        raise RecordError(
+            f"line {line.line_no} ({len(line.data):,} bytes) would take about {cost >> 20:,} MB "
+            f"of memory once decoded (its many small objects), over the limit of "
+            f"{MAX_DECODED_BYTES >> 20} MB; skipped without decoding it"
         )
     try:
         text = line.data.decode("utf-8")

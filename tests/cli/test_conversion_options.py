@@ -77,3 +77,24 @@ def test_max_line_bytes_quarantines_a_longer_line_by_number_and_size(tmp_path: P
     assert f"{path}:2: rejected: line 2 is {len(long) + 1:,} bytes, over the limit of 2,000" in (
         result.stderr
     )
+
+
+def test_drop_content_from_a_flag_or_the_config_file(tmp_path: Path) -> None:
+    chat = {**LOG, "request": {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+            "response": {"choices": [{"message": {"role": "assistant", "content": "yo"}}]},
+            "request_url": "https://api.openai.com/v1/chat/completions", "cost": 0.5}  # fmt: skip
+    path = export(tmp_path, json.dumps(chat))
+    config = tmp_path / "config.toml"
+    config.write_text("drop_content = true\n")
+    for args in (("convert", str(path), "--drop-content"),
+                 ("--config", str(config), "convert", str(path))):  # fmt: skip
+        result = run(tmp_path, *args)
+        assert result.returncode == 0, result.stderr
+        attributes = json.loads(result.stdout)["attributes"]
+        assert attributes["portkey.ingest.content_dropped"] == (
+            "input.value, output.value, llm.input_messages, llm.output_messages"
+        )
+        assert "hi" not in json.dumps(attributes) and attributes["llm.cost.total"] == 0.005
+        assert attributes["llm.model_name"] == "gpt-4o" and "metadata" in attributes
+    plain = json.loads(run(tmp_path, "convert", str(path)).stdout)["attributes"]
+    assert "portkey.ingest.content_dropped" not in plain and "input.value" in plain

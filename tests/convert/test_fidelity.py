@@ -4,15 +4,17 @@ with its own case, raw log -> span attributes as Phoenix stores them."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from ingest.convert.common import MAPPING_VERSION
-from ingest.convert.records import parse_record
+from ingest.convert.records import DOCS_NAMES, parse_record
 from ingest.convert.spans import ConversionOptions, make_resource, span_to_dict, to_span
 
 PROJECT = "test-project"
 BASE: dict[str, Any] = {"id": "log-1", "created_at": "2026-07-25T11:14:18.123Z"}
 CHAT = "https://api.portkey.ai/v1/chat/completions"
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_logs"
 
 
 def convert(**fields: Any) -> dict[str, Any]:
@@ -118,3 +120,35 @@ def test_every_span_carries_the_mapping_version() -> None:
     assert (
         attrs(request={"x": 1}, is_success=0)["portkey.ingest.mapping_version"] == MAPPING_VERSION
     )
+
+
+def test_a_free_model_billed_zero_keeps_its_true_token_counts() -> None:
+    """Tokens a self-hosted model processed are tokens, whatever the bill (issue 23, item 2)."""
+    usage = {"prompt_tokens": 900, "completion_tokens": 120, "total_tokens": 1020}
+    got = attrs(
+        request_url="http://localhost:11434/v1/chat/completions", ai_org="ollama",
+        ai_model="llama3.1:8b", response={"choices": [], "usage": usage}, cost=0,
+        cache_status="MISS", is_success=True, response_status_code=200,
+    )  # fmt: skip
+    assert tokens(got) == {"prompt": 900, "completion": 120, "total": 1020}
+    assert not tokens(got, "portkey.token_count.")
+    assert got["llm.cost.total"] == 0.0
+
+
+def test_a_semantic_cache_hit_is_zero_billed_like_an_exact_one() -> None:
+    usage = {"prompt_tokens": 50, "completion_tokens": 5}
+    got = attrs(response={"usage": usage}, cost=0, cache_status="semantic hit")
+    assert tokens(got) == {"prompt": 0, "completion": 0, "total": 0}
+    assert tokens(got, "portkey.token_count.") == {"prompt": 50, "completion": 5, "total": 55}
+
+
+def test_one_sample_in_each_vocabulary_converts_to_the_same_span() -> None:
+    with open(SAMPLES / "openai-chat.jsonl") as lines:
+        spec = json.loads(lines.readline())
+    docs = dict(spec)
+    for name, alias in DOCS_NAMES.items():
+        docs[alias] = docs.pop(name)
+    assert set(docs) & set(DOCS_NAMES) == set()
+    assert convert(**docs) == convert(**spec)
+    assert attrs(**docs)["portkey.status_code"] == 200
+    assert attrs(**docs)["llm.provider"] == "openai"

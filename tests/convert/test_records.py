@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
@@ -592,3 +593,74 @@ def test_every_created_at_shape_gives_the_same_instant(moment: datetime) -> None
 def test_an_id_that_is_an_object_is_named_as_such() -> None:
     with pytest.raises(RecordError, match="no usable log id: field 'id' is an object"):
         parse_record({"id": {"nested": 1}, "created_at": "2026-07-25T11:14:18Z"})
+
+
+# ---- both vocabularies (issue 23, item 1) ---------------------------------------------------
+
+SPEC_TO_DOCS = {"ai_org": "ai_provider", "req_units": "request_tokens",
+                "res_units": "response_tokens", "total_units": "total_tokens",
+                "response_status_code": "status_code"}  # fmt: skip
+
+
+def test_a_line_in_the_docs_vocabulary_gets_the_same_record_as_in_the_spec_one() -> None:
+    spec = {"ai_org": "openai", "req_units": 24, "res_units": 31, "total_units": 55,
+            "response_status_code": 429}  # fmt: skip
+    docs = {SPEC_TO_DOCS[name]: value for name, value in spec.items()}
+    assert parse(**docs) == parse(**spec)
+    record = parse(**docs)
+    assert (record.ai_org, record.req_units, record.status_code) == ("openai", 24, 429)
+    assert record.warnings == ()
+
+
+@pytest.mark.parametrize(("spec", "docs", "spec_value", "docs_value"), [
+    ("ai_org", "ai_provider", "openai", "azure-openai"),
+    ("req_units", "request_tokens", 10, 12),
+    ("res_units", "response_tokens", 3, 4),
+    ("total_units", "total_tokens", 13, 16),
+    ("response_status_code", "status_code", 200, 500),
+])  # fmt: skip
+def test_when_both_names_disagree_the_spec_wins_and_the_record_says_so(
+    spec: str, docs: str, spec_value: Any, docs_value: Any
+) -> None:
+    record = parse(**{spec: spec_value, docs: docs_value})
+    attribute = ATTRIBUTE.get(spec, spec)
+    assert getattr(record, attribute) == spec_value
+    [note] = record.warnings
+    assert note == f"{spec} {spec_value!r} and {docs} {docs_value!r} disagree; {spec} kept"
+    agreeing = parse(**{spec: spec_value, docs: spec_value})
+    assert agreeing.warnings == () and getattr(agreeing, attribute) == spec_value
+
+
+def test_an_empty_spec_field_falls_back_to_the_docs_name() -> None:
+    record = parse(ai_org="", ai_provider="anthropic", req_units=None, request_tokens="7")
+    assert (record.ai_org, record.req_units) == ("anthropic", 7)
+    assert record.warnings == ()
+
+
+# ---- bounded ids and keys (issue 21, item 4) ------------------------------------------------
+
+
+def test_an_id_over_256_characters_becomes_its_stable_digest_with_a_warning() -> None:
+    huge = "x" * 200_000
+    record = parse(id=huge, trace_id=huge + "t", span_id="s" * 300, parent_span_id="p" * 256)
+    digest = "sha256:" + hashlib.sha256(huge.encode()).hexdigest()
+    assert record.log_id == digest and len(record.log_id) == 71
+    assert parse(id=huge).log_id == digest  # stable: the same span on every run
+    assert record.trace_id.startswith("sha256:") and record.trace_id != digest
+    assert record.span_id.startswith("sha256:")
+    assert record.parent_span_id == "p" * 256  # 256 is still allowed
+    assert warned(record, "id") == [
+        f"id: 200,000 characters, over 256; replaced by its digest {digest}"
+    ]
+    assert len(record.warnings) == 3 and max(len(w) for w in record.warnings) < 200
+
+
+def test_a_metadata_key_over_256_characters_is_cut_and_told_apart() -> None:
+    one, two = "k" * 1_000_000 + "a", "k" * 1_000_000 + "b"
+    record = parse(metadata={one: 1, two: 2, "env": "prod"})
+    keys = list(record.metadata)
+    assert keys[2] == "env" and len(set(keys)) == 3
+    assert all(len(key) <= 256 for key in keys)
+    assert keys[0].startswith("k" * 200) and keys[0].endswith("]")
+    assert parse(metadata={one: 1}).metadata == {keys[0]: 1}  # stable
+    assert warned(record, "metadata") == ["metadata: 2 key(s) over 256 characters cut"]

@@ -78,3 +78,38 @@ def test_a_record_with_200000_embedding_inputs_is_bounded(tmp_path: Path) -> Non
     assert len(attributes) < 300 and len(out) < 1_100_000
     assert "embedding.embeddings: kept 200 of 200000" in attributes["portkey.ingest.truncated"]
     assert peak_mb < LIMIT_MB, f"peak RSS {peak_mb:.0f} MB"
+
+
+def test_two_dense_lines_in_a_small_gzip_are_quarantined_undecoded(tmp_path: Path) -> None:
+    """Two 32 MiB lines of `{}` (a 65 KB gzip) took 1.7 GB once decoded; issue 21, item 4."""
+    path = tmp_path / "braces.jsonl.gz"
+    head = b'{"id": "b%d", "created_at": "2026-07-25T11:14:18Z", "pad": ['
+    items = ((32 << 20) - 200) // 3
+    with gzip.open(path, "wb") as stream:
+        for index in range(2):
+            stream.write(head % index + b"{}," * (items - 1) + b"{}]}\n")
+        stream.write(b'{"id": "ok", "created_at": "2026-07-25T11:14:19Z", "pad": [{}, {}]}\n')
+    code, peak_mb, out, err = peak_rss_of_convert(path, tmp_path)
+    assert code == 3, err
+    assert [json.loads(line)["attributes"]["portkey.log_id"] for line in out.splitlines()] == ["ok"]
+    assert "would take about 970 MB of memory once decoded" in err
+    assert "over the limit of 96 MB; skipped without decoding it" in err
+    assert peak_mb < 256, f"peak RSS {peak_mb:.0f} MB"
+
+
+def test_huge_ids_and_keys_cost_no_memory_beyond_their_line(tmp_path: Path) -> None:
+    """2,000 lines with 200 KB ids (and 200 KB metadata keys): each id becomes its digest."""
+    path = tmp_path / "ids.jsonl"
+    with path.open("w") as handle:
+        for index in range(2_000):
+            big = f"{index:06d}" + "i" * 200_000
+            record = {"id": big, "trace_id": "t" + big, "span_id": "s" + big,
+                      "created_at": "2026-07-25T11:14:18Z", "metadata": {"k" + big: 1}}  # fmt: skip
+            handle.write(json.dumps(record) + "\n")
+    code, peak_mb, out, err = peak_rss_of_convert(path, tmp_path)
+    assert code == 0, err
+    spans = [json.loads(line) for line in out.splitlines()]
+    assert len(spans) == 2_000 and len({span["span_id"] for span in spans}) == 2_000
+    assert all(s["attributes"]["portkey.log_id"].startswith("sha256:") for s in spans)
+    assert max(len(line) for line in out.splitlines()) < 10_000
+    assert peak_mb < 256, f"peak RSS {peak_mb:.0f} MB"

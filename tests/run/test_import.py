@@ -15,7 +15,7 @@ import pytest
 from ingest.convert.ids import span_hex, span_id_for
 from ingest.phoenix.admin.local_server import LocalPhoenix
 from tests.conftest import REPO, read_spans, run_cli
-from tests.logs_factory import write_logs
+from tests.logs_factory import MARKER, planted_sample_logs, write_jsonl, write_logs
 
 
 def expected_ids(project: str, logs: list[dict]) -> set[str]:
@@ -248,3 +248,51 @@ def test_runs_record_failed_and_interrupted_outcomes_and_status_shows_them(
     assert f"into '{project}' (failed, exit 1: Phoenix at http://127.0.0.1:9 did not" in (
         status.stdout
     )
+
+
+def test_drop_content_stores_no_content_and_keeps_tokens_and_cost(
+    phoenix: LocalPhoenix, project: str, tmp_path: Path
+) -> None:
+    """Markers planted in every content field of every call type of sample_logs/ (issue 25)."""
+    records = planted_sample_logs(REPO / "sample_logs")
+    export = write_jsonl(tmp_path / "planted.jsonl", records)
+    code, summary = import_json(str(export), "--endpoint", phoenix.url, "--project", project,
+                                "--drop-content")  # fmt: skip
+    assert code in (0, 3), summary
+    stored = read_spans(phoenix.url, project)
+    assert len(stored) == summary["delivered"] > 40
+    assert not [span["name"] for span in stored if MARKER in json.dumps(span, default=str)]
+    converted = run_cli("convert", str(export), "--project", project)  # without --drop-content
+    expected = {
+        json.loads(line)["span_id"]: json.loads(line)["attributes"]
+        for line in converted.stdout.splitlines()
+    }
+    assert sum(MARKER in json.dumps(attrs) for attrs in expected.values()) > 40
+    for span in stored:
+        got, want = span["attributes"], expected[span["context"]["span_id"]]
+        for key in [k for k in want if k.startswith("llm.token_count.")] + ["llm.cost.total"]:
+            if key in want:
+                assert got[key] == want[key], key
+        assert got["portkey.ingest.content_dropped"]
+
+
+def test_a_file_in_the_docs_vocabulary_stores_the_same_spans_as_in_the_spec_one(
+    phoenix: LocalPhoenix, project: str, tmp_path: Path
+) -> None:
+    """Issue 23, item 1: `ai_provider`, `request_tokens`, ... are read as the spec's names."""
+    from ingest.convert.records import DOCS_NAMES
+
+    spec = [json.loads(line) for line in (REPO / "sample_logs" / "errors.jsonl").open()]
+    docs = [{DOCS_NAMES.get(key, key): value for key, value in log.items()} for log in spec]
+    assert all(set(log) & set(DOCS_NAMES) == set() for log in docs)
+    stored = {}
+    for name, logs in (("spec", spec), ("docs", docs)):
+        path = write_jsonl(tmp_path / f"{name}.jsonl", logs)
+        code, summary = import_json(str(path), "--endpoint", phoenix.url,
+                                    "--project", f"{project}-{name}")  # fmt: skip
+        assert code == 0 and summary["delivered"] == len(logs)
+        spans = read_spans(phoenix.url, f"{project}-{name}")
+        stored[name] = {s["attributes"]["portkey.log_id"]: (s["name"], s["status_code"],
+                        s["status_message"], s["attributes"]) for s in spans}  # fmt: skip
+    assert stored["docs"] == stored["spec"]
+    assert {facts[3].get("portkey.status_code") for facts in stored["docs"].values()} > {429}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 from ingest.phoenix.admin.local_server import LocalPhoenix
 from tests.conftest import read_spans, run_cli
@@ -108,3 +109,19 @@ def test_the_index_resolves_a_shared_span_id_the_same_way_in_any_order(tmp_path:
     store.add([("t", str(i), f"l{i}") for i in range(5)])
     assert store.lookup("t", "4") == "l4" and store.lookup("t", "a") is None  # bounded
     assert ParentStore(tmp_path / "parents.sqlite3", "other").lookup("t", "4") is None
+
+
+def test_the_parent_index_is_bounded_in_bytes_as_well_as_in_entries() -> None:
+    """1,000 parents with 256-character ids in a 100 KB index: about the newest 98 are kept."""
+    from ingest.convert.ids import ParentIndex
+    from ingest.convert.records import parse_record
+
+    def log(index: int, **fields: str) -> Any:
+        ids = {"id": f"{index:04d}" + "l" * 252, "trace_id": "t" * 256}
+        return parse_record({**ids, "created_at": "2026-07-25T11:14:18Z", **fields})
+
+    index = ParentIndex(max_bytes=100_000)
+    for n in range(1_000):
+        index.remember(log(n, span_id=f"{n:04d}" + "s" * 252))
+    child = [log(5_000 + n, parent_span_id=f"{n:04d}" + "s" * 252) for n in (0, 950, 999)]
+    assert [index.parent_of(c) for c in child] == [None, log(950).log_id, log(999).log_id]

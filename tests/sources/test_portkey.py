@@ -672,8 +672,8 @@ def test_401_stops_at_once_and_names_the_key_and_scope(double: PortkeyDouble) ->
         "Unauthorized access: invalid or missing x-portkey-api-key), sent as x-portkey-api-key. "
         "Check that the key is valid for this Portkey (PORTKEY_BASE_URL) and has the "
         "`logs.export` scope (a Workspace or Admin API key; log exports also need Portkey's "
-        "Enterprise plan); a deployment that reads the other header needs PORTKEY_AUTH=bearer "
-        "(`doctor` tries both)."
+        "Enterprise plan); a deployment that reads the other header needs PORTKEY_AUTH set to "
+        "bearer (`doctor` tries both)."
     )
     assert len(double.requests) == 1  # not retried
 
@@ -869,6 +869,37 @@ def test_windows_must_be_aware_and_ordered() -> None:
         Window(T0, T0)
     left, right = DAY.halves()
     assert (left.until, right.since) == (T0 + timedelta(hours=12),) * 2
+
+
+def test_a_portkey_that_knows_only_the_docs_field_names_is_asked_again_in_them(
+    double: PortkeyDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 23, item 1: the export docs spell five fields otherwise than the spec."""
+    import portkey_double
+
+    from ingest.convert.records import DOCS_NAMES, parse_record
+
+    docs_fields = tuple(DOCS_NAMES.get(name, name) for name in EXPORT_FIELDS)
+    monkeypatch.setattr(portkey_double, "EXPORT_FIELDS", docs_fields)
+    monkeypatch.setattr(portkey_double, "LOG_FIELDS", portkey_double.LOG_FIELDS | set(docs_fields))
+    logs = logs_at(5, 6)
+    for log in logs:  # this Portkey stores and exports the docs' names
+        log.update({alias: log.pop(name) for name, alias in DOCS_NAMES.items()})
+    double.add_logs(logs)
+    client = client_for(double)
+
+    file = client.fetch_window(DAY, tmp_path)
+
+    first, second = double.requests_to(CREATE)
+    assert first.json["requested_data"] == list(EXPORT_FIELDS)
+    assert second.json["requested_data"] == list(docs_fields)
+    lines = [json.loads(line) for line in file.path.read_text().splitlines()]
+    assert set(lines[0]) == set(docs_fields)
+    records = [parse_record(line) for line in lines]
+    assert [r.ai_org for r in records] == [log["ai_provider"] for log in logs]
+    assert [r.status_code for r in records] == [log["status_code"] for log in logs]
+    assert [r.total_units for r in records] == [log["total_tokens"] for log in logs]
+    assert all(r.warnings == () for r in records)
 
 
 # --------------------------------------------------------------------------- network hygiene

@@ -400,7 +400,7 @@ class PortkeyApi:
                     f"Portkey rejected PORTKEY_API_KEY on {endpoint} ({said}), sent as "
                     f"{self.settings.auth}. Check that the key is valid for this Portkey ({url}) "
                     f"and has {need}; a deployment that reads the other header needs "
-                    f"PORTKEY_AUTH={other} (`doctor` tries both)."
+                    f"PORTKEY_AUTH set to {other} (`doctor` tries both)."
                 )
             else:
                 text = f"Portkey refused {endpoint} ({said}): PORTKEY_API_KEY needs {need}."

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ingest.convert.records import EXPORT_FIELDS
+from ingest.convert.records import DOCS_NAMES, EXPORT_FIELDS
 from ingest.errors import PortkeyExportError, Transient
 from ingest.http import (
     Outcome,
@@ -113,12 +113,35 @@ class ExportJobs:
         )
         self._storage = Transport(storage, sleep=api.sleep, clock=api.clock)
         self._spare: str | None = None  # a draft whose filters may be overwritten (PUT)
+        # The spec's field names; the export docs' names if Portkey refuses those (a line in
+        # either vocabulary is read the same way, convert/records.py).
+        self._requested = list(EXPORT_FIELDS)
 
     # ---- export jobs: counting and planning
 
     def count(self, window: Window, draft_id: str | None = None) -> tuple[str, int]:
         """Create a draft for `window` (or PUT its filters into `draft_id`): (export id, total)."""
-        body: dict[str, Any] = {"filters": window.filters(), "requested_data": list(EXPORT_FIELDS)}
+        try:
+            return self._count(window, draft_id)
+        except PortkeyExportError as exc:
+            if not self._refuses_spec_names(exc):
+                raise
+            log.warning(
+                "Portkey refused the spec's requested_data names (%s); asking with the export "
+                "docs' names (%s)", exc, ", ".join(DOCS_NAMES.values()),
+            )  # fmt: skip
+            self._requested = [DOCS_NAMES.get(name, name) for name in EXPORT_FIELDS]
+            return self._count(window, draft_id)
+
+    def _refuses_spec_names(self, exc: PortkeyExportError) -> bool:
+        """A 400 naming `requested_data` or one of the five names the docs spell otherwise."""
+        if exc.status != 400 or self._requested != list(EXPORT_FIELDS):
+            return False
+        said = str(exc)
+        return "requested_data" in said or any(name in said for name in DOCS_NAMES)
+
+    def _count(self, window: Window, draft_id: str | None) -> tuple[str, int]:
+        body: dict[str, Any] = {"filters": window.filters(), "requested_data": self._requested}
         if self.settings.workspace:
             body["workspace_id"] = self.settings.workspace
         if draft_id is not None:
