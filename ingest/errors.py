@@ -38,6 +38,15 @@ class SourceError(IngestError):
     """An input file or the Portkey API could not be read."""
 
 
+class DamagedFile(SourceError):
+    """A file cannot be read past `offset` (of its decompressed data), after line `line`:
+    truncated or corrupt gzip, a read error, a file that vanished. What came before is good."""
+
+    def __init__(self, message: str, *, offset: int, line: int) -> None:
+        super().__init__(message)
+        self.offset, self.line = offset, line
+
+
 class PhoenixError(IngestError):
     """Phoenix refused, failed or could not be reached."""
 

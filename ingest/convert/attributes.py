@@ -152,6 +152,7 @@ def _build(
             ", ".join(dropped) or "nothing: the log held no content"
         )
     bounds.bound_values(attributes, limits.max_value_chars, truncated)
+    bounds.clamp_token_counts(attributes, warnings)
     bounds.drop_wide_integers(attributes, warnings)
     bounds.cap_attribute_count(attributes, limits.max_attributes - 6, truncated)  # 6: ours
     bounds.cap_span_size(attributes, limits.max_span_bytes, truncated)

@@ -2,8 +2,12 @@
 
 - text: NUL characters removed (PostgreSQL rejects them after Phoenix answered 200), valid
   UTF-8 (lone surrogates replaced), strings cut after `max_chars` with a visible marker;
-- integers: OTLP carries signed 64-bit integers; a larger one (a status code of 1e20, token
-  counts of 10**30) is dropped with a warning instead of failing the encoder;
+- integers: OTLP carries signed 64-bit integers; a larger one (a status code of 1e20) is
+  dropped with a warning instead of failing the encoder;
+- token counts: Phoenix adds every span's `llm.token_count.prompt` and `.completion` into its
+  ancestors' cumulative counts, in INTEGER columns (64-bit on SQLite, 32-bit on PostgreSQL);
+  a sum that overflows fails the insert after Phoenix answered 200, so each
+  `llm.token_count.*` is clamped to `MAX_TOKEN_COUNT` with a warning;
 - count: at most `max_attributes` attributes; list-shaped families (messages, tools,
   embeddings) give up whole items first, the most recent input messages last;
 - size: at most `max_bytes` of attribute text; the longest values are cut first, to one
@@ -80,6 +84,23 @@ def bound_list(items: list[str], max_items: int, max_chars: int) -> list[str]:
 
 def fits_int64(value: object) -> bool:
     return not isinstance(value, int) or isinstance(value, bool) or INT64_MIN <= value <= INT64_MAX
+
+
+# Per span: above any context window offered today, and 214 spans at the bound still sum
+# within PostgreSQL's 32-bit INTEGER (2,147,483,647); SQLite's 64-bit columns hold ~9e11.
+MAX_TOKEN_COUNT = 10_000_000
+TOKEN_COUNT_PREFIX = "llm.token_count."
+
+
+def clamp_token_counts(attributes: Attributes, warnings: list[str]) -> None:
+    """Bound the counts Phoenix sums over a trace, so no sum overflows its columns."""
+    bound = MAX_TOKEN_COUNT
+    for key, value in attributes.items():
+        if (key.startswith(TOKEN_COUNT_PREFIX) and isinstance(value, int)
+                and not isinstance(value, bool) and value > bound):  # fmt: skip
+            attributes[key] = bound
+            warnings.append(f"{key}: {_preview(value)} tokens, over the {bound:,} a span may "
+                            "add to its trace's sums in Phoenix; clamped")  # fmt: skip
 
 
 def drop_wide_integers(attributes: Attributes, warnings: list[str]) -> None:

@@ -13,6 +13,14 @@ the oldest batch stops making progress for a grace period.
 A batch may hold spans of several projects (`--project-from`): each span's resource names its
 project, one OTLP request carries them all (grouped by resource), and every read asks each
 project for its own spans. A batch is verified, so committed, only when all of them are.
+
+A span Phoenix keeps accepting and keeps not storing (its insert fails after the 200: a value
+its database refuses) would hold every later commit back forever. So when spans are still
+missing after the re-sends while Phoenix stored others sent since, the missing ones are
+bisected (halves sent as separate requests, each verified) down to the spans that are never
+stored; those are handed to the commit as `Batch.poisoned` (the caller quarantines them) and
+the rest is committed. When Phoenix stored nothing since, it is an outage, not a poison span:
+the run fails as before and nothing is moved aside.
 """
 
 from __future__ import annotations
@@ -82,6 +90,12 @@ class Batch:
     fresh: set[str] = field(default_factory=set)
     size_bytes: int = 0  # encoded size of its spans, known before sending
     sent_bytes: int = 0
+    # Spans Phoenix acknowledged and never stored (span id -> (span, reason)): not committed
+    # as delivered; the caller quarantines them
+    poisoned: dict[str, tuple[ReadableSpan, str]] = field(default_factory=dict)
+    lines: dict[str, tuple[int, int]] = field(default_factory=dict)  # the caller's: where
+    # each span came from (span id -> line, offset), to quarantine a poisoned one
+    stored_mark: int = 0  # DeliveryStats.delivered when it was sent
 
 
 @dataclass
@@ -92,6 +106,7 @@ class DeliveryStats:
     resent: int = 0  # sent again after Phoenix lost them
     batches: int = 0
     annotation_errors: int = 0  # spans whose annotations raised (counted, never fatal)
+    poisoned: int = 0  # acknowledged, never stored, isolated by bisection (Batch.poisoned)
 
 
 class Deliverer:
@@ -225,6 +240,7 @@ class Deliverer:
                 batch.sent_bytes = sent_bytes * len(share) // len(to_send)
         for batch, share in zip(group, shares, strict=True):
             batch.awaiting = share
+            batch.stored_mark = self.stats.delivered
 
     def _settle(
         self, pending: deque[Batch], commit: Callable[[Batch], None], incoming: Batch | None
@@ -265,12 +281,15 @@ class Deliverer:
         if asked_at - self._last_progress < self.tuning.grace_s:
             return
         if self._resends >= self.tuning.max_resends:
+            if self._isolate(oldest):
+                self._resends_of = None
+                return
             raise VerificationError(
                 f"Phoenix acknowledged {len(oldest.awaiting)} spans but did not store them, "
                 f"even after {self._resends} re-sends over "
-                f"{self.tuning.grace_s * self._resends:.0f} s. Check the Phoenix server log for "
-                "insert errors; nothing past the last verified record was committed, so "
-                "rerunning is safe."
+                f"{self.tuning.grace_s * self._resends:.0f} s, and stored none of the others "
+                "sent since. Check the Phoenix server log for insert errors; nothing past the "
+                "last verified record was committed, so rerunning is safe."
             )
         self._resends += 1
         log.warning(
@@ -294,6 +313,63 @@ class Deliverer:
             found |= self.reader.existing(share, window, project=project or None)
         return found
 
+    def _isolate(self, batch: Batch) -> bool:
+        """Bisect the spans of `batch` Phoenix keeps not storing: each part is sent as its own
+        request and verified; a part that stays missing is halved, down to single spans.
+        Parts of one level go together, so this takes about log2(missing) grace periods.
+        The single spans left are poisoned only if Phoenix stored others meanwhile (some of
+        these parts, or anything sent since the batch): else it is an outage, and nothing is
+        moved aside (False)."""
+        attempts = dict.fromkeys(batch.awaiting, 1 + self._resends)
+        parts, poison = [dict(batch.awaiting)], {}
+        log.warning(
+            "%d spans were acknowledged but not stored after %d attempts: sending them in "
+            "parts to find which Phoenix never stores", len(batch.awaiting), 1 + self._resends,
+        )  # fmt: skip
+        while parts:
+            for part in parts:
+                self.sender.send(list(part.values()))
+                self.stats.resent += len(part)
+                for span_id in part:
+                    attempts[span_id] += 1
+            stored = self._await_stored({i: s for part in parts for i, s in part.items()})
+            for span_id in stored:
+                del batch.awaiting[span_id]
+            batch.delivered += len(stored)
+            self.stats.delivered += len(stored)
+            following: list[dict[str, ReadableSpan]] = []
+            for part in parts:
+                missing = {i: s for i, s in part.items() if i not in stored}
+                if len(missing) == 1 and len(part) == 1:
+                    poison.update(missing)
+                elif len(missing) == 1:
+                    following.append(missing)
+                elif missing:
+                    items = list(missing.items())
+                    half = len(items) // 2
+                    following += [dict(items[:half]), dict(items[half:])]
+            parts = following
+        if self.stats.delivered == batch.stored_mark:  # Phoenix stored nothing at all
+            return False
+        for span_id, span in poison.items():
+            batch.poisoned[span_id] = (span, _poison_reason(span_id, span, attempts[span_id]))
+            del batch.awaiting[span_id]
+        self.stats.poisoned += len(poison)
+        return True
+
+    def _await_stored(self, spans: dict[str, ReadableSpan]) -> set[str]:
+        """Read until every one of `spans` is stored or none was for the grace period."""
+        found: set[str] = set()
+        since = self.clock()
+        while len(found) < len(spans) and self.clock() - since < self.tuning.grace_s:
+            self.sleep(self.tuning.min_poll_s)
+            rest = [span_id for span_id in spans if span_id not in found]
+            got = self._existing({i: spans[i] for i in rest})
+            if got:
+                found |= got
+                since = self.clock()
+        return found
+
     def _commit_verified(self, pending: deque[Batch], commit: Callable[[Batch], None]) -> None:
         """Commit the verified prefix, in order. Annotations go first, for up to a batch's
         worth of spans at a time: many small batches (small files) verified by one read cost
@@ -304,7 +380,7 @@ class Deliverer:
             while pending and not pending[0].awaiting and spans < self.tuning.batch_size:
                 group.append(pending.popleft())
                 spans += len(group[-1].spans)
-            self._annotate([span for batch in group for span in batch.spans],
+            self._annotate([span for batch in group for span in _stored(batch)],
                            set().union(*(batch.fresh for batch in group)))  # fmt: skip
             for batch in group:
                 commit(batch)
@@ -341,6 +417,22 @@ class Deliverer:
 
 
 _NOTHING = Batch(spans=[], position=None)
+
+
+def _poison_reason(span_id: str, span: ReadableSpan, attempts: int) -> str:
+    log_id = (span.attributes or {}).get("portkey.log_id")
+    which = f"span_id={span_id}" + (f", log id {log_id}" if log_id is not None else "")
+    return (
+        f"Phoenix accepted this span but did not store it after {attempts} attempts; its "
+        f"server log says why (look for 'Span insertion failed' and {which})"
+    )
+
+
+def _stored(batch: Batch) -> list[ReadableSpan]:
+    """The spans of a verified batch without the poisoned ones (nothing to annotate)."""
+    if not batch.poisoned:
+        return batch.spans
+    return [span for span in batch.spans if span_hex(span.context.span_id) not in batch.poisoned]
 
 
 def _bytes(batch: Batch) -> int:

@@ -16,10 +16,13 @@ import logging
 import re
 import sys
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from ingest.convert.records import LogRecord
 from ingest.convert.redact import active
 
 EVENTS = logging.getLogger("ingest.events")
@@ -209,3 +212,74 @@ class Progress:
             self.stream.write("\r" + " " * self._width + "\r")
             self.stream.flush()
             self._width = 0
+
+
+@dataclass
+class RunSummary:
+    files: int = 0
+    files_already_done: int = 0
+    read: int = 0  # non-blank lines read in this run
+    delivered: int = 0  # spans sent by this run and read back from Phoenix
+    already_present: int = 0  # spans Phoenix had before this run sent them
+    duplicates: int = 0  # log ids already seen earlier in this run
+    quarantined: int = 0
+    sampled_out: int = 0  # logs whose trace --sample left out: done, not sent
+    route_fallbacks: int = 0  # logs whose routing value was no project name: default project
+    projects: Counter[str] = field(default_factory=Counter)  # spans of this run per project
+    retried: int = 0  # HTTP retries towards Phoenix
+    resent: int = 0  # spans sent again because Phoenix lost them after acknowledging
+    annotations: int = 0  # gateway annotations written and read back
+    annotation_failures: int = 0
+    coercions: Counter[str] = field(default_factory=Counter)
+    records_with_warnings: int = 0
+    # Secrets masked per output (spans, quarantine, stderr, logs) by the run's rules.
+    redacted: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    quarantine_path: Path | None = None
+    earliest: datetime | None = None  # start times of the logs seen, for the Phoenix link
+    latest: datetime | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.delivered / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def saw(self, record: LogRecord) -> None:
+        self.widen(record.created_at, record.created_at)
+        self.coercions.update(record.coercions)
+        if record.warnings:
+            self.records_with_warnings += 1
+
+    def widen(self, earliest: datetime | str | None, latest: datetime | str | None) -> None:
+        """Extend the time range of the logs this run covered (for the Phoenix link)."""
+        if isinstance(earliest, str):
+            earliest = datetime.fromisoformat(earliest)
+        if isinstance(latest, str):
+            latest = datetime.fromisoformat(latest)
+        if earliest is not None:
+            self.earliest = earliest if self.earliest is None else min(self.earliest, earliest)
+        if latest is not None:
+            self.latest = latest if self.latest is None else max(self.latest, latest)
+
+    def to_dict(self) -> dict[str, Any]:
+        plain = ("files", "files_already_done", "read", "delivered", "already_present",
+                 "duplicates", "quarantined", "sampled_out", "route_fallbacks")  # fmt: skip
+        return {
+            **{name: getattr(self, name) for name in plain},
+            "projects": dict(sorted(self.projects.items())),
+            "retried": self.retried,
+            "resent": self.resent,
+            "annotations": self.annotations,
+            "annotation_failures": self.annotation_failures,
+            "coerced": dict(sorted(self.coercions.items())),
+            "records_with_warnings": self.records_with_warnings,
+            "redacted": self.redacted,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "rate_per_s": round(self.rate, 1),
+            "quarantine_file": str(self.quarantine_path) if self.quarantine_path else None,
+            "earliest": _iso(self.earliest),
+            "latest": _iso(self.latest),
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds") if moment else None

@@ -17,20 +17,19 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-from ingest.convert.ids import ParentIndex, route, sampled_in, span_id_for
+from ingest.convert.ids import ParentIndex, route, sampled_in, span_hex, span_id_for
 from ingest.convert.records import LogRecord, parse_record, unwrap_quarantined
 from ingest.convert.spans import ConversionOptions, make_resource, to_span
-from ingest.errors import IngestError, RecordError, outcome_of
+from ingest.errors import DamagedFile, IngestError, RecordError, outcome_of
 from ingest.phoenix.api import PhoenixSettings, SpanSender
 from ingest.phoenix.reader import SpanAnnotator, SpanReader
 from ingest.run.delivery import Batch, Deliverer, DeliveryStats, Tuning
-from ingest.run.logs import Progress, describe_file, event
+from ingest.run.logs import Progress, RunSummary, describe_file, event
 from ingest.run.quarantine import Quarantine, default_quarantine_path
 from ingest.run.state import (
     ParentStore,
@@ -40,81 +39,19 @@ from ingest.run.state import (
     parent_store,
     record_run,
 )
-from ingest.sources.files import SourceLine, chunk_lines, decode_line, fingerprint, read_lines
+from ingest.sources.files import (
+    SourceLine,
+    chunk_lines,
+    decode_line,
+    fingerprint,
+    line_at,
+    prefix_digest,
+    read_lines,
+    until_damage,
+)
 
 log = logging.getLogger(__name__)
 MAX_ROUTE_WARNINGS = 20  # routing fallbacks logged one by one; the rest are counted
-
-
-@dataclass
-class RunSummary:
-    files: int = 0
-    files_already_done: int = 0
-    read: int = 0  # non-blank lines read in this run
-    delivered: int = 0  # spans sent by this run and read back from Phoenix
-    already_present: int = 0  # spans Phoenix had before this run sent them
-    duplicates: int = 0  # log ids already seen earlier in this run
-    quarantined: int = 0
-    sampled_out: int = 0  # logs whose trace --sample left out: done, not sent
-    route_fallbacks: int = 0  # logs whose routing value was no project name: default project
-    projects: Counter[str] = field(default_factory=Counter)  # spans of this run per project
-    retried: int = 0  # HTTP retries towards Phoenix
-    resent: int = 0  # spans sent again because Phoenix lost them after acknowledging
-    annotations: int = 0  # gateway annotations written and read back
-    annotation_failures: int = 0
-    coercions: Counter[str] = field(default_factory=Counter)
-    records_with_warnings: int = 0
-    # Secrets masked per output (spans, quarantine, stderr, logs) by the run's rules.
-    redacted: dict[str, int] = field(default_factory=dict)
-    elapsed_s: float = 0.0
-    quarantine_path: Path | None = None
-    earliest: datetime | None = None  # start times of the logs seen, for the Phoenix link
-    latest: datetime | None = None
-
-    @property
-    def rate(self) -> float:
-        return self.delivered / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    def saw(self, record: LogRecord) -> None:
-        self.widen(record.created_at, record.created_at)
-        self.coercions.update(record.coercions)
-        if record.warnings:
-            self.records_with_warnings += 1
-
-    def widen(self, earliest: datetime | str | None, latest: datetime | str | None) -> None:
-        """Extend the time range of the logs this run covered (for the Phoenix link)."""
-        if isinstance(earliest, str):
-            earliest = datetime.fromisoformat(earliest)
-        if isinstance(latest, str):
-            latest = datetime.fromisoformat(latest)
-        if earliest is not None:
-            self.earliest = earliest if self.earliest is None else min(self.earliest, earliest)
-        if latest is not None:
-            self.latest = latest if self.latest is None else max(self.latest, latest)
-
-    def to_dict(self) -> dict[str, Any]:
-        plain = ("files", "files_already_done", "read", "delivered", "already_present",
-                 "duplicates", "quarantined", "sampled_out", "route_fallbacks")  # fmt: skip
-        return {
-            **{name: getattr(self, name) for name in plain},
-            "projects": dict(sorted(self.projects.items())),
-            "retried": self.retried,
-            "resent": self.resent,
-            "annotations": self.annotations,
-            "annotation_failures": self.annotation_failures,
-            "coerced": dict(sorted(self.coercions.items())),
-            "records_with_warnings": self.records_with_warnings,
-            "redacted": self.redacted,
-            "elapsed_s": round(self.elapsed_s, 3),
-            "rate_per_s": round(self.rate, 1),
-            "quarantine_file": str(self.quarantine_path) if self.quarantine_path else None,
-            "earliest": _iso(self.earliest),
-            "latest": _iso(self.latest),
-        }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds") if moment else None
 
 
 def _decode(line: SourceLine) -> Any:
@@ -142,6 +79,7 @@ class FilePosition:
     line: int
     final: bool
     file: FileRun | None = field(default=None, compare=False, repr=False)
+    damaged: dict[str, Any] | None = None  # the file could not be read past `offset`
     # (Portkey trace id, span id, log id) of the batch's logs that have a Portkey span id:
     # remembered beside the state when the batch commits.
     parents: tuple[tuple[str, str, str, str], ...] = field(default=(), compare=False,
@@ -251,7 +189,16 @@ class FileImporter:
         persist = remember and self.store is not None
         if persist:
             assert self.store is not None
-            progress = self.store.file_progress(self.options.destination, fingerprint(path), path)
+            try:
+                digest = fingerprint(path)
+            except DamagedFile as exc:  # unreadable, or gone since it was listed
+                self.quarantine.add(path, 1, f"{exc} Nothing of this file was imported.", b"",
+                                    offset=0)  # fmt: skip
+                return
+            progress = self.store.file_progress(self.options.destination, digest, path)
+            if repaired := self.store.repaired(progress, lambda n: prefix_digest(path, n)):
+                log.info("%s: repairs the file that was damaged after line %d; resuming there",
+                         path, repaired["damaged"]["line"])  # fmt: skip
         else:
             progress = new_file_entry(self.options.destination, "") | {"path": str(path)}
         run = FileRun(path, progress, persist, self.window)
@@ -266,9 +213,10 @@ class FileImporter:
             streamed.add(id(progress))
         if progress["offset"]:
             log.info("%s: resuming after line %d", path, progress["line"])
-        index_parents(path, self.parents, self.options.max_line_bytes, self.enricher,
-                      unwrap_quarantined, self.project_for)  # fmt: skip
-        for batch in self._batches(path, progress["offset"], progress["line"]):
+        with contextlib.suppress(DamagedFile):  # the delivery pass records the damage
+            index_parents(path, self.parents, self.options.max_line_bytes, self.enricher,
+                          unwrap_quarantined, self.project_for)  # fmt: skip
+        for batch in self._batches(path, progress["offset"], progress["line"], remember):
             batch.position = replace(batch.position, file=run)
             yield batch
 
@@ -280,6 +228,13 @@ class FileImporter:
         run = position.file
         assert run is not None
         progress = run.progress
+        for span_id, (_, reason) in batch.poisoned.items():
+            line, start = batch.lines.get(span_id, (0, 0))
+            raw = line_at(run.path, start, line, self.options.max_line_bytes)
+            self.quarantine.add(run.path, line, reason, raw)
+            batch.counts["quarantined"] = batch.counts.get("quarantined", 0) + 1
+        if position.damaged is not None:
+            progress["damaged"] = position.damaged
         advance_file(
             progress, offset=position.offset, line=position.line, final=position.final,
             delivered=batch.delivered, already_present=batch.already_present,
@@ -305,10 +260,17 @@ class FileImporter:
                 duration_s=round(time.monotonic() - run.started, 3),
             )  # fmt: skip
 
-    def _batches(self, path: Path, offset: int, line_no: int) -> Iterator[Batch]:
-        """Batches bounded in spans and in encoded bytes, each ending after a whole line."""
+    def _batches(
+        self, path: Path, offset: int, line_no: int, tolerate_damage: bool = True
+    ) -> Iterator[Batch]:
+        """Batches bounded in spans and in encoded bytes, each ending after a whole line.
+        A damaged file ends after its last whole line: the rest is quarantined with its
+        offset (`tolerate_damage`; Portkey's downloads fail instead, so the window is
+        exported again)."""
         batch = Batch(spans=[], position=None, counts=Counter())
-        lines = read_lines(path, offset, line_no, self.options.max_line_bytes)
+        damage: list[DamagedFile] = []
+        lines = until_damage(read_lines(path, offset, line_no, self.options.max_line_bytes),
+                             damage)  # fmt: skip
         for chunk in chunk_lines(lines, self.tuning.batch_size):
             self.summary.read += len(chunk)
             decoded = [_decode(line) for line in chunk]
@@ -318,21 +280,38 @@ class FileImporter:
                 if isinstance(raw, RecordError):
                     self._reject(line, batch, str(raw))
                 else:
-                    self._add(line, raw, batch)
+                    self._add(line, raw, batch, offset)
                 offset, line_no = line.end_offset, line.line_no
                 if (len(batch.spans) >= self.tuning.batch_size
                         or batch.size_bytes >= self.tuning.max_batch_bytes):  # fmt: skip
                     batch.position = FilePosition(offset, line_no, False, parents=self._taken())
                     yield batch
                     batch = Batch(spans=[], position=None, counts=Counter())
-        batch.position = FilePosition(offset, line_no, True, parents=self._taken())
+        if damage:
+            if not tolerate_damage:
+                raise damage[0]
+            batch.position = self._damaged(path, damage[0], batch)
+        else:
+            batch.position = FilePosition(offset, line_no, True, parents=self._taken())
         yield batch
+
+    def _damaged(self, path: Path, damage: DamagedFile, batch: Batch) -> FilePosition:
+        """The end of a damaged file: its unread rest is quarantined with the offset."""
+        reason = (f"{damage} The rest of the file, from byte {damage.offset:,} of its data "
+                  f"(line {damage.line + 1:,} on), was not imported; a repaired file of the "
+                  "same name is read from there.")  # fmt: skip
+        self.quarantine.add(path, damage.line + 1, reason, b"", offset=damage.offset)
+        batch.counts["quarantined"] += 1
+        facts = {"offset": damage.offset, "line": damage.line, "reason": str(damage)[:1000],
+                 "prefix_sha256": prefix_digest(path, damage.offset)}  # fmt: skip
+        return FilePosition(damage.offset, damage.line, True, damaged=facts,
+                            parents=self._taken())  # fmt: skip
 
     def _taken(self) -> tuple[tuple[str, str, str, str], ...]:
         rows, self._rows = tuple(self._rows), []
         return rows
 
-    def _add(self, line: SourceLine, raw: Any, batch: Batch) -> None:
+    def _add(self, line: SourceLine, raw: Any, batch: Batch, start: int = 0) -> None:
         try:
             record = parse_record(unwrap_quarantined(raw))
         except RecordError as exc:
@@ -367,6 +346,7 @@ class FileImporter:
         if record.span_id:
             self._rows.append((project, record.trace_id or "", record.span_id, record.log_id))
         self.summary.saw(record)
+        batch.lines[span_hex(span_id)] = (line.line_no, start)
         batch.spans.append(span)
         batch.size_bytes += size
 

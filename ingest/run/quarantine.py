@@ -39,7 +39,12 @@ class Quarantine:
         self.echo: Callable[[str], None] | None = None
         self._handle: IO[str] | None = None
 
-    def add(self, source: Path | str, line: int, reason: str, raw: bytes | str) -> None:
+    def add(
+        self, source: Path | str, line: int, reason: str, raw: bytes | str,
+        offset: int | None = None,
+    ) -> None:  # fmt: skip
+        """One rejected line; `offset` (bytes of the decompressed data) for the unread rest
+        of a damaged file, whose `line` is the first line not read."""
         self.count += 1
         if self.echo is not None:
             shown = self.redactor.scrub(reason, where="stderr")
@@ -47,9 +52,11 @@ class Quarantine:
         if self.path is None:
             return
         text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-        entry = {"time": utc_now(), "source": str(source), "line": line,
-                 "reason": self.redactor.scrub(reason, where="quarantine"),
-                 "record": _bounded(self._masked(text))}  # fmt: skip
+        entry: dict[str, object] = {"time": utc_now(), "source": str(source), "line": line}
+        if offset is not None:
+            entry["offset"] = offset
+        entry["reason"] = self.redactor.scrub(reason, where="quarantine")
+        entry["record"] = _bounded(self._masked(text))
         if self.keep_raw:
             entry["raw"] = _bounded(text)
         handle = self._open()

@@ -55,6 +55,7 @@ class StateStore:
         self.path = state_dir / STATE_FILE
         self.doc: dict[str, Any] = empty_state()
         self._lock_handle: Any = None
+        self._damaged_paths: set[str] | None = None  # of the loaded document's files
 
     # ---- lock --------------------------------------------------------------------------
 
@@ -95,7 +96,7 @@ class StateStore:
         except UnicodeDecodeError as exc:
             raise self._corrupt(f"it is not UTF-8 text (byte {exc.start})") from None
         except FileNotFoundError:
-            self.doc = empty_state()
+            self.doc, self._damaged_paths = empty_state(), None
             return self.doc
         except OSError as exc:
             raise StateError(f"cannot read the state file {self.path}: {exc.strerror}.") from exc
@@ -116,7 +117,7 @@ class StateStore:
                 raise self._corrupt(f"its '{section}' section is not an object")
         if problem := shape_problem(doc):
             raise self._corrupt(problem)
-        self.doc = doc
+        self.doc, self._damaged_paths = doc, None
         return doc
 
     def _corrupt(self, why: str) -> StateError:
@@ -160,6 +161,32 @@ class StateStore:
 
     def file_progress(self, project: str, fingerprint: str, path: Path) -> dict[str, Any]:
         return file_progress(self.doc, project, fingerprint, path)
+
+    def repaired(self, entry: dict[str, Any], digest_of: Any) -> dict[str, Any] | None:
+        """A file new to the state (`entry` at line 0) that repairs a damaged one (the same
+        project and path, its content unreadable past `damaged.offset`) resumes there when
+        its first bytes are the same (`digest_of(offset)`): they were delivered. Returns the
+        damaged entry. The damaged paths are gathered once per load, not scanned per file."""
+        if self._damaged_paths is None:
+            self._damaged_paths = {e.get("path") for e in self.doc["files"].values()
+                                   if "damaged" in e}  # fmt: skip
+        if entry["offset"] or entry["complete"] or entry.get("path") not in self._damaged_paths:
+            return None
+        for other in self.doc["files"].values():
+            damage = other.get("damaged")
+            if (other is entry or not isinstance(damage, dict) or other.get("path") != entry["path"]
+                    or other.get("project") != entry["project"]):  # fmt: skip
+                continue
+            offset, line = damage.get("offset"), damage.get("line")
+            if isinstance(offset, int) and isinstance(line, int) and offset > 0 and (
+                    digest_of(offset) == damage.get("prefix_sha256")):  # fmt: skip
+                entry["offset"], entry["line"], entry["resumed_from"] = (
+                    offset,
+                    line,
+                    other["sha256"],
+                )
+                return other
+        return None
 
     def section(self, name: str) -> dict[str, Any]:
         """A top-level section of the document ("sync", "backfills", ...), created empty."""

@@ -5,7 +5,9 @@ the length of a line. A line longer than `max_line_bytes` is never held whole: i
 past in pieces and handed on as an oversized line (its number, its size, a short preview),
 which `decode_line` rejects with the reason, so it is quarantined like any bad record. Each
 line carries the byte offset just past it, so an interrupted import can resume after the
-last verified line.
+last verified line. A file that cannot be read on (truncated or corrupt gzip, a read error,
+a file gone) raises `DamagedFile` with the offset and line of the last complete line: every
+line yielded before it is whole.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ingest.errors import RecordError, SourceError
+from ingest.errors import DamagedFile, RecordError, SourceError
 
 _CHUNK = 1 << 20
 EXPORT_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
@@ -58,17 +61,20 @@ def read_lines(
     path: Path, start_offset: int = 0, start_line: int = 0, max_line_bytes: int = MAX_LINE_BYTES
 ) -> Iterator[SourceLine]:
     """Yield the non-blank lines of `path` after `start_offset` (a previous `end_offset`)."""
-    with _open(path) as stream:
+    offset, line_no = start_offset, start_line  # just past the last whole line read
+    try:
+        stream = _open(path)
+    except SourceError as exc:
+        raise DamagedFile(str(exc), offset=offset, line=line_no) from exc.__cause__
+    with stream:
         try:
             if start_offset:
                 stream.seek(start_offset)  # gzip streams seek by decompressing forward
-            offset, line_no = start_offset, start_line
             while data := stream.readline(max_line_bytes + 1):
-                line_no += 1
-                offset += len(data)
                 if len(data) > max_line_bytes and not data.endswith(b"\n"):
                     size = len(data) + _skip_rest_of_line(stream)
-                    offset += size - len(data)
+                    offset += size
+                    line_no += 1
                     yield SourceLine(
                         path,
                         line_no,
@@ -78,14 +84,52 @@ def read_lines(
                         limit=max_line_bytes,
                     )
                     continue
+                offset += len(data)
+                line_no += 1
                 stripped = data.strip()
                 if stripped:
                     yield SourceLine(path, line_no, offset, stripped)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise SourceError(
-                f"cannot read {path} after line {line_no}: {exc}. "
-                "The file may be truncated or corrupt; download it again."
+        except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+            raise DamagedFile(
+                f"cannot read {path} past byte {offset:,} (line {line_no:,}): {exc}. "
+                "The file may be truncated or corrupt; download it again.",
+                offset=offset,
+                line=line_no,
             ) from exc
+
+
+def until_damage(lines: Iterator[SourceLine], damage: list[DamagedFile]) -> Iterator[SourceLine]:
+    """`lines` up to the damage, which is kept in `damage`: the whole lines read before it
+    still reach the caller's last group (`chunk_lines` ends normally)."""
+    try:
+        yield from lines
+    except DamagedFile as exc:
+        damage.append(exc)
+
+
+def line_at(path: Path, start: int, line: int, max_line_bytes: int = MAX_LINE_BYTES) -> bytes:
+    """The first non-blank line from byte `start` (numbered `line`), or b"" if unreadable."""
+    try:
+        found = next(read_lines(path, start, line - 1, max_line_bytes), None)
+    except DamagedFile:
+        return b""
+    return found.data if found is not None else b""
+
+
+def prefix_digest(path: Path, length: int) -> str | None:
+    """sha256 of the first `length` bytes of the file's (decompressed) data; None when it
+    has fewer or cannot be read that far. A repaired file resumes where the damaged one
+    stopped only when what came before is the same."""
+    digest = hashlib.sha256()
+    left = length
+    try:
+        with _open(path) as stream:
+            while left and (chunk := stream.read(min(_CHUNK, left))):
+                digest.update(chunk)
+                left -= len(chunk)
+    except (SourceError, OSError, EOFError, zlib.error):
+        return None
+    return None if left else digest.hexdigest()
 
 
 def _skip_rest_of_line(stream: IO[bytes]) -> int:
@@ -156,7 +200,7 @@ def fingerprint(path: Path) -> str:
             while chunk := stream.read(_CHUNK):
                 digest.update(chunk)
     except OSError as exc:
-        raise _unreadable(path, exc) from exc
+        raise DamagedFile(str(_unreadable(path, exc)), offset=0, line=0) from exc
     return digest.hexdigest()
 
 

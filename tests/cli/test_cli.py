@@ -223,14 +223,18 @@ def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     assert "does not exist" in result.output
 
 
-def test_corrupt_gzip_names_the_file(phoenix: LocalPhoenix, tmp_path: Path) -> None:
+def test_corrupt_gzip_is_quarantined_from_the_damage_naming_the_file(
+    phoenix: LocalPhoenix, tmp_path: Path, isolated_env: Path
+) -> None:
     broken = tmp_path / "broken.jsonl.gz"
     data = gzip.compress(b'{"id": "x"}\n' * 1000)
     broken.write_bytes(data[: len(data) // 2])
     result = run_cli("import", str(broken), "--endpoint", phoenix.url)
-    assert result.returncode == 1
-    assert f"Error: cannot read {broken} after line" in result.stderr
-    assert "download it again" in result.stderr
+    assert result.returncode == 3, result.stderr
+    (quarantine,) = (isolated_env / "quarantine").iterdir()
+    (entry,) = map(json.loads, quarantine.read_text().splitlines())
+    assert entry["reason"].startswith(f"cannot read {broken} past byte ")
+    assert "download it again" in entry["reason"]
 
 
 def test_corrupt_state_file_stops_with_advice(tmp_path: Path, isolated_env: Path) -> None:

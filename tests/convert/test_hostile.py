@@ -112,17 +112,35 @@ def test_a_response_time_past_2262_is_dropped_with_a_warning() -> None:
     assert "portkey.response_time_ms" not in span.attributes  # type: ignore[operator]
 
 
-def test_integers_beyond_64_bits_are_dropped_with_a_warning() -> None:
+def test_integers_beyond_64_bits_are_dropped_and_token_counts_clamped_with_a_warning() -> None:
     usage = {"prompt_tokens": 10**30, "completion_tokens": 5, "total_tokens": 10**30}
     got = attributes_of(
         record_line(response_status_code=1e20, response={"usage": usage}, retry_success_count=2**70)
     )
     assert "portkey.status_code" not in got and "portkey.retry_success_count" not in got
-    assert "llm.token_count.prompt" not in got and "llm.token_count.total" not in got
+    assert got["llm.token_count.prompt"] == got["llm.token_count.total"] == 10_000_000
     assert got["llm.token_count.completion"] == 5
     warnings = "\n".join(got["portkey.ingest.warnings"])
     for name in ("response_status_code", "retry_success_count", "llm.token_count.prompt"):
         assert name in warnings
+
+
+def test_token_counts_whose_trace_sums_would_overflow_phoenix_are_clamped_per_span() -> None:
+    # Within 64 bits, but two such spans in one trace overflow Phoenix's cumulative count
+    usage = {"prompt_tokens": 2**62, "completion_tokens": 10_000_000, "total_tokens": 2**62 + 7,
+             "prompt_tokens_details": {"cached_tokens": 2**40}}  # fmt: skip
+    got = attributes_of(record_line(response={"usage": usage}))
+    assert got["llm.token_count.prompt"] == 10_000_000
+    assert got["llm.token_count.completion"] == 10_000_000  # at the bound: kept as it is
+    assert got["llm.token_count.total"] == 10_000_000
+    assert got["llm.token_count.prompt_details.cache_read"] == 10_000_000
+    assert 214 * 10_000_000 <= 2**31 - 1  # a trace of 214 such spans fits PostgreSQL's INTEGER
+    warnings = got["portkey.ingest.warnings"]
+    assert (
+        "llm.token_count.prompt: 4611686018427387904 tokens, over the 10,000,000 a span may add "
+        "to its trace's sums in Phoenix; clamped" in warnings
+    )
+    assert not any("llm.token_count.completion" in warning for warning in warnings)
 
 
 # ---- text, nesting, size -----------------------------------------------------------------

@@ -6,6 +6,7 @@ test runs in milliseconds and every interleaving is chosen by the test.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -188,8 +189,61 @@ def test_a_stall_gives_up_after_the_resends_without_committing() -> None:
     with pytest.raises(VerificationError, match="did not store them, even after 2 re-sends"):
         deliverer.run(batches([2, 2]), lambda batch: committed.append(batch.position))
     assert committed == [], "nothing unverified is committed"
-    assert len(phoenix.sends) == 2 + 2, "two batches, then two re-sends of the oldest"
+    # two batches, two re-sends of the oldest, then its bisection: both, then each alone
+    assert len(phoenix.sends) == 2 + 2 + 1 + 2
     assert clock.now < 10, "gave up after about grace x resends, in fake time"
+
+
+class PoisonPhoenix(FakePhoenix):
+    """Acknowledges every request; `poison` spans are never stored. `whole_requests`: a
+    request holding one loses all of its spans (an insert that fails for the request)."""
+
+    def __init__(self, poison: set[str], whole_requests: bool = False) -> None:
+        super().__init__()
+        self.poison, self.whole_requests = poison, whole_requests
+
+    def send(self, spans: list[ReadableSpan]) -> int:
+        size = super().send(spans)
+        ids = self.sends[-1]
+        if not (self.whole_requests and self.poison.intersection(ids)):
+            self.stored.update(i for i in ids if i not in self.poison)
+        self.queue.clear()
+        return size
+
+
+@pytest.mark.parametrize("whole_requests", [False, True])
+def test_spans_phoenix_accepts_and_never_stores_are_isolated_and_the_rest_committed(
+    whole_requests: bool,
+) -> None:
+    poison = {hex_id(2), hex_id(9)}
+    phoenix = PoisonPhoenix(poison, whole_requests)
+    seen: list[tuple[Any, set[str]]] = []
+    clock = Clock()
+    tuning = Tuning(batch_size=8, grace_s=1.0, max_resends=2, precheck=False, min_poll_s=0.1,
+                    max_poll_s=0.1)  # fmt: skip
+    deliverer = Deliverer(phoenix, phoenix, tuning, clock=clock, sleep=clock.sleep)
+    extra = [Batch(spans=[span(n) for n in range(12, 16)], position=2)]  # stored meanwhile
+    deliverer.run(batches([8, 4]) + extra,
+                  lambda batch: seen.append((batch.position, set(batch.poisoned))))  # fmt: skip
+    assert seen == [(0, {hex_id(2)}), (1, {hex_id(9)}), (2, set())]
+    assert phoenix.stored == {hex_id(n) for n in range(16)} - poison
+    assert deliverer.stats.poisoned == 2
+    assert deliverer.stats.delivered == 14
+    sends = Counter(span_id for request in phoenix.sends for span_id in request)
+    assert max(sends.values()) <= 1 + 2 + 4, "bisection: log2(8) + 1 parts at most per span"
+    assert clock.now < 30, "a few grace periods, in fake time"
+
+
+def test_nothing_is_moved_aside_when_phoenix_stores_nothing_at_all() -> None:
+    phoenix = PoisonPhoenix({hex_id(n) for n in range(4)})  # an outage of the insert path
+    committed: list[Any] = []
+    clock = Clock()
+    tuning = Tuning(grace_s=1.0, max_resends=2, precheck=False, min_poll_s=0.1, max_poll_s=0.1)
+    deliverer = Deliverer(phoenix, phoenix, tuning, clock=clock, sleep=clock.sleep)
+    with pytest.raises(VerificationError, match="and stored none of the others sent since"):
+        deliverer.run(batches([4]), lambda batch: committed.append(batch.position))
+    assert committed == [] and deliverer.stats.poisoned == 0
+    assert len(phoenix.sends) > 3, "bisected before giving up: a part might have been stored"
 
 
 def test_a_batch_whose_spans_are_all_present_is_committed_without_sending() -> None:

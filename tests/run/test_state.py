@@ -271,3 +271,25 @@ def test_doctor_warns_about_a_state_dir_others_can_read(tmp_path: Path) -> None:
     private = tmp_path / "new"
     assert all(c.status != WARN for c in check_state_dir(private)), "what doctor creates is 0700"
     assert stat.S_IMODE(private.stat().st_mode) == 0o700
+
+
+def test_a_repaired_file_resumes_at_the_damage_only_when_it_starts_with_the_same_bytes(
+    tmp_path: Path,
+) -> None:
+    store = StateStore(tmp_path)
+    path = tmp_path / "export.jsonl.gz"
+    damaged = store.file_progress("p", "old-sha", path)
+    damaged.update(offset=500, line=5, complete=True,
+                   damaged={"offset": 500, "line": 5, "prefix_sha256": "same"})  # fmt: skip
+    elsewhere = store.file_progress("p", "x-sha", tmp_path / "other.jsonl.gz")
+
+    fresh = store.file_progress("p", "new-sha", path)
+    assert store.repaired(fresh, lambda length: "same" if length == 500 else "?") is damaged
+    assert (fresh["offset"], fresh["line"], fresh["resumed_from"]) == (500, 5, "old-sha")
+
+    different = store.file_progress("p", "other-content", path)
+    assert store.repaired(different, lambda length: "not the same") is None
+    assert (different["offset"], different["line"]) == (0, 0)  # read from its start
+    assert store.repaired(elsewhere, lambda length: "same") is None  # not a damaged path
+    other_project = store.file_progress("q", "new-sha", path)
+    assert store.repaired(other_project, lambda length: "same") is None

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest.convert.records import LogRecord, RecordError, parse_record
-from ingest.errors import SourceError
+from ingest.errors import DamagedFile, SourceError
 from ingest.sources.files import (
     SourceLine,
     chunk_lines,
@@ -240,7 +240,10 @@ def test_a_truncated_gzip_is_a_source_error_naming_the_path(tmp_path: Path) -> N
     assert str(path) in message
     assert "truncated or corrupt" in message
     assert 0 < len(read) < 2000  # what came before the cut was still delivered
-    assert f"after line {read[-1].line_no}:" in message
+    assert isinstance(caught.value, DamagedFile)
+    assert (caught.value.offset, caught.value.line) == (read[-1].end_offset, read[-1].line_no)
+    assert f"past byte {read[-1].end_offset:,} (line {read[-1].line_no:,}):" in message
+    assert content[: caught.value.offset].endswith(b"\n")  # whole lines only
 
 
 def test_a_file_that_is_not_gzip_but_named_gz_is_a_source_error(tmp_path: Path) -> None:
