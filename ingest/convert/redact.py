@@ -82,10 +82,9 @@ _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 _NAME_CHARS = 128  # a longer key is judged by its first and last 128 characters
 # Bare words that are ordinary prose before a colon ("the key: ..."); as JSON keys, in
 # assignments or as part of a longer name they still name a secret.
-_PROSE_WORDS = frozenset(
-    {"key", "keys", "token", "tokens", "auth", "sig", "signature", "credential",
-     "credentials", "secrets"}
-)  # fmt: skip
+# Credential(s) and secret(s) are not among them: like password, they name a secret wherever
+# they stand (the cost of "Credentials: see the vault" is one masked word).
+_PROSE_WORDS = frozenset({"key", "keys", "token", "tokens", "auth", "sig", "signature"})
 # Keys of a `{"name": ..., "value": ...}` header object that hold the header's name.
 _HEADER_NAME_KEYS = ("name", "key", "header", "header_name", "headerName", "field")
 

@@ -32,7 +32,7 @@ SECRET_WORDS = [
 HEADERS = ["Authorization", "X-Api-Key", "Cookie", "x-portkey-virtual-key",
            "Proxy-Authorization", "X-Auth-Token", "apiKey"]  # fmt: skip
 # Bare words that are prose before a colon ("the token: ..."), not names (redact.py).
-PROSE_WORDS = {"token", "credential", "credentials"}
+PROSE_WORDS = {"token"}
 AROUND = ["", "db", "my", "user", "primary", "x portkey", "OPENAI"]
 AFTER = ["", "old", "value", "2", "backup", "prod"]
 
@@ -186,6 +186,7 @@ def test_header_value_objects(name_key: str, header: str, secret: str, value_key
     sep=st.sampled_from(["=", ": ", " = ", ":"]),
 )
 def test_name_value_in_prose(name: str, secret: str, before: str, after: str, sep: str) -> None:
+    assume(not (":" in sep and name.lower() in PROSE_WORDS))  # "the token: ..." is prose
     masks(secret, f"{before}{name}{sep}{secret}{after}")
     request = {"messages": [{"role": "user", "content": f"{before}{name}{sep}{secret}{after}"}]}
     assert secret not in span_text({"request": request})
