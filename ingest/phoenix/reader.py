@@ -402,7 +402,7 @@ class SpanAnnotator:
         try:
             stored = {_key(item) for item in self._read_back(to_read)} if to_read else set()
         except Exception as exc:  # cannot tell what is there: write everything
-            log.warning("could not read annotations (%s); writing them all", _reason(exc))
+            log.warning("could not read annotations (%s); writing them all", failure_reason(exc))
             stored = set()
         to_write = [item for item in wanted if _key(item) not in stored]
         self._forget(item for item in wanted if _key(item) in stored)
@@ -432,7 +432,7 @@ class SpanAnnotator:
         except Exception as exc:  # annotations are extra: never let them lose a span
             self.failed += len(wanted)
             log.warning("could not annotate %d spans (%s); the spans are delivered",
-                        len({item["span_id"] for item in wanted}), _reason(exc))  # fmt: skip
+                        len({item["span_id"] for item in wanted}), failure_reason(exc))  # fmt: skip
             return False
         return True
 
@@ -464,7 +464,7 @@ class SpanAnnotator:
         try:
             stored = {_key(item) for item in self._read_back({i["span_id"] for i in wanted})}
         except Exception as exc:
-            log.warning("could not read annotations back (%s)", _reason(exc))
+            log.warning("could not read annotations back (%s)", failure_reason(exc))
             return wanted
         return [item for item in wanted if _key(item) not in stored]
 
@@ -491,7 +491,7 @@ class SpanAnnotator:
         return [dict(item) for item in found if item.get("identifier") == ANNOTATOR]
 
 
-def _reason(exc: Exception) -> str:
+def failure_reason(exc: Exception) -> str:  # a client call's failure in a few words
     if isinstance(exc, PhoenixError):
         return str(exc)
     response = getattr(exc, "response", None)

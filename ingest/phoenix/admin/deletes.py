@@ -28,7 +28,7 @@ from ingest.errors import PhoenixError
 from ingest.http import segment
 from ingest.phoenix.api import PhoenixApi, PhoenixSettings
 from ingest.phoenix.capabilities import SPAN_DELETE, format_version
-from ingest.phoenix.reader import ANNOTATOR, NAMES, READ_SPANS, SpanReader
+from ingest.phoenix.reader import ANNOTATOR, NAMES, READ_SPANS, SpanReader, failure_reason
 
 # Tests only: SIGKILL this process right after the N-th span delete (a crash between the
 # delete and the re-delivery, at a point the test chooses).
@@ -166,8 +166,9 @@ class AnnotationKeeper:
                     continue  # none of these spans is stored (Phoenix 12.x answers 404)
                 raise PhoenixError(
                     f"could not read the annotations of {len(ids)} spans in project "
-                    f"'{self.reader.settings.project}' ({_reason(exc)}): nothing was deleted, "
-                    "since what people added could not be kept. Rerun when Phoenix answers."
+                    f"'{self.reader.settings.project}' ({failure_reason(exc)}): nothing was "
+                    "deleted, since what people added could not be kept. Rerun when Phoenix "
+                    "answers."
                 ) from None
         return [kept_form(dict(item)) for item in found if not is_ours(item)]
 
@@ -197,7 +198,7 @@ class AnnotationKeeper:
         try:
             self.reader.client.spans.log_span_annotations(span_annotations=annotations, sync=True)
         except Exception as exc:
-            reasons.append(_reason(exc))
+            reasons.append(failure_reason(exc))
             return False
         return True
 
@@ -219,12 +220,3 @@ class AnnotationKeeper:
 
 def _writable(item: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in item.items() if key != "original"}
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, PhoenixError):
-        return str(exc)
-    response = getattr(exc, "response", None)
-    if response is not None:
-        return f"HTTP {response.status_code}"
-    return type(exc).__name__
