@@ -64,7 +64,8 @@ def import_command(files: tuple[Path, ...], **kw: Any) -> None:
         from ingest.sources.files import EXPORT_SUFFIXES, expand_paths
 
         settings = phoenix_settings(kw["endpoint"], kw["api_key"], kw["project"],
-                                    kw["retry_deadline"], kw["client_headers"])  # fmt: skip
+                                    kw["retry_deadline"], kw["client_headers"],
+                                    kw["strict"])  # fmt: skip
         options = conversion_settings(settings.project, kw)
         paths = expand_paths(list(files))
         if not paths:
@@ -184,6 +185,7 @@ def check_command(
     api_key: str | None,
     retry_deadline: float,
     client_headers: dict[str, str] | None,
+    strict: bool,
     project: str | None,
     logs_dir: Path | None,
     keep: bool,
@@ -204,7 +206,7 @@ def check_command(
         from ingest.ops.check import run_check
 
         settings = phoenix_settings(
-            endpoint, api_key, project or "check", retry_deadline, client_headers
+            endpoint, api_key, project or "check", retry_deadline, client_headers, strict
         )
         ok = run_check(settings, logs_dir, fresh_project=project is None, keep=keep,
                        project_from=project_from)  # fmt: skip

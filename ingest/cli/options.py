@@ -84,6 +84,14 @@ phoenix_options = option_group(
         "before giving up.",
     ),
     client_headers_option,
+    click.option(
+        "--strict",
+        is_flag=True,
+        envvar="INGEST_STRICT",
+        show_envvar=True,
+        help="Refuse to send an API key over plain http:// to a host that is not this machine "
+        "(without it: a warning).",
+    ),
 )
 
 project_option = click.option(
@@ -278,9 +286,10 @@ def phoenix_settings(
     project: str,
     deadline: float,
     headers: dict[str, str] | None = None,
+    strict: bool = False,
 ) -> PhoenixSettings:
     options = {"endpoint": endpoint, "api_key": api_key, "project": project,
-               "retry_deadline": deadline, "client_headers": headers}  # fmt: skip
+               "retry_deadline": deadline, "client_headers": headers, "strict": strict}  # fmt: skip
     return PhoenixSettings.from_options(options)
 
 
@@ -450,7 +459,7 @@ pull_delivery_options = option_group(
 def pull_settings_from(kw: dict[str, Any]) -> tuple[PhoenixSettings, PullSettings]:
     """The Phoenix settings and the PullSettings of a `sync` or `backfill` invocation."""
     phoenix = phoenix_settings(kw["endpoint"], kw["api_key"], kw["project"], kw["retry_deadline"],
-                               kw["client_headers"])  # fmt: skip
+                               kw["client_headers"], kw["strict"])  # fmt: skip
     return phoenix, pull_settings(phoenix, tuning_from(kw), kw)
 
 

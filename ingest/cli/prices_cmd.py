@@ -24,7 +24,7 @@ from ingest.phoenix.api import PhoenixSettings
 
 def _phoenix(kw: dict[str, Any]) -> PhoenixSettings:
     return phoenix_settings(kw["endpoint"], kw["api_key"], "default", kw["retry_deadline"],
-                            kw["client_headers"])  # fmt: skip
+                            kw["client_headers"], kw["strict"])  # fmt: skip
 
 
 def build_plan(kw: dict[str, Any]) -> tuple[Any, Any]:

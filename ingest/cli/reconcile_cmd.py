@@ -84,7 +84,7 @@ from ingest.sources.portkey.api import PortkeySettings
 @verbosity_options
 def reconcile_command(
     endpoint: str, api_key: str | None, retry_deadline: float,
-    client_headers: dict[str, str] | None, project: str,
+    client_headers: dict[str, str] | None, strict: bool, project: str,
     portkey_api_key: str | None, portkey_base_url: str, portkey_auth: str,
     workspace: str | None, since: datetime, until: datetime, bucket: str,
     routed_projects: tuple[str, ...], sample: float, as_json: bool, verbose: int, quiet: bool,
@@ -118,9 +118,11 @@ def reconcile_command(
 
         if since >= until:
             raise ConfigError("--since must be before --until.")
-        phoenix = phoenix_settings(endpoint, api_key, project, retry_deadline, client_headers)
+        phoenix = phoenix_settings(endpoint, api_key, project, retry_deadline, client_headers,
+                                   strict)  # fmt: skip
         options = {"portkey_api_key": portkey_api_key, "portkey_base_url": portkey_base_url,
-                   "portkey_auth": portkey_auth, "workspace": workspace}  # fmt: skip
+                   "portkey_auth": portkey_auth, "workspace": workspace,
+                   "strict": strict}  # fmt: skip
         portkey = PortkeyApi(PortkeySettings.from_options(options, "the analytics.view scope"))
         names = [phoenix.project] + [n for n in dict.fromkeys(routed_projects)
                                      if n != phoenix.project]  # fmt: skip

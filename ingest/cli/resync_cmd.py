@@ -103,7 +103,8 @@ def resync_command(files: tuple[Path, ...], **kw: Any) -> None:  # fmt: skip
             if kw["shard"]:
                 raise ConfigError("--shard applies to a range (--since/--until), not to files.")
             phoenix = phoenix_settings(kw["endpoint"], kw["api_key"], kw["project"],
-                                       kw["retry_deadline"], kw["client_headers"])  # fmt: skip
+                                       kw["retry_deadline"], kw["client_headers"],
+                                       kw["strict"])  # fmt: skip
             options = conversion_settings(phoenix.project, kw)
             setup = RunSetup("resync", options, phoenix, tuning_from(kw), kw["quarantine_file"],
                              not kw["no_annotations"], Progress())  # fmt: skip

@@ -122,11 +122,19 @@ class PhoenixSettings:
             values["retry_deadline_s"] = options["retry_deadline"]
         settings = cls(**values)
         if settings.api_key and plain_http_to_remote(settings.base_url):
+            host = urlsplit(settings.base_url).netloc
+            if options.get("strict"):
+                raise ConfigError(
+                    f"--strict refuses to send PHOENIX_API_KEY over plain http:// to {host} "
+                    "(PHOENIX_COLLECTOR_ENDPOINT): anyone on the network path could read it. "
+                    "Use https://, or reach Phoenix through a loopback address or a tunnel. "
+                    "Nothing was sent."
+                )
             log.warning(
                 "PHOENIX_API_KEY is sent over plain http:// to %s (PHOENIX_COLLECTOR_ENDPOINT): "
                 "anyone on the network path can read it. Use https://, or reach Phoenix "
                 "through a loopback address or a tunnel.",
-                urlsplit(settings.base_url).netloc,
+                host,
             )
         return settings
 

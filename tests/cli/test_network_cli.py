@@ -69,3 +69,33 @@ def test_config_show_says_a_url_holds_credentials_without_showing_them() -> None
     assert "https://(set)@pk.example/v1" in result.stdout
     assert "s3cr3t" not in result.stdout + result.stderr
     assert "u:pw" not in result.stdout + result.stderr
+
+
+def test_strict_refuses_a_key_over_plain_http_to_another_machine(tmp_path: Path) -> None:
+    """--strict (or INGEST_STRICT) turns the warning into a usage error before anything is
+    sent; a loopback or https endpoint is accepted as before."""
+    write_logs(tmp_path / "export.jsonl", 1)
+    export, state = str(tmp_path / "export.jsonl"), str(tmp_path / "s")
+    refused = run_cli("import", export, "--endpoint", "http://10.1.2.3:6006", "--api-key",
+                      "k-123", "--strict", "--state-dir", state)  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert (
+        "Error: --strict refuses to send PHOENIX_API_KEY over plain http:// to 10.1.2.3:6006 "
+        "(PHOENIX_COLLECTOR_ENDPOINT): anyone on the network path could read it. Use https://, "
+        "or reach Phoenix through a loopback address or a tunnel. Nothing was sent."
+    ) in refused.stderr
+    assert "k-123" not in refused.stderr
+    portkey = run_cli(
+        "sync", "--endpoint", f"http://127.0.0.1:{closed_port()}", "--state-dir", state,
+        env={"PORTKEY_API_KEY": "pk-123", "PORTKEY_BASE_URL": "http://10.1.2.3/v1",
+             "INGEST_STRICT": "1"},
+    )  # fmt: skip
+    assert portkey.returncode == 2, portkey.stderr
+    assert (
+        "Error: --strict refuses to send PORTKEY_API_KEY over plain http:// to 10.1.2.3 "
+        "(PORTKEY_BASE_URL): anyone on the network path could read it. Use https://. "
+        "Nothing was sent."
+    ) in portkey.stderr
+    local = run_cli("import", str(tmp_path / "none"), "--endpoint", "http://127.0.0.1:6006",
+                    "--api-key", "k-123", "--strict", "--state-dir", state)  # fmt: skip
+    assert "--strict refuses" not in local.stderr and "plain http" not in local.stderr

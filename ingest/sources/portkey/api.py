@@ -168,6 +168,12 @@ class PortkeySettings:
         for url, env in ((settings.base_url, "PORTKEY_BASE_URL"),
                          (settings.gateway_url, "PORTKEY_GATEWAY_URL")):  # fmt: skip
             if url and plain_http_to_remote(url):
+                if options.get("strict"):
+                    raise ConfigError(
+                        f"--strict refuses to send PORTKEY_API_KEY over plain http:// to "
+                        f"{urlsplit(url).netloc} ({env}): anyone on the network path could "
+                        "read it. Use https://. Nothing was sent."
+                    )
                 log.warning(
                     "PORTKEY_API_KEY is sent over plain http:// to %s (%s): anyone on the "
                     "network path can read it. Use https://.",
