@@ -129,6 +129,23 @@ def test_no_marker_reaches_any_output_of_convert_or_import(
         assert not leaked(text), f"{where} holds {leaked(text)}"
     assert "quarantine" in {path.parent.name for path in isolated_env.rglob("*.jsonl")}
 
+    # resync replaces the same spans (the quarantined lines again), prices plans from the
+    # file: neither lets a marker out either.
+    resynced = run_cli("resync", str(export), "--endpoint", phoenix.url, "--project", project,
+                       "--yes", "--json", "--log-format", "json", "-v", *RULES)  # fmt: skip
+    assert resynced.returncode == 3, resynced.stderr
+    planned = run_cli("prices", "plan", str(export), "--endpoint", phoenix.url)  # built-in rules
+    assert planned.returncode in (0, 1), planned.stderr
+    outputs = {
+        "Phoenix after resync": json.dumps(read_spans(phoenix.url, project), ensure_ascii=False),
+        "resync's stdout": resynced.stdout,
+        "resync's stderr": resynced.stderr,
+        "prices plan's output": planned.stdout + planned.stderr,
+        "state directory after resync": files_text(isolated_env),
+    }
+    for where, text in outputs.items():
+        assert not leaked(text), f"{where} holds {leaked(text)}"
+
     # Only --quarantine-raw writes the line as read (with its secrets), as README warns.
     raw_file = tmp_path / "raw.jsonl"
     again = run_cli("convert", str(export), "--quarantine-file", str(raw_file),
