@@ -69,8 +69,7 @@ class Tuning:
     max_batch_bytes: int = 8 << 20  # encoded size of one OTLP request
     grace_s: float = 30.0  # no progress for this long -> re-send what is missing
     max_resends: int = 5  # per batch, before giving up with VerificationError
-    # a missing span overtaken by spans sent after it this long was tried: re-send it in parts
-    settle_s: float = 2.0
+    settle_s: float = 2.0  # a missing span later ones overtook this long ago was tried
     isolation_parts: int = 8  # parts per level when a re-send is split to find poison spans
     min_poll_s: float = 0.2
     max_poll_s: float = 5.0
@@ -94,8 +93,8 @@ class Batch:
     # Spans Phoenix acknowledged and never stored (span id -> (span, reason)): not committed
     # as delivered; the caller quarantines them
     poisoned: dict[str, tuple[ReadableSpan, str]] = field(default_factory=dict)
-    lines: dict[str, tuple[int, int]] = field(default_factory=dict)  # the caller's: where
-    # each span came from (span id -> line, offset), to quarantine a poisoned one
+    # the caller's: span id -> (line, offset) it came from, to quarantine a poisoned one
+    lines: dict[str, tuple[int, int]] = field(default_factory=dict)
     stored_mark: int = 0  # DeliveryStats.delivered when it was sent
 
 
@@ -263,10 +262,9 @@ class Deliverer:
             self._wait_for_progress(pending, incoming)
 
     def _wait_for_progress(self, pending: deque[Batch], incoming: Batch | None) -> None:
-        """One read of what is still unverified. The oldest batch's missing spans are sent
-        again in parts (`_isolate`) once later spans overtook them for `settle_s`, or after
-        the grace period without progress; a batch nothing overtook and nothing stored since
-        is re-sent whole, up to `max_resends` (Phoenix lost them, or an outage)."""
+        """One read of what is unverified. The oldest batch's missing spans go to `_isolate`
+        once overtaken for `settle_s`, or after the grace without progress if Phoenix stored
+        others since; else they are re-sent whole, up to `max_resends` (lost, or an outage)."""
         oldest = pending[0]
         if self._resends_of is not oldest:
             self._resends_of, self._resends, self._last_progress = oldest, 0, self.clock()
@@ -293,13 +291,13 @@ class Deliverer:
         if self._overtaken(oldest.awaiting):
             self._overtaken_since = self._overtaken_since or asked_at
             if asked_at - self._overtaken_since >= self.tuning.settle_s:
-                self._isolate_or_fail(oldest)
+                self._isolate(oldest)
             return
         if asked_at - self._last_progress < self.tuning.grace_s:
             return
         stored_since = self.stats.delivered > oldest.stored_mark
         if stored_since or self._resends >= self.tuning.max_resends:
-            self._isolate_or_fail(oldest)
+            self._isolate(oldest)
             return
         self._resends += 1
         log.warning(
@@ -310,18 +308,6 @@ class Deliverer:
         self._send(list(oldest.awaiting.values()))
         self.stats.resent += len(oldest.awaiting)
         self._last_progress = self.clock()
-
-    def _isolate_or_fail(self, oldest: Batch) -> None:
-        if self._isolate(oldest):
-            self._resends_of = None
-            return
-        raise VerificationError(
-            f"Phoenix acknowledged {len(oldest.awaiting)} spans but did not store them, "
-            f"even after {self._resends} re-sends over "
-            f"{self.tuning.grace_s * self._resends:.0f} s, and stored none of the others "
-            "sent since. Check the Phoenix server log for insert errors; nothing past the "
-            "last verified record was committed, so rerunning is safe."
-        )
 
     def _send(self, spans: list[ReadableSpan]) -> int:
         """One OTLP request; each span's position in Phoenix's arrival order is noted."""
@@ -350,12 +336,12 @@ class Deliverer:
             self._stored_upto = max(self._stored_upto, self._sent_at.pop(span_id, 0))
         return found
 
-    def _isolate(self, batch: Batch) -> bool:
+    def _isolate(self, batch: Batch) -> None:
         """Send the missing spans of `batch` again in parts, each its own request, verified.
         A span still missing while a sibling in its part and a span sent after it are stored,
         or alone in its part, is poison; a part lost whole is halved. Each level reverses the
         order, so a level's last part is overtaken on the next. Nothing is poisoned unless
-        Phoenix stored others since the batch was sent (else an outage: False)."""
+        Phoenix stored others since the batch was sent: else it is an outage, the run fails."""
         attempts = dict.fromkeys(batch.awaiting, 1 + self._resends)
         parts, poison = _split(dict(batch.awaiting), self.tuning.isolation_parts), {}
         log.warning(
@@ -384,19 +370,24 @@ class Deliverer:
                     following += _split(missing, 2)
             parts = following[::-1]
         if self.stats.delivered == batch.stored_mark:  # Phoenix stored nothing at all
-            return False
+            raise VerificationError(
+                f"Phoenix acknowledged {len(batch.awaiting)} spans but did not store them, "
+                f"even after {self._resends} re-sends over "
+                f"{self.tuning.grace_s * self._resends:.0f} s, and stored none of the others "
+                "sent since. Check the Phoenix server log for insert errors; nothing past the "
+                "last verified record was committed, so rerunning is safe."
+            )
         for span_id, span in poison.items():
             batch.poisoned[span_id] = (span, _poison_reason(span_id, span, attempts[span_id]))
             del batch.awaiting[span_id]
             self._sent_at.pop(span_id, None)
         self.stats.poisoned += len(poison)
-        return True
+        self._resends_of = None
 
     def _await_stored(self, spans: dict[str, ReadableSpan]) -> set[str]:
-        """Read until every one of `spans` is stored, or the rest was overtaken by stored
-        spans for `settle_s`, or nothing was stored for a while: these spans already failed
-        once while Phoenix was storing, so it is the time Phoenix takes to store this many
-        (ten times over, at least 5 x `settle_s`), not the whole grace period."""
+        """Read until all of `spans` are stored, or the rest was overtaken for `settle_s`, or
+        nothing was stored for ten times what Phoenix takes to store this many (at least 5 x
+        `settle_s`): they already failed once while Phoenix stored others."""
         found: set[str] = set()
         since, overtaken_at = self.clock(), None
         quiet_s = max(5 * self.tuning.settle_s, 10 * len(spans) / max(self._rate, 1.0))
@@ -442,9 +433,8 @@ class Deliverer:
             self.stats.annotation_errors += len(spans)
 
     def _poll_interval(self, pending: deque[Batch], incoming: Batch | None) -> float:
-        """How long Phoenix should take to store what we wait for: all of it at the end
-        (`incoming` None), else enough to make room for `incoming` (polling by the oldest
-        batch alone made small files read everything in flight every few tenths of a s)."""
+        """How long Phoenix should take to store all we wait for (`incoming` None, at the end),
+        else enough to make room for `incoming` (not just the oldest batch: small files)."""
         unverified = sum(len(batch.awaiting) for batch in pending)
         if incoming is None:
             wanted = unverified
