@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from opentelemetry.sdk.trace import ReadableSpan
 
 from ingest.convert.ids import span_hex
-from ingest.convert.spans import project_of
+from ingest.convert.spans import project_of, request_order
 from ingest.errors import VerificationError
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ class Batch:
     # the caller's: span id -> (line, offset) it came from, to quarantine a poisoned one
     lines: dict[str, tuple[int, int]] = field(default_factory=dict)
     stored_mark: int = 0  # DeliveryStats.delivered when it was sent
+    sent_at: float = 0.0  # clock when it was sent: no span is poison within a grace of it
 
 
 @dataclass
@@ -127,7 +128,7 @@ class Deliverer:
         self.sleep = sleep
         self.stats = DeliveryStats()
         self._rate = 200.0  # spans/s Phoenix stores; refined as we observe it
-        # Stall detection for the oldest pending batch (reset when another becomes oldest).
+        # Stall detection for the oldest pending batch (reset when another becomes oldest)
         self._resends_of: Batch | None = None
         self._resends = 0
         self._last_progress = clock()
@@ -246,7 +247,7 @@ class Deliverer:
                 batch.sent_bytes = sent_bytes * len(share) // len(to_send)
         for batch, share in zip(group, shares, strict=True):
             batch.awaiting = share
-            batch.stored_mark = self.stats.delivered
+            batch.stored_mark, batch.sent_at = self.stats.delivered, self.clock()
 
     def _settle(
         self, pending: deque[Batch], commit: Callable[[Batch], None], incoming: Batch | None
@@ -311,7 +312,7 @@ class Deliverer:
 
     def _send(self, spans: list[ReadableSpan]) -> int:
         """One OTLP request; each span's position in Phoenix's arrival order is noted."""
-        spans = _request_order(spans)
+        spans = request_order(spans)
         size = self.sender.send(spans)
         for span in spans:
             self._position += 1
@@ -352,9 +353,9 @@ class Deliverer:
             for part in parts:
                 self._send(list(part.values()))
                 self.stats.resent += len(part)
-                for span_id in part:
-                    attempts[span_id] += 1
-            stored = self._await_stored({i: s for part in parts for i, s in part.items()})
+                attempts.update({span_id: attempts[span_id] + 1 for span_id in part})
+            sent = {i: s for part in parts for i, s in part.items()}
+            stored = self._await_stored(sent, not_before=batch.sent_at + self.tuning.grace_s)
             for span_id in stored:
                 del batch.awaiting[span_id]
             batch.delivered += len(stored)
@@ -371,11 +372,11 @@ class Deliverer:
             parts = following[::-1]
         if self.stats.delivered == batch.stored_mark:  # Phoenix stored nothing at all
             raise VerificationError(
-                f"Phoenix acknowledged {len(batch.awaiting)} spans but did not store them, "
-                f"even after {self._resends} re-sends over "
-                f"{self.tuning.grace_s * self._resends:.0f} s, and stored none of the others "
-                "sent since. Check the Phoenix server log for insert errors; nothing past the "
-                "last verified record was committed, so rerunning is safe."
+                f"Phoenix acknowledged {len(batch.awaiting)} spans but did not store them, even "
+                f"after {self._resends} re-sends over {self.tuning.grace_s * self._resends:.0f} s,"
+                " and stored none of the others sent since. Check the Phoenix server log for "
+                "insert errors; nothing past the last verified record was committed, so "
+                "rerunning is safe."
             )
         for span_id, span in poison.items():
             batch.poisoned[span_id] = (span, _poison_reason(span_id, span, attempts[span_id]))
@@ -384,16 +385,20 @@ class Deliverer:
         self.stats.poisoned += len(poison)
         self._resends_of = None
 
-    def _await_stored(self, spans: dict[str, ReadableSpan]) -> set[str]:
-        """Read until all of `spans` are stored, or the rest was overtaken for `settle_s`, or
-        nothing was stored for ten times what Phoenix takes to store this many (at least 5 x
-        `settle_s`): they already failed once while Phoenix stored others."""
+    def _await_stored(self, spans: dict[str, ReadableSpan], not_before: float) -> set[str]:
+        """Read until all of `spans` are stored or, from `not_before` on (a grace after their
+        first send), the rest was overtaken for `settle_s` or nothing was stored for ten times
+        what Phoenix takes to store this many (at least 5 x `settle_s`)."""
         found: set[str] = set()
         since, overtaken_at = self.clock(), None
         quiet_s = max(5 * self.tuning.settle_s, 10 * len(spans) / max(self._rate, 1.0))
         quiet_s = min(self.tuning.grace_s, quiet_s)
-        while len(found) < len(spans) and self.clock() - since < quiet_s:
-            self.sleep(self.tuning.min_poll_s)
+        while len(found) < len(spans):
+            now = self.clock()
+            settled = overtaken_at is not None and now - overtaken_at >= self.tuning.settle_s
+            if now >= not_before and (settled or now - since >= quiet_s):
+                break
+            self.sleep(min(max(self.tuning.min_poll_s, (now - since) / 4), self.tuning.max_poll_s))
             rest = [span_id for span_id in spans if span_id not in found]
             got = self._existing({i: spans[i] for i in rest})
             if got:
@@ -401,8 +406,6 @@ class Deliverer:
                 since = self.clock()
             if self._overtaken([i for i in rest if i not in got]):
                 overtaken_at = overtaken_at or self.clock()
-                if self.clock() - overtaken_at >= self.tuning.settle_s:
-                    break
         return found
 
     def _commit_verified(self, pending: deque[Batch], commit: Callable[[Batch], None]) -> None:
@@ -456,15 +459,6 @@ def _split(spans: dict[str, ReadableSpan], parts: int) -> list[dict[str, Readabl
     items = list(spans.items())
     size = -(-len(items) // max(1, min(parts, len(items))))  # ceiling division
     return [dict(items[start : start + size]) for start in range(0, len(items), size)]
-
-
-def _request_order(spans: list[ReadableSpan]) -> list[ReadableSpan]:
-    """The order Phoenix receives them in: the OTLP encoder groups spans by resource (our
-    project), then by scope, each group where its first span was."""
-    groups: dict[Any, dict[Any, list[ReadableSpan]]] = {}
-    for span in spans:
-        groups.setdefault(span.resource, {}).setdefault(span.instrumentation_scope, []).append(span)
-    return [span for scopes in groups.values() for group in scopes.values() for span in group]
 
 
 def _poison_reason(span_id: str, span: ReadableSpan, attempts: int) -> str:

@@ -234,7 +234,7 @@ def test_spans_phoenix_accepts_and_never_stores_are_isolated_and_the_rest_commit
     assert clock.now < 30, "a few grace periods, in fake time"
 
 
-def test_a_poison_span_overtaken_by_later_ones_is_isolated_without_waiting_the_grace() -> None:
+def test_a_poison_span_overtaken_by_later_ones_costs_one_grace_not_the_resends() -> None:
     poison = {hex_id(3)}
     phoenix = PoisonPhoenix(poison)
     seen: list[tuple[Any, set[str]]] = []
@@ -244,7 +244,10 @@ def test_a_poison_span_overtaken_by_later_ones_is_isolated_without_waiting_the_g
     deliverer.run(batches([8, 8]), lambda batch: seen.append((batch.position, set(batch.poisoned))))
     assert seen == [(0, poison), (1, set())]
     assert phoenix.stored == {hex_id(n) for n in range(16)} - poison
-    assert clock.now < tuning.grace_s, f"{clock.now:.0f} s: settle + one re-send, not a grace"
+    # Re-sent in parts as soon as later spans overtook it; judged once a grace has passed
+    # since it was first sent (Phoenix may lag that long), not after 5 re-sends of a grace each
+    assert deliverer.stats.resent == 1
+    assert tuning.grace_s <= clock.now < tuning.grace_s + 5, f"{clock.now:.0f} s"
 
 
 def test_the_last_span_sent_waits_one_grace_before_it_is_found_to_be_poison() -> None:
