@@ -14,7 +14,7 @@ from types import FrameType
 import click
 
 from ingest.convert.spans import ConversionOptions
-from ingest.ops import prices
+from ingest.ops import prices, prices_render
 from ingest.phoenix.admin.local_server import LocalPhoenix
 from ingest.phoenix.admin.models import ModelTable
 from ingest.phoenix.admin.totals import PhoenixTotals
@@ -55,7 +55,7 @@ def _apply_prices(settings: PhoenixSettings, files: list[Path]) -> prices.Collec
     table = ModelTable(settings)
     collected = prices.collect(prices.lines_of(files))
     plan = prices.make_plan(collected, table.list(), "from the sample logs")
-    click.echo(prices.render_applied(prices.apply_plan(plan, table, yes=True)))
+    click.echo(prices_render.render_applied(prices.apply_plan(plan, table, yes=True)))
     return collected
 
 

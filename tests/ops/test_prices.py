@@ -20,7 +20,8 @@ import pytest
 from ingest.convert.attributes import build_span_facts
 from ingest.convert.records import parse_record
 from ingest.ops.price_fit import Observation, billable_tokens, fit_model
-from ingest.ops.prices import Collected, ModelLogs, collect, lines_of, make_plan, render
+from ingest.ops.prices import Collected, ModelLogs, collect, lines_of, make_plan
+from ingest.ops.prices_render import render
 from ingest.phoenix.admin.models import ModelSpec, ModelTable, post_graphql
 from ingest.phoenix.api import PhoenixSettings
 from tests.conftest import SAMPLE_LOGS, run_cli
