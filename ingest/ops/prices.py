@@ -10,7 +10,9 @@ instance-wide: every project with spans of that model.
 Every billed model gets a price, and the plan says where it came from: a fit of its logs;
 where they are too few, Portkey's own list price (when a Portkey key is set and the price
 reproduces the logs) or an exact fit of those few logs; a model always billed 0 while tokens
-were counted (self-hosted, free) gets a price of 0, so Phoenix's cost stays the bill.
+were counted (self-hosted, free) gets a price of 0, so Phoenix's cost stays the bill. An
+image model billed per image (its spans carry an image count, token type `image`) gets a
+price per image the same ways (Portkey's list price for the default size, or a fit).
 
 Logs are converted exactly as the spans are (`build_span_facts`), so the model name,
 provider and token counts fitted here are the ones Phoenix will price.
@@ -69,7 +71,7 @@ class ModelLogs:
     zero_billed_tokens: int = 0  # of those, with billable tokens in Phoenix (a free model)
     portkey_name: tuple[str, str] = ("", "")  # (ai_org, ai_model): for Portkey's list price
     no_cost: int = 0  # no cost, or not in USD
-    no_tokens: int = 0  # billed, but no token counts to price
+    no_tokens: int = 0  # billed, but no token (or image) counts to price
     no_tokens_usd: float = 0.0  # what those were billed: Phoenix cannot show it
     not_llm: int = 0  # embeddings etc.: Phoenix prices only LLM spans
     billed_usd: float = 0.0
@@ -234,7 +236,7 @@ def price_model(logs: ModelLogs, tolerance: float = DEFAULT_TOLERANCE,
     """The model's prices and where they came from (see the module note)."""
     if not logs.observations:
         if logs.no_tokens:
-            return ModelFit(refused="its billed logs carry no token counts to price"), ""
+            return ModelFit(refused="its billed logs carry no token or image counts to price"), ""
         return ModelFit(
             periods=[priced_as_free(logs)]
         ), f"always billed 0 ({logs.zero_billed} logs)"
@@ -318,7 +320,9 @@ def describe_changes(plan: Plan) -> list[str]:
     for model in plan.fitted:
         for spec, action in zip(model.specs, model.actions, strict=True):
             if action != "unchanged":
-                prices = ", ".join(f"{t} {p:g}" for t, p in spec.prices.items())
+                prices = ", ".join(f"{t} {p:g}" for t, p in spec.prices.items() if t != "image")
+                if "image" in spec.prices:  # stored per million images, like tokens
+                    prices += f"; $ per image {spec.prices['image'] / 1e6:g}"
                 start = iso(spec.start_time) if spec.start_time else "-"
                 lines.append(
                     f"{action} {spec.name}: pattern {spec.name_pattern}, provider "

@@ -14,7 +14,18 @@ from ingest.sources.windows import iso
 def _prices(prices: Mapping[str, float]) -> str:
     short = {"input": "in", "output": "out", "cache_read": "cache rd", "cache_write": "cache wr",
              "reasoning": "reasoning"}  # fmt: skip
-    return " ".join(f"{short[t]} {prices[t]:g}" for t in short if t in prices) or "-"
+    words = [f"{short[t]} {prices[t]:g}" for t in short if t in prices]
+    if "image" in prices:  # Phoenix stores it per million, like tokens: shown per image
+        words.append(f"per image {per_image(prices)}")
+    return " ".join(words) or "-"
+
+
+def per_image(prices: Mapping[str, float]) -> float:
+    return float(f"{prices['image'] / 1e6:.12g}")
+
+
+def _image_price(prices: Mapping[str, float]) -> dict[str, float]:
+    return {"usd_per_image": per_image(prices)} if "image" in prices else {}
 
 
 def _now(model: PhoenixModel | None) -> str:
@@ -33,7 +44,8 @@ def _table(rows: list[list[str]]) -> list[str]:
 def render(plan: Plan) -> str:
     got = plan.collected
     out = [
-        f"Token prices (USD per million tokens) that reproduce Portkey's bill, {plan.source} "
+        "Token prices (USD per million tokens; images: USD per image) that reproduce "
+        f"Portkey's bill, {plan.source} "
         f"({got.logs} logs; {got.unreadable} unreadable, {got.no_model} without a model name):"
     ]
     rows = [
@@ -62,7 +74,7 @@ def render(plan: Plan) -> str:
     no_tokens = [m.logs for m in plan.models if m.logs.no_tokens]
     if no_tokens:
         out.append(
-            "Billed without token counts (Phoenix cannot price these from tokens): "
+            "Billed without token or image counts (Phoenix cannot price these): "
             + ", ".join(
                 f"{logs.no_tokens} log(s) of {logs.model} (${logs.no_tokens_usd:.4g})"
                 for logs in no_tokens
@@ -100,7 +112,8 @@ def to_dict(plan: Plan) -> dict[str, Any]:
                     "start": iso(p.start),
                     "first_log": iso(p.first),
                     "last_log": iso(p.last),
-                    "prices_per_million": spec.prices,
+                    "prices_per_million": spec.prices,  # as Phoenix stores them
+                    **_image_price(spec.prices),
                     "logs": p.logs,
                     "max_relative_error": p.max_relative_error,
                     "billed_usd": p.billed_usd,
