@@ -67,11 +67,17 @@ def _show_cost(settings: PhoenixSettings, collected: prices.Collected) -> None:
     unpriceable = math.fsum(m.no_tokens_usd for m in collected.models.values())
     cost = figures.phoenix_cost_usd or 0.0
     note = (
-        f" (${unpriceable:.4f} of it for logs without token counts, e.g. images, which "
-        "Phoenix cannot price from tokens)"
+        f" (${unpriceable:.4f} of it for logs without token or image counts, e.g. audio, "
+        "which Phoenix cannot price)"
         if unpriceable
         else ""
     )
+    other = sum(m.no_cost_tokens for m in collected.models.values())
+    if other:  # e.g. billed in EUR: not in the bill above, yet Phoenix may know the model
+        note += (
+            f"; {other} log(s) with tokens but no cost in USD (e.g. billed in EUR) are not in "
+            "that bill, yet Phoenix prices them like any span when it knows the model"
+        )
     click.echo(
         f"Phoenix's total cost of the project: ${cost:.4f}; Portkey billed ${billed:.4f}{note}."
     )

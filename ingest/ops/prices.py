@@ -71,6 +71,7 @@ class ModelLogs:
     zero_billed_tokens: int = 0  # of those, with billable tokens in Phoenix (a free model)
     portkey_name: tuple[str, str] = ("", "")  # (ai_org, ai_model): for Portkey's list price
     no_cost: int = 0  # no cost, or not in USD
+    no_cost_tokens: int = 0  # of those, with billable tokens (Phoenix prices them anyway)
     no_tokens: int = 0  # billed, but no token (or image) counts to price
     no_tokens_usd: float = 0.0  # what those were billed: Phoenix cannot show it
     not_llm: int = 0  # embeddings etc.: Phoenix prices only LLM spans
@@ -109,6 +110,7 @@ def collect(raws: Iterable[Any]) -> Collected:
             entry.not_llm += 1
         elif record.cost is None or not usd:
             entry.no_cost += 1
+            entry.no_cost_tokens += any(billable_tokens(attributes))
         elif record.cost == 0:
             entry.zero_billed += 1
             entry.zero_billed_tokens += any(billable_tokens(attributes))
