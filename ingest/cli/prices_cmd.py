@@ -116,10 +116,10 @@ def plan_command(**kw: Any) -> None:
     start_logging(kw["verbose"], kw["quiet"])
 
     def action() -> int:
-        from ingest.ops import prices
+        from ingest.ops.prices_render import render, to_dict
 
         plan, _ = build_plan(kw)
-        text = json.dumps(prices.to_dict(plan)) if kw["as_json"] else prices.render(plan)
+        text = json.dumps(to_dict(plan)) if kw["as_json"] else render(plan)
         click.echo(text)
         return EXIT_OK
 
@@ -141,16 +141,16 @@ def apply_command(**kw: Any) -> None:
     start_logging(kw["verbose"], kw["quiet"])
 
     def action() -> int:
-        from ingest.ops import prices
+        from ingest.ops import prices, prices_render
 
         plan, table = build_plan(kw)
         if not kw["as_json"] and not kw["quiet"]:
-            click.echo(prices.render(plan), err=True)
+            click.echo(prices_render.render(plan), err=True)
         done = prices.apply_plan(plan, table, kw["yes"])
         if kw["as_json"]:
-            click.echo(json.dumps({**prices.to_dict(plan), "applied": vars(done)}))
+            click.echo(json.dumps({**prices_render.to_dict(plan), "applied": vars(done)}))
         else:
-            click.echo(prices.render_applied(done))
+            click.echo(prices_render.render_applied(done))
         return EXIT_OK
 
     run_command(action)
@@ -183,7 +183,7 @@ def remove_command(**kw: Any) -> None:
 def apply_prices_for_range(phoenix: PhoenixSettings, portkey: Any, since: datetime,
                            until: datetime) -> None:  # fmt: skip
     """`--apply-prices` of backfill/sync: plan and apply over the range before delivering."""
-    from ingest.ops import prices
+    from ingest.ops import prices, prices_render
     from ingest.phoenix.admin.models import ModelTable
     from ingest.sources.windows import iso
 
@@ -193,4 +193,4 @@ def apply_prices_for_range(phoenix: PhoenixSettings, portkey: Any, since: dateti
     plan = prices.make_plan(collected, table.list(), source, list_price=_list_price(portkey))
     for model in plan.unfit:
         click.echo(f"Warning: no price for {model.logs.model}: {model.fit.refused}", err=True)
-    click.echo(prices.render_applied(prices.apply_plan(plan, table, yes=True)), err=True)
+    click.echo(prices_render.render_applied(prices.apply_plan(plan, table, yes=True)), err=True)

@@ -44,7 +44,7 @@ from ingest.convert.providers import provider_attributes
 from ingest.convert.records import LogRecord
 from ingest.convert.redact import Redactor
 from ingest.convert.status import outcome, status_message
-from ingest.convert.usage import cost_attributes, token_attributes, whole
+from ingest.convert.usage import cost_attributes, image_attributes, token_attributes, whole
 from ingest.errors import RecordError
 
 LLM = OpenInferenceSpanKindValues.LLM.value
@@ -129,6 +129,8 @@ def _build(
     attributes.update(provider_attributes(record.ai_org, model, requested_model(record, request)))
     tokens = dict(token_attributes(record, response, failed))
     attributes.update(tokens)
+    if operation == "image_generation":
+        attributes.update(image_attributes(record, request, response, failed))
     attributes.update(cost_attributes(record))
     attributes.update(io_attributes(bodies))
     if kind == EMBEDDING:

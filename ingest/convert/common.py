@@ -30,7 +30,7 @@ EXCEPTION_TYPE = "exception.type"
 # renamed, dropped or computed differently, a changed name, status or time); never for
 # refactors that keep every span identical. Users filter on it to resync what an older
 # version wrote (spans are write-once in Phoenix).
-MAPPING_VERSION = 2
+MAPPING_VERSION = 3  # 3: image requests billed per image carry their image count
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 

@@ -8,6 +8,12 @@ Only a gateway cache hit (`cache_status` HIT or SEMANTIC HIT) used no provider t
 `llm.token_count.* = 0` (Phoenix prices spans from these counts) and its stated counts move to
 `portkey.token_count.*`. A failed request whose log states no usage gets no token counts
 rather than invented zeros; the cost Portkey reported for it (usually 0) is kept.
+
+An image request billed per image (`/images/...` with no usage, e.g. dall-e-3) has no tokens
+for a price to carry: it carries the NUMBER OF IMAGES it made as the completion detail of type
+`image` (`llm.token_count.completion_details.image`), which Phoenix prices with the model's
+price of that type (`prices apply` writes a price per image). Its prompt and completion counts
+stay what the log states; the image count is a count of images, not of tokens.
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ _CACHE_WRITE = SA.LLM_TOKEN_COUNT_PROMPT_DETAILS_CACHE_WRITE
 _PROMPT_AUDIO = SA.LLM_TOKEN_COUNT_PROMPT_DETAILS_AUDIO
 _REASONING = SA.LLM_TOKEN_COUNT_COMPLETION_DETAILS_REASONING
 _COMPLETION_AUDIO = SA.LLM_TOKEN_COUNT_COMPLETION_DETAILS_AUDIO
+# No semantic-convention constant yet; Phoenix reads any `completion_details.<type>`.
+IMAGE_COUNT = "llm.token_count.completion_details.image"
+# OpenAI allows n <= 10; a request's `n` is what was asked, not what was made, so bound it.
+MAX_IMAGES = 100
 
 
 @dataclass(slots=True)
@@ -176,6 +186,30 @@ def token_attributes(record: LogRecord, response: Any, failed: bool) -> Iterator
             yield PORTKEY + key.removeprefix("llm"), value  # portkey.token_count.*
         return
     yield from counts
+
+
+def image_count(request: Any, response: Any) -> int:
+    """Images a request made: the response's `data` list, else the request's `n`, else 1."""
+    data = response.get("data") if isinstance(response, dict) else None
+    made = len(data) if isinstance(data, list) and data else count(get(request, "n")) or 1
+    return min(made, MAX_IMAGES)
+
+
+def image_attributes(
+    record: LogRecord, request: Any, response: Any, failed: bool
+) -> Iterator[Pair]:
+    """The image count of an image request billed per image (see the module note): only
+    when no token count carries its cost. A cache hit made none: 0, its count kept beside."""
+    if failed or body_usage(response) is not None:
+        return  # billed by tokens (gpt-image-1 states usage), or nothing was made
+    if any(value for _, value in stated_counts(record, response)):
+        return
+    images = image_count(request, response)
+    if cache_hit(record):
+        yield IMAGE_COUNT, 0
+        yield PORTKEY + IMAGE_COUNT.removeprefix("llm"), images
+    elif billed_in_usd(record) and record.cost is not None and record.cost > 0:
+        yield IMAGE_COUNT, images
 
 
 def tidy(number: float) -> float:

@@ -14,7 +14,7 @@ from types import FrameType
 import click
 
 from ingest.convert.spans import ConversionOptions
-from ingest.ops import prices
+from ingest.ops import prices, prices_render
 from ingest.phoenix.admin.local_server import LocalPhoenix
 from ingest.phoenix.admin.models import ModelTable
 from ingest.phoenix.admin.totals import PhoenixTotals
@@ -55,7 +55,7 @@ def _apply_prices(settings: PhoenixSettings, files: list[Path]) -> prices.Collec
     table = ModelTable(settings)
     collected = prices.collect(prices.lines_of(files))
     plan = prices.make_plan(collected, table.list(), "from the sample logs")
-    click.echo(prices.render_applied(prices.apply_plan(plan, table, yes=True)))
+    click.echo(prices_render.render_applied(prices.apply_plan(plan, table, yes=True)))
     return collected
 
 
@@ -67,11 +67,17 @@ def _show_cost(settings: PhoenixSettings, collected: prices.Collected) -> None:
     unpriceable = math.fsum(m.no_tokens_usd for m in collected.models.values())
     cost = figures.phoenix_cost_usd or 0.0
     note = (
-        f" (${unpriceable:.4f} of it for logs without token counts, e.g. images, which "
-        "Phoenix cannot price from tokens)"
+        f" (${unpriceable:.4f} of it for logs without token or image counts, e.g. audio, "
+        "which Phoenix cannot price)"
         if unpriceable
         else ""
     )
+    other = sum(m.no_cost_tokens for m in collected.models.values())
+    if other:  # e.g. billed in EUR: not in the bill above, yet Phoenix may know the model
+        note += (
+            f"; {other} log(s) with tokens but no cost in USD (e.g. billed in EUR) are not in "
+            "that bill, yet Phoenix prices them like any span when it knows the model"
+        )
     click.echo(
         f"Phoenix's total cost of the project: ${cost:.4f}; Portkey billed ${billed:.4f}{note}."
     )

@@ -5,11 +5,14 @@ Phoenix prices an LLM span from its token counts (cost_tracking/cost_details_cal
 each `llm.token_count.prompt_details.<type>` at the model's `<type>` price (else the input
 price), the rest of the prompt at the input price, and the completion at the output price
 (its details likewise fall back to the output price). `billable_tokens` mirrors that split, so
-prices fitted against it make Phoenix's own computation reproduce the bill.
+prices fitted against it make Phoenix's own computation reproduce the bill. An image request
+billed per image carries its image count as the completion detail `image`: a fifth unit, priced
+per image (stored, like every Phoenix price, per million units).
 
-The fit has at most four unknowns (input, output, cache read, cache write), so non-negative
-least squares is solved exactly by trying every subset of the unknowns with ordinary least
-squares on its 4x4 normal equations (Lawson-Hanson's answer is one of them): no numpy needed.
+The fit has at most five unknowns (input, output, cache read, cache write, image), so
+non-negative least squares is solved exactly by trying every subset of the unknowns with
+ordinary least squares on its normal equations (Lawson-Hanson's answer is one of them): no
+numpy needed.
 Residuals are relative (each log weighted by 1/cost), because the fit quality users read is
 the largest relative error. Normal equations are sums, so prefix sums give every split point's
 fit in O(1): a price change is found as the split that best explains the logs, and segments are
@@ -25,8 +28,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-TOKEN_TYPES: tuple[str, ...] = ("input", "output", "cache_read", "cache_write")
-PROMPT_KIND = {"input": True, "output": False, "cache_read": True, "cache_write": True}
+TOKEN_TYPES: tuple[str, ...] = ("input", "output", "cache_read", "cache_write", "image")
+PROMPT_KIND = {"input": True, "output": False, "cache_read": True, "cache_write": True,
+               "image": False}  # fmt: skip
+IMAGE = TOKEN_TYPES.index("image")
 DEFAULT_TOLERANCE = 0.01  # largest relative error a period may have (1%)
 MAX_PERIODS = 4  # at most three price changes per model in one plan
 SIGNIFICANT_DIGITS = 4  # list prices have few digits; rounding makes re-fits idempotent
@@ -44,10 +49,10 @@ def _int(value: Any) -> int:
     return max(0, int(value))
 
 
-def billable_tokens(attributes: Mapping[str, Any]) -> tuple[int, int, int, int]:
-    """(input, output, cache read, cache write) tokens as Phoenix splits a span's counts, for
-    a model priced with exactly these four token types (other details fall back to the input
-    or output price, so they count as input or output here)."""
+def billable_tokens(attributes: Mapping[str, Any]) -> tuple[int, int, int, int, int]:
+    """(input, output, cache read, cache write) tokens and images as Phoenix splits a span's
+    counts, for a model priced with exactly these five types (other details fall back to the
+    input or output price, so they count as input or output here)."""
     prompt, completion, total = (_int(attributes.get(k)) for k in (_PROMPT, _COMPLETION, _TOTAL))
     if total > prompt + completion:  # helpers.get_aggregated_tokens: the gap goes to one side
         if not prompt:
@@ -59,25 +64,27 @@ def billable_tokens(attributes: Mapping[str, Any]) -> tuple[int, int, int, int]:
         for key, value in attributes.items()
         if key.startswith(_PROMPT_DETAILS) and isinstance(value, int | float)
     }
-    completion_details = [
-        _int(value)
+    completion_details = {
+        key[len(_COMPLETION_DETAILS) :]: _int(value)
         for key, value in attributes.items()
         if key.startswith(_COMPLETION_DETAILS) and isinstance(value, int | float)
-    ]
+    }
+    images = completion_details.pop("image", 0)
     cache_read = prompt_details.pop("cache_read", 0)
     cache_write = prompt_details.pop("cache_write", 0)
     other_prompt = sum(prompt_details.values())
     input_ = max(0, prompt - cache_read - cache_write - other_prompt) + other_prompt
-    output = max(0, completion - sum(completion_details)) + sum(completion_details)
-    return input_, output, cache_read, cache_write
+    other_completion = sum(completion_details.values())
+    output = max(0, completion - images - other_completion) + other_completion
+    return input_, output, cache_read, cache_write, images
 
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """One billed log: when, its billable tokens (TOKEN_TYPES order) and its cost in USD."""
+    """One billed log: when, its billable units (TOKEN_TYPES order) and its cost in USD."""
 
     at: datetime
-    tokens: tuple[int, int, int, int]
+    tokens: tuple[int, int, int, int, int]
     cost_usd: float
     log_id: str = ""
 
@@ -87,7 +94,7 @@ class Period:
     start: datetime  # the price's start in Phoenix (startTime)
     first: datetime  # the first and last log it was fitted on
     last: datetime
-    prices: dict[str, float]  # USD per million tokens, by token type (only types the logs carry)
+    prices: dict[str, float]  # USD per million units, by token type (only types the logs carry)
     logs: int
     max_relative_error: float
     billed_usd: float
@@ -212,8 +219,9 @@ def max_relative_error(
 
 
 def carried_types(observations: Sequence[Observation]) -> list[int]:
-    """Input and output always (Phoenix requires both); cache types when some log has them."""
-    return [0, 1] + [c for c in (2, 3) if any(obs.tokens[c] for obs in observations)]
+    """Input and output always (Phoenix requires both); cache types and images when some log
+    has them."""
+    return [0, 1] + [c for c in (2, 3, IMAGE) if any(obs.tokens[c] for obs in observations)]
 
 
 def min_logs(columns: Sequence[int]) -> int:
@@ -235,7 +243,7 @@ def _fit_segment(
 ) -> dict[str, float]:
     solution, _ = nnls(sums)
     prices = {TOKEN_TYPES[c]: round_price(x) for c, x in zip(columns, solution, strict=True)}
-    for c in columns:  # a cache type absent from this segment has no price to tell
+    for c in columns:  # a cache type or images absent from this segment: no price to tell
         if c >= 2 and not any(o.tokens[c] for o in obs):
             prices.pop(TOKEN_TYPES[c])
     return prices
@@ -292,8 +300,9 @@ def fit_model(
         _, _, _, error, worst = max(bad, key=lambda item: item[3])
         changes = f" after {len(done) - 1} price change(s)" if len(done) > 1 else ""
         where = f" (log {worst.log_id})" if worst is not None and worst.log_id else ""
+        units = "tokens and images" if IMAGE in columns else "tokens"  # images: sizes, quality
         return ModelFit(
-            refused=f"cost not linear in tokens: the best fit{changes} is off by up to "
+            refused=f"cost not linear in {units}: the best fit{changes} is off by up to "
             f"{error:.1%}{where}, above the {tolerance:.1%} tolerance"
         )
     periods = []

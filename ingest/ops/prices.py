@@ -10,7 +10,9 @@ instance-wide: every project with spans of that model.
 Every billed model gets a price, and the plan says where it came from: a fit of its logs;
 where they are too few, Portkey's own list price (when a Portkey key is set and the price
 reproduces the logs) or an exact fit of those few logs; a model always billed 0 while tokens
-were counted (self-hosted, free) gets a price of 0, so Phoenix's cost stays the bill.
+were counted (self-hosted, free) gets a price of 0, so Phoenix's cost stays the bill. An
+image model billed per image (its spans carry an image count, token type `image`) gets a
+price per image the same ways (Portkey's list price for the default size, or a fit).
 
 Logs are converted exactly as the spans are (`build_span_facts`), so the model name,
 provider and token counts fitted here are the ones Phoenix will price.
@@ -21,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,7 +71,8 @@ class ModelLogs:
     zero_billed_tokens: int = 0  # of those, with billable tokens in Phoenix (a free model)
     portkey_name: tuple[str, str] = ("", "")  # (ai_org, ai_model): for Portkey's list price
     no_cost: int = 0  # no cost, or not in USD
-    no_tokens: int = 0  # billed, but no token counts to price
+    no_cost_tokens: int = 0  # of those, with billable tokens (Phoenix prices them anyway)
+    no_tokens: int = 0  # billed, but no token (or image) counts to price
     no_tokens_usd: float = 0.0  # what those were billed: Phoenix cannot show it
     not_llm: int = 0  # embeddings etc.: Phoenix prices only LLM spans
     billed_usd: float = 0.0
@@ -107,6 +110,7 @@ def collect(raws: Iterable[Any]) -> Collected:
             entry.not_llm += 1
         elif record.cost is None or not usd:
             entry.no_cost += 1
+            entry.no_cost_tokens += any(billable_tokens(attributes))
         elif record.cost == 0:
             entry.zero_billed += 1
             entry.zero_billed_tokens += any(billable_tokens(attributes))
@@ -234,7 +238,7 @@ def price_model(logs: ModelLogs, tolerance: float = DEFAULT_TOLERANCE,
     """The model's prices and where they came from (see the module note)."""
     if not logs.observations:
         if logs.no_tokens:
-            return ModelFit(refused="its billed logs carry no token counts to price"), ""
+            return ModelFit(refused="its billed logs carry no token or image counts to price"), ""
         return ModelFit(
             periods=[priced_as_free(logs)]
         ), f"always billed 0 ({logs.zero_billed} logs)"
@@ -318,7 +322,9 @@ def describe_changes(plan: Plan) -> list[str]:
     for model in plan.fitted:
         for spec, action in zip(model.specs, model.actions, strict=True):
             if action != "unchanged":
-                prices = ", ".join(f"{t} {p:g}" for t, p in spec.prices.items())
+                prices = ", ".join(f"{t} {p:g}" for t, p in spec.prices.items() if t != "image")
+                if "image" in spec.prices:  # stored per million images, like tokens
+                    prices += f"; $ per image {spec.prices['image'] / 1e6:g}"
                 start = iso(spec.start_time) if spec.start_time else "-"
                 lines.append(
                     f"{action} {spec.name}: pattern {spec.name_pattern}, provider "
@@ -363,138 +369,3 @@ def remove(table: ModelTable, yes: bool) -> list[str]:
     for model in mine:
         table.delete(model.id)
     return [m.name for m in mine]
-
-
-# ---- output ------------------------------------------------------------------------------
-
-
-def _prices(prices: Mapping[str, float]) -> str:
-    short = {"input": "in", "output": "out", "cache_read": "cache rd", "cache_write": "cache wr",
-             "reasoning": "reasoning"}  # fmt: skip
-    return " ".join(f"{short[t]} {prices[t]:g}" for t in short if t in prices) or "-"
-
-
-def _now(model: PhoenixModel | None) -> str:
-    if model is None:
-        return "none (cost 0)"
-    return f"{_prices(model.prices)} ({model.name})"
-
-
-def _table(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    ]
-
-
-def render(plan: Plan) -> str:
-    got = plan.collected
-    out = [
-        f"Token prices (USD per million tokens) that reproduce Portkey's bill, {plan.source} "
-        f"({got.logs} logs; {got.unreadable} unreadable, {got.no_model} without a model name):"
-    ]
-    rows = [
-        ["model", "provider", "period", "prices", "logs", "worst error", "source",
-         "Phoenix now", "apply"]
-    ]  # fmt: skip
-    for m in plan.fitted:
-        for p, spec, action, now in zip(m.fit.periods, m.specs, m.actions, m.phoenix_now,
-                                        strict=True):  # fmt: skip
-            period = "always" if spec.start_time is None else f"{iso(p.start)} .. {iso(p.last)}"
-            rows.append([m.logs.model, m.logs.provider or "-", period, _prices(spec.prices),
-                         str(p.logs), f"{p.max_relative_error:.2%}", m.source, _now(now),
-                         action])  # fmt: skip
-    if len(rows) > 1:
-        out += _table(rows)
-    else:
-        out.append("  (no model could be fitted)")
-    skipped = [(m.logs, m.logs.zero_billed) for m in plan.models
-               if m.logs.zero_billed and not m.source.startswith("always")]  # fmt: skip
-    if skipped:
-        out.append(
-            "Not fitted: "
-            + ", ".join(f"{n} zero-billed log(s) of {logs.model}" for logs, n in skipped)
-            + " (cache hits, failed requests: they carry 0 billable tokens in Phoenix)."
-        )
-    no_tokens = [m.logs for m in plan.models if m.logs.no_tokens]
-    if no_tokens:
-        out.append(
-            "Billed without token counts (Phoenix cannot price these from tokens): "
-            + ", ".join(
-                f"{logs.no_tokens} log(s) of {logs.model} (${logs.no_tokens_usd:.4g})"
-                for logs in no_tokens
-            )
-        )
-    if plan.unfit:
-        out.append("Cannot fit (Phoenix keeps its current price for these):")
-        out += [f"  {m.logs.model} ({m.logs.provider or '-'}): {m.fit.refused}" for m in plan.unfit]
-    if plan.stale:
-        out.append("No longer planned, will be deleted: " + ", ".join(m.name for m in plan.stale))
-    out.append(INSTANCE_WIDE)
-    if plan.changes:
-        out.append(
-            f"{plan.changes} change(s) to Phoenix's price table. Write them with `prices apply "
-            "... --yes` BEFORE importing (Phoenix prices a span when it stores it)."
-        )
-    else:
-        out.append("Phoenix already has these prices: `prices apply` would change nothing.")
-    return "\n".join(out)
-
-
-def to_dict(plan: Plan) -> dict[str, Any]:
-    def model_dict(m: ModelPlan) -> dict[str, Any]:
-        return {
-            "model": m.logs.model,
-            "provider": m.logs.provider,
-            "billed_usd": m.logs.billed_usd,
-            "zero_billed_logs": m.logs.zero_billed,
-            "refused": m.fit.refused,
-            "source": m.source,
-            "periods": [
-                {
-                    "name": spec.name,
-                    "name_pattern": spec.name_pattern,
-                    "start": iso(p.start),
-                    "first_log": iso(p.first),
-                    "last_log": iso(p.last),
-                    "prices_per_million": spec.prices,
-                    "logs": p.logs,
-                    "max_relative_error": p.max_relative_error,
-                    "billed_usd": p.billed_usd,
-                    "action": action,
-                    "phoenix_now": None
-                    if now is None
-                    else {"name": now.name, "prices_per_million": now.prices},
-                }
-                for p, spec, action, now in zip(
-                    m.fit.periods, m.specs, m.actions, m.phoenix_now, strict=True
-                )
-            ],
-        }
-
-    return {
-        "source": plan.source,
-        "tolerance": plan.tolerance,
-        "logs": plan.collected.logs,
-        "models": [model_dict(m) for m in plan.models],
-        "stale": [m.name for m in plan.stale],
-        "changes": plan.changes,
-        "instance_wide": INSTANCE_WIDE,
-    }
-
-
-def render_applied(done: Applied) -> str:
-    if not done.changed:
-        return (
-            f"Phoenix already had these prices: nothing changed ({len(done.unchanged)} "
-            "custom model(s) up to date)."
-        )
-    parts = [f"{len(v)} {k}" for k, v in (("created", done.created), ("updated", done.updated),
-             ("deleted", done.deleted), ("unchanged", done.unchanged)) if v]  # fmt: skip
-    names = done.created + done.updated
-    return (
-        f"Phoenix's price table: {', '.join(parts)}"
-        + (f" ({', '.join(names)})" if names else "")
-        + f". {INSTANCE_WIDE} Spans stored before keep their old cost (see README: Cost in "
-        "Phoenix)."
-    )

@@ -142,6 +142,62 @@ def test_a_semantic_cache_hit_is_zero_billed_like_an_exact_one() -> None:
     assert tokens(got, "portkey.token_count.") == {"prompt": 50, "completion": 5, "total": 55}
 
 
+IMAGES = "https://api.portkey.ai/v1/images/generations"
+
+
+def image_log(**fields: Any) -> dict[str, Any]:
+    """A dall-e-3 request Portkey billed per image: no usage in the body, units 0."""
+    log = {"request_url": IMAGES, "ai_org": "openai", "ai_model": "dall-e-3",
+           "request": {"model": "dall-e-3", "prompt": "a lighthouse"},
+           "response": {"created": 1, "data": [{"url": "https://example.invalid/1.png"}]},
+           "req_units": 0, "res_units": 0, "total_units": 0, "cost": 4, "cost_currency": "USD",
+           "is_success": True, "response_status_code": 200}  # fmt: skip
+    return {**log, **fields}
+
+
+def test_an_image_billed_per_image_carries_its_image_count_not_tokens() -> None:
+    """Phoenix prices `completion_details.image` at the model's image price (issue 23)."""
+    got = attrs(**image_log())
+    assert tokens(got) == {"prompt": 0, "completion": 0, "total": 0, "completion_details.image": 1}
+    assert got["llm.cost.total"] == 0.04
+    three = {"created": 1, "data": [{"url": f"https://example.invalid/{i}.png"} for i in range(3)]}
+    assert tokens(attrs(**image_log(response=three)))["completion_details.image"] == 3
+
+
+def test_the_image_count_falls_back_to_the_requests_n_then_to_one() -> None:
+    def images(request: dict[str, Any]) -> Any:
+        no_data = {"created": 1}  # e.g. a log whose response body was not kept
+        return tokens(attrs(**image_log(request=request, response=no_data)))[
+            "completion_details.image"
+        ]
+
+    assert images({"model": "dall-e-2", "prompt": "a boat", "n": 4}) == 4
+    assert images({"model": "dall-e-3", "prompt": "a boat"}) == 1
+    assert images({"model": "dall-e-2", "prompt": "a boat", "n": 10**9}) == 100  # asked: capped
+
+
+def test_an_image_cache_hit_made_no_image_so_phoenix_bills_nothing() -> None:
+    got = attrs(**image_log(cost=0, cache_status="HIT"))
+    assert tokens(got)["completion_details.image"] == 0
+    assert tokens(got, "portkey.token_count.") == {"completion_details.image": 1}
+    assert got["llm.cost.total"] == 0.0
+
+
+def test_image_requests_billed_otherwise_carry_no_image_count() -> None:
+    """Only what Portkey billed per image: not a failure, not a free or unbilled request, not
+    one billed by tokens (gpt-image-1 states usage), not a chat."""
+    failed = image_log(is_success=False, response_status_code=400, cost=0,
+                       response={"error": {"message": "content policy"}})  # fmt: skip
+    usage = {"input_tokens": 50, "output_tokens": 4160, "total_tokens": 4210}
+    by_tokens = image_log(ai_model="gpt-image-1", response={"created": 1, "usage": usage,
+                          "data": [{"b64_json": "AAAA"}]})  # fmt: skip
+    cases = [failed, image_log(cost=0), image_log(cost=None), by_tokens,
+             image_log(request_url=CHAT, response={"choices": []})]  # fmt: skip
+    for log in cases:
+        assert "completion_details.image" not in tokens(attrs(**log)), log
+    assert tokens(attrs(**by_tokens))["completion"] == 4160
+
+
 def test_one_sample_in_each_vocabulary_converts_to_the_same_span() -> None:
     with open(SAMPLES / "openai-chat.jsonl") as lines:
         spec = json.loads(lines.readline())

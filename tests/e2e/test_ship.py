@@ -155,10 +155,12 @@ def test_demo_stops_its_phoenix_on_a_stop_signal(signum: int, tmp_path: Path) ->
             demo.kill()
             demo.wait()
     assert "Stopping Phoenix ..." in output, "".join(lines) + output
-    # The demo priced its own Phoenix first: its total is the bill (less what has no tokens).
+    # The demo priced its own Phoenix first: its total is the bill, the image (billed per
+    # image) included.
     [cost] = [line for line in lines if line.startswith("Phoenix's total cost of the project")]
-    total, billed, untokened = (float(x) for x in re.findall(r"\$(\d+\.\d+)", cost))
-    assert total == pytest.approx(billed - untokened, rel=0.01), cost
+    total, billed = (float(x) for x in re.findall(r"\$(\d+\.\d+)", cost))
+    assert billed == pytest.approx(0.2043, abs=5e-5), cost
+    assert total == pytest.approx(billed, rel=0.01), cost
     # Stopped while serving: the import's exit code, as after Ctrl-C.
     assert demo.returncode == 0, "".join(lines) + output
     deadline = time.monotonic() + 10

@@ -20,8 +20,10 @@ import pytest
 from ingest.convert.attributes import build_span_facts
 from ingest.convert.records import parse_record
 from ingest.ops.price_fit import Observation, billable_tokens, fit_model
-from ingest.ops.prices import Collected, ModelLogs, collect, lines_of, make_plan, render
+from ingest.ops.prices import Collected, ModelLogs, collect, lines_of, make_plan
+from ingest.ops.prices_render import render
 from ingest.phoenix.admin.models import ModelSpec, ModelTable, post_graphql
+from ingest.phoenix.admin.totals import PhoenixTotals
 from ingest.phoenix.api import PhoenixSettings
 from tests.conftest import SAMPLE_LOGS, run_cli
 from tests.logs_factory import BASE_TIME, js_date, make_log, write_jsonl
@@ -41,7 +43,7 @@ def observations(
     for i in range(count):
         at = BASE_TIME + timedelta(minutes=17 * i)
         tokens = (rng.randint(50, 4000), rng.randint(5, 800),
-                  rng.choice([0, 0, rng.randint(64, 2048)]) if cache else 0, 0)  # fmt: skip
+                  rng.choice([0, 0, rng.randint(64, 2048)]) if cache else 0, 0, 0)  # fmt: skip
         prices = prices_at(at)
         cents = sum(prices.get(t, 0) * n for t, n in zip(("input", "output", "cache_read"),
                                                           tokens, strict=False)) / 1e4  # fmt: skip
@@ -101,7 +103,33 @@ def test_billable_tokens_split_as_phoenix_prices_them() -> None:
         "llm.token_count.completion_details.reasoning": 100,
         "llm.token_count.total": 2000,
     }
-    assert billable_tokens(attributes) == (300, 500, 1000, 200)
+    assert billable_tokens(attributes) == (300, 500, 1000, 200, 0)
+
+
+def test_an_image_count_is_billed_per_image_not_as_output_tokens() -> None:
+    """dall-e-3 billed per image: the image count is its own unit, priced per image."""
+    attributes = {
+        "llm.token_count.prompt": 0,
+        "llm.token_count.completion": 0,
+        "llm.token_count.total": 0,
+        "llm.token_count.completion_details.image": 2,
+    }
+    assert billable_tokens(attributes) == (0, 0, 0, 0, 2)
+
+
+def image_observations(cents: list[float]) -> list[Observation]:
+    return [Observation(BASE_TIME + timedelta(minutes=i), (0, 0, 0, 0, 1 + i % 2), c * (1 + i % 2)
+                        / 100, f"img-{i}") for i, c in enumerate(cents)]  # fmt: skip
+
+
+def test_fit_finds_the_price_per_image() -> None:
+    fit = fit_model(image_observations([4] * 8))
+    assert fit.refused is None
+    assert fit.periods[0].prices == {"input": 0.0, "output": 0.0, "image": 40_000.0}  # $0.04
+    # Sizes priced differently (4 and 8 cents, interleaved): no single price per image.
+    mixed = fit_model(image_observations([4, 8] * 4 + [8, 4] * 4))
+    assert mixed.refused is not None
+    assert mixed.refused.startswith("cost not linear in tokens and images")
 
 
 # ---- generated logs with a realistic mix ---------------------------------------------------
@@ -194,10 +222,8 @@ def test_a_gateway_cache_hit_billed_zero_has_no_billable_tokens() -> None:
 
 def cost_summary(url: str, project: str, model: str | None = None, where: str = "") -> float:
     """Phoenix's own cost of a project (or one model's spans in it), from GraphQL."""
-    settings = PhoenixSettings(endpoint=url)
-    node = post_graphql(settings, "query($n: String!) { getProjectByName(name: $n) { id } }",
-                        {"n": project})  # fmt: skip
-    project_id = node["getProjectByName"]["id"]
+    settings = PhoenixSettings(endpoint=url, project=project)
+    project_id = PhoenixTotals(settings).project_id()  # REST: 12.18 has no getProjectByName
     fresh = f"'{secrets.token_hex(4)}' != ''"  # Phoenix caches aggregates per filter
     condition = f"llm.model_name == '{model}' and {fresh}" if model else fresh
     condition = f"{where} and {condition}" if where else condition
@@ -361,8 +387,9 @@ def cents_per_token(prices: dict[str, float]) -> dict[str, Any]:
 
 def test_plan_names_where_each_price_comes_from(phoenix: Any, tmp_path: Path) -> None:
     """Too few logs to check a fit: Portkey's list price when it reproduces them, else an
-    exact fit of those logs (saying how far off Portkey's price was); enough logs: a fit;
-    billed without tokens: no price, and how much of the bill that is."""
+    exact fit of those logs (saying how far off Portkey's price was); enough logs: a fit; an
+    image billed per image: a price per image; billed without tokens or images (a
+    transcription): no price, and how much of the bill that is."""
     mixed = mixed_logs(60)
     sonnet = [log for log in mixed if log["response"]["model"] == SONNET][:3]
     bedrock = [log for log in mixed if log["response"]["model"] == BEDROCK][:2]
@@ -371,10 +398,18 @@ def test_plan_names_where_each_price_comes_from(phoenix: Any, tmp_path: Path) ->
     image["response"] = {"created": 1, "data": [{"url": "https://example.invalid/i.png"}]}
     image.update(ai_model="dall-e-3", cost=4, req_units=0, res_units=0, total_units=0)
     image["request"] = {"model": "dall-e-3", "prompt": "a lighthouse"}
-    export = write_jsonl(tmp_path / "few.jsonl", sonnet + bedrock + mini + [image])
+    image["request_url"] = "https://api.openai.com/v1/images/generations"
+    audio = make_log(98, prefix="audio")  # billed per second of audio: nothing to count
+    audio["response"] = {"text": "Hello."}
+    audio.update(ai_model="whisper-1", cost=0.6, req_units=0, res_units=0, total_units=0)
+    audio["request"] = {"model": "whisper-1"}
+    audio["request_url"] = "https://api.openai.com/v1/audio/transcriptions"
+    export = write_jsonl(tmp_path / "few.jsonl", sonnet + bedrock + mini + [image, audio])
+    sizes = {"default": {"price": 4}, "1024x1024": {"price": 4}, "1792x1024": {"price": 8}}
     list_prices = {
         ("anthropic", SONNET): cents_per_token(BILLED[SONNET](BASE_TIME)),
         ("bedrock", BEDROCK): cents_per_token({"input": 3.75, "output": 18.75}),  # list > bill
+        ("openai", "dall-e-3"): {"pay_as_you_go": {"image": {"default": sizes}}},
     }
     with PortkeyDouble(prices=list_prices) as double:
         result = run_cli("prices", "plan", str(export), "--endpoint", phoenix.url, "--json",
@@ -389,16 +424,25 @@ def test_plan_names_where_each_price_comes_from(phoenix: Any, tmp_path: Path) ->
     assert models[SONNET]["periods"][0]["prices_per_million"] == BILLED[SONNET](BASE_TIME)
     assert models[BEDROCK]["source"] == "exact fit of 2 log(s); Portkey's price is off by 25%"
     assert models[MINI]["source"] == "fit of 12 logs"
-    assert models["dall-e-3"]["refused"] == "its billed logs carry no token counts to price"
+    assert models["dall-e-3"]["source"] == "Portkey's price"
+    [dalle] = models["dall-e-3"]["periods"]
+    assert (dalle["usd_per_image"], dalle["prices_per_million"]) == (
+        0.04, {"input": 0.0, "output": 0.0, "image": 40_000.0})  # fmt: skip
+    assert (
+        models["whisper-1"]["refused"] == "its billed logs carry no token or image counts to price"
+    )
     assert asked == {f"/model-configs/pricing/anthropic/{SONNET}",
-                     f"/model-configs/pricing/bedrock/{BEDROCK.replace(':', '%3A')}"}  # fmt: skip
+                     f"/model-configs/pricing/bedrock/{BEDROCK.replace(':', '%3A')}",
+                     "/model-configs/pricing/openai/dall-e-3"}  # fmt: skip
     # Without a Portkey key nothing is asked: the few logs are fitted exactly.
     assert text.returncode == 0, text.stderr
     [row] = [line for line in text.stdout.splitlines() if line.startswith(SONNET)]
     assert "exact fit of 3 log(s)" in row
+    [row] = [line for line in text.stdout.splitlines() if line.startswith("dall-e-3")]
+    assert "in 0 out 0 per image 0.04" in row and "exact fit of 1 log(s)" in row
     assert (
-        "Billed without token counts (Phoenix cannot price these from tokens): 1 log(s) of "
-        "dall-e-3 ($0.04)" in text.stdout
+        "Billed without token or image counts (Phoenix cannot price these): 1 log(s) of "
+        "whisper-1 ($0.006)" in text.stdout
     )
 
 
@@ -417,22 +461,35 @@ def test_a_model_always_billed_zero_is_priced_zero() -> None:
     assert "llama3.3  ollama    always" in render(plan)
 
 
-def test_sample_logs_cost_in_phoenix_is_the_bill(phoenix: Any, table: Any, project: str,
-                                                 tmp_path: Path) -> None:  # fmt: skip
-    """README's promise on the bundled logs: `prices apply sample_logs --yes`, then import."""
-    applied = run_cli("prices", "apply", str(SAMPLE_LOGS), "--endpoint", phoenix.url, "--yes")
+@pytest.fixture
+def any_table(any_phoenix: Any) -> Any:
+    """`table` on the newest and on the oldest supported Phoenix."""
+    models = ModelTable(PhoenixSettings(endpoint=any_phoenix.url))
+    yield models
+    for model in models.list():
+        if model.custom and model.ours:
+            models.delete(model.id)
+
+
+def test_sample_logs_cost_in_phoenix_is_the_bill(any_phoenix: Any, any_table: Any,
+                                                 project: str, tmp_path: Path) -> None:  # fmt: skip
+    """README's promise on the bundled logs: `prices apply sample_logs --yes`, then import;
+    the dall-e-3 image, billed per image, is priced per image (issue 23)."""
+    url = any_phoenix.url
+    applied = run_cli("prices", "apply", str(SAMPLE_LOGS), "--endpoint", url, "--yes")
     assert applied.returncode == 0, applied.stderr
-    assert "Cannot fit" in applied.stderr and "dall-e-3 (openai)" in applied.stderr
-    import_into(phoenix.url, project, SAMPLE_LOGS, tmp_path / "state")
+    [dalle] = [line for line in applied.stderr.splitlines() if line.startswith("dall-e-3 ")]
+    assert "in 0 out 0 per image 0.04" in dalle and "exact fit of 1 log(s)" in dalle
+    assert "Billed without token or image counts" not in applied.stderr
+    import_into(url, project, SAMPLE_LOGS, tmp_path / "state")
     collected = collect(lines_of([SAMPLE_LOGS]))
     bill = math.fsum(m.billed_usd for m in collected.models.values())
-    per_image = math.fsum(m.no_tokens_usd for m in collected.models.values())
-    phoenix_total = cost_summary(phoenix.url, project)
-    print(f"\nsample logs: bill ${bill:.6f} (${per_image:.6f} without tokens), Phoenix "
-          f"${phoenix_total:.6f} ({phoenix_total / (bill - per_image) - 1:+.2%} of the "
-          "token-billed part)")  # fmt: skip
-    assert per_image == pytest.approx(0.04)  # one image, billed per image: no tokens to price
-    assert phoenix_total == pytest.approx(bill - per_image, rel=0.01)
+    phoenix_total = cost_summary(url, project)
+    print(f"\nsample logs: bill ${bill:.6f}, Phoenix ${phoenix_total:.6f} "
+          f"({phoenix_total / bill - 1:+.2%})")  # fmt: skip
+    assert math.fsum(m.no_tokens_usd for m in collected.models.values()) == 0.0
+    assert cost_summary(url, project, "dall-e-3") == pytest.approx(0.04, rel=1e-6)
+    assert phoenix_total == pytest.approx(bill, rel=0.01)
 
 
 def test_plan_needs_files_or_a_range() -> None:

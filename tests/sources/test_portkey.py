@@ -1081,6 +1081,17 @@ def test_list_prices_read_portkeys_pricing_config_in_cents_per_token() -> None:
                                           "response_token": {"price": 1}}}) is None  # fmt: skip
 
 
+def test_list_prices_read_an_image_models_price_per_image_at_its_default_size() -> None:
+    """Portkey's dall-e-3 config: cents per image by quality and size (no token prices)."""
+    from ingest.sources.portkey.api import list_prices
+
+    sizes = {"default": {"price": 4}, "1024x1024": {"price": 4}, "1792x1024": {"price": 8}}
+    config = {"pay_as_you_go": {"image": {"default": sizes, "hd": {"default": {"price": 8}}}}}
+    assert list_prices(config) == {"image": 40_000.0}  # USD per million images: $0.04 each
+    assert list_prices({"pay_as_you_go": {"image": {"price": 2}}}) == {"image": 20_000.0}
+    assert list_prices({"pay_as_you_go": {"image": {"hd": {"1024x1024": {"price": 8}}}}}) is None
+
+
 def test_model_price_asks_once_then_stops_when_portkey_is_unreachable() -> None:
     from ingest.sources.portkey.api import PortkeyApi, PortkeySettings
 

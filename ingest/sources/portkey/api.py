@@ -261,7 +261,9 @@ def list_prices(payload: Any) -> dict[str, float] | None:
     """Portkey's pricing config (`{"pay_as_you_go": {"request_token": {"price": cents}, ...,
     "additional_units": {"thinking_token": ...}}, "currency": "USD"}`, possibly inside
     `pricing_config`) as USD per million tokens by Phoenix token type; None when it holds no
-    input and output price in USD."""
+    input and output price in USD. An image model's price per image (`"image": {quality:
+    {size: {"price": cents}}}`) is its default quality and size, as type `image` (USD per
+    million images): the plan uses it only where it reproduces the logs."""
     if isinstance(payload, Mapping) and isinstance(payload.get("pricing_config"), Mapping):
         payload = payload["pricing_config"]
     if not isinstance(payload, Mapping) or str(payload.get("currency") or "USD") != "USD":
@@ -282,9 +284,21 @@ def list_prices(payload: Any) -> dict[str, float] | None:
     thinking = price(extra.get("thinking_token")) if isinstance(extra, Mapping) else None
     if thinking is not None:
         out["reasoning"] = thinking
-    if "input" not in out or "output" not in out:
+    image = price(_default_image(plan.get("image")))
+    if image is not None:
+        out["image"] = image
+    elif "input" not in out or "output" not in out:
         return None
     return out
+
+
+def _default_image(entry: Any) -> Any:
+    """`{"price": c}`, or the `default` entry of each level (quality, then size) down to it."""
+    for _ in range(3):
+        if not isinstance(entry, Mapping) or "price" in entry:
+            break
+        entry = entry.get("default")
+    return entry
 
 
 def _error_fields(payload: Any) -> tuple[str | None, str | None]:
