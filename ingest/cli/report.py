@@ -1,6 +1,6 @@
-"""What a command shows at its end: the run summaries, the state overview, links into the
-Phoenix UI, and the one place that turns the outcome into the exit code and the `run_done`
-line.
+"""What a command shows: the live progress line on a terminal, and at its end the run
+summaries, the state overview, links into the Phoenix UI, and the one place that turns the
+outcome into the exit code and the `run_done` line.
 
 Every command body runs through `run_command`; errors raised before a body runs (a bad
 option, a broken config file, Ctrl-C while parsing) are caught by `IngestGroup.main`
@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 from urllib.parse import quote, urlencode
 
 import click
@@ -27,7 +27,7 @@ from ingest.convert.redact import active
 from ingest.errors import EXIT_FAILED, IngestError, outcome_of
 from ingest.phoenix.admin.projects import ensure_project as ensure_project  # re-exported
 from ingest.phoenix.admin.projects import project_id
-from ingest.run.logs import escape
+from ingest.run.logs import PROGRESS, escape
 
 if TYPE_CHECKING:
     from ingest.phoenix.api import PhoenixSettings
@@ -316,6 +316,7 @@ class Done:
 def run_command(action: Callable[[], Done | int | None]) -> NoReturn:
     """Run a command body; its outcome -> the exit code, a `run_done` line, and the exit.
     A body may also return a bare exit code (0 ok, 1 failed)."""
+    draw_progress(sys.stderr)
     try:
         result = action()
         done = Done(failed=result == EXIT_FAILED) if isinstance(result, int) else result or Done()
@@ -378,3 +379,52 @@ def run_done(outcome: str, exit_code: int, command: str | None = None, **fields:
         context = click.get_current_context(silent=True)
         command = context.info_name if context is not None else None
     last_event("run_done", command=command, outcome=outcome, exit_code=exit_code, **fields)
+
+
+# ---- the live progress line
+
+
+class ProgressLine(logging.Handler):
+    """Redraws one line on a terminal from the run's progress events (run/logs.py): where
+    the run is, what is verified, rate and ETA; cleared when the run ends."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+        self._width = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = getattr(record, "fields", {})
+        if getattr(record, "event", None) != "progress":  # progress_end: the run is over
+            if self._width:
+                self._draw(" " * self._width + "\r")
+                self._width = 0
+            return
+        elapsed, verified, done = fields["elapsed_s"], fields["verified"], fields["done"]
+        rate = verified / elapsed if elapsed > 0 else 0.0
+        parts = [fields["where"], f"verified {verified:,}",
+                 f"already there {fields['present']:,}", f"{rate:,.0f}/s"]  # fmt: skip
+        if done is not None and 0 < done < 1:
+            parts.append(f"ETA {_duration(elapsed * (1 - done) / done)}")
+        line = " | ".join(parts)
+        self._draw(line.ljust(self._width))
+        self._width = len(line)
+
+    def _draw(self, text: str) -> None:
+        self.stream.write("\r" + text)
+        self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+def draw_progress(stream: TextIO) -> None:
+    """Draw the runs' progress on `stream` when it is a terminal; elsewhere nothing draws it
+    (the logged events are the record)."""
+    PROGRESS.handlers[:] = [ProgressLine(stream)] if stream.isatty() else []

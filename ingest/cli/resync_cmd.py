@@ -75,7 +75,6 @@ def resync_command(files: tuple[Path, ...], **kw: Any) -> None:  # fmt: skip
     start_logging(kw["verbose"], kw["quiet"])
 
     def action() -> Done:
-        from ingest.run.logs import Progress
         from ingest.run.pipeline import RunSetup
         from ingest.run.resync_units import resync_files, resync_range
         from ingest.sources.files import expand_paths
@@ -107,7 +106,7 @@ def resync_command(files: tuple[Path, ...], **kw: Any) -> None:  # fmt: skip
                                        kw["strict"])  # fmt: skip
             options = conversion_settings(phoenix.project, kw)
             setup = RunSetup("resync", options, phoenix, tuning_from(kw), kw["quarantine_file"],
-                             not kw["no_annotations"], Progress())  # fmt: skip
+                             not kw["no_annotations"], progress=True)  # fmt: skip
             paths = expand_paths(list(files))
             summary, counts, lines = resync_files(paths, setup, resolve_state_dir(
                 kw["state_dir"]), kw["dry_run"])  # fmt: skip

@@ -7,6 +7,7 @@ import contextlib
 import email.utils
 import fcntl
 import os
+import stat
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -47,13 +48,28 @@ def where_from(origin: str, env: str) -> str:
 # --------------------------------------------------------------------------- state directory
 
 
+def exposed_state_dir(path: Path) -> str | None:
+    """Why an existing state directory is readable by other users, or None when it is not
+    (or does not exist yet). Pure: `doctor` prints it as a warning."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if not stat.S_ISDIR(mode) or not mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return None
+    return (
+        f"the state directory {path} can be read by other users (mode {stat.filemode(mode)}); "
+        "it holds export downloads and quarantined request bodies. Run `chmod 700 "
+        f"{path}`."
+    )
+
+
 def check_state_dir(state_dir: Path, origin: str = "the default") -> list[Check]:
     """Writable (create, write, fsync, delete), lock free, state file readable and known."""
     from ingest.run.state import (
         LOCK_FILE,
         STATE_VERSION,
         StateStore,
-        exposed_state_dir,
         make_private_dir,
     )
 

@@ -1,6 +1,9 @@
-"""What a run tells its operator as it goes: log lines, and a live progress line on a terminal.
+"""What a run tells its operator as it goes: log lines, and where it is for a progress line.
 
-Log lines are plain, or one JSON object per line (`--log-format json`) for shippers.
+Log lines are plain, or one JSON object per line (`--log-format json`) for shippers. Where a
+run is after each committed batch goes out as `progress` events on their own logger, never a
+log line: on a terminal the cli draws them as one live line (cli/report.py), elsewhere
+nothing handles them.
 
 Progress is reported as events (`file_done`, `window_done`, `run_done`): a message plus
 structured fields. In text they read `window_done window=... delivered=12`; in JSON each is
@@ -15,12 +18,11 @@ import json
 import logging
 import re
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from ingest.convert.records import LogRecord
 from ingest.convert.redact import active
@@ -160,8 +162,30 @@ def setup_logging(verbose: int, quiet: bool, fmt: str = "text") -> None:
     logging.getLogger("ingest").setLevel(level)
 
 
-# ---- the live progress line on a terminal (stderr); off a terminal the events above are
-# the record instead
+# ---- where the run is: the data of the terminal's progress line, drawn by the cli (the one
+# handler of PROGRESS, installed only when stderr is a terminal); off a terminal the events
+# above are the record instead
+
+PROGRESS = logging.getLogger("ingest.progress")
+PROGRESS.propagate = False  # not a log line
+PROGRESS.setLevel(logging.INFO)  # -q and -v set log lines' level, not the line's
+
+
+def progress_event(
+    where: str, verified: int, present: int, done: float | None, elapsed_s: float
+) -> None:
+    """After a committed batch: where the run is, spans verified and already there so far,
+    the finished fraction of the run when known (`done`, 0..1, for the ETA) and its time."""
+    if PROGRESS.handlers:  # nothing to build when nothing draws
+        fields = {"where": where, "verified": verified, "present": present, "done": done,
+                  "elapsed_s": elapsed_s}  # fmt: skip
+        PROGRESS.info("progress", extra={"event": "progress", "fields": fields})
+
+
+def progress_end() -> None:
+    """The run is over: the line is cleared before its summary or error is printed."""
+    if PROGRESS.handlers:
+        PROGRESS.info("progress_end", extra={"event": "progress_end", "fields": {}})
 
 
 def describe_file(path: Path, line: int, offset: int) -> tuple[str, float | None]:
@@ -173,45 +197,6 @@ def describe_file(path: Path, line: int, offset: int) -> tuple[str, float | None
     except OSError:
         return f"{path.name}: line {line:,}", None
     return f"{path.name}: line {line:,}", offset / size if size else None
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
-
-
-class Progress:
-    """Redraws one status line: where the run is, what is verified, rate and ETA."""
-
-    def __init__(self, stream: TextIO | None = None, enabled: bool | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.started = time.monotonic()
-        self._width = 0
-
-    def update(self, where: str, verified: int, present: int, done: float | None) -> None:
-        """`done` is the finished fraction of the run (0..1) when known, for the ETA."""
-        if not self.enabled:
-            return
-        elapsed = time.monotonic() - self.started
-        rate = verified / elapsed if elapsed > 0 else 0.0
-        parts = [where, f"verified {verified:,}", f"already there {present:,}", f"{rate:,.0f}/s"]
-        if done is not None and 0 < done < 1:
-            parts.append(f"ETA {_duration(elapsed * (1 - done) / done)}")
-        line = " | ".join(parts)
-        self.stream.write("\r" + line.ljust(self._width))
-        self.stream.flush()
-        self._width = len(line)
-
-    def close(self) -> None:
-        if self.enabled and self._width:
-            self.stream.write("\r" + " " * self._width + "\r")
-            self.stream.flush()
-            self._width = 0
 
 
 @dataclass

@@ -29,7 +29,7 @@ from ingest.errors import DamagedFile, IngestError, RecordError, outcome_of
 from ingest.phoenix.api import PhoenixSettings, SpanSender
 from ingest.phoenix.reader import SpanAnnotator, SpanReader
 from ingest.run.delivery import Batch, Deliverer, DeliveryStats, Tuning
-from ingest.run.logs import Progress, RunSummary, describe_file, event
+from ingest.run.logs import RunSummary, describe_file, event, progress_end, progress_event
 from ingest.run.quarantine import Quarantine, default_quarantine_path
 from ingest.run.state import (
     ParentStore,
@@ -37,7 +37,6 @@ from ingest.run.state import (
     advance_file,
     new_file_entry,
     parent_store,
-    record_run,
 )
 from ingest.sources.files import (
     SourceLine,
@@ -68,7 +67,6 @@ class FileRun:
 
     path: Path
     progress: dict[str, Any]
-    persist: bool  # save the state file at each commit (not for Portkey's downloads)
     window: tuple[str, float] | None  # (label, fraction of the run done) of a Portkey window
     started: float = field(default_factory=time.monotonic)
 
@@ -113,7 +111,7 @@ class FileImporter:
         quarantine: Quarantine,
         tuning: Tuning,
         enricher: Enricher | None = None,
-        progress: Progress | None = None,
+        progress: bool = False,
     ) -> None:
         self.deliverer = sink
         self.store = store  # None: progress is kept for this run only (convert)
@@ -129,7 +127,7 @@ class FileImporter:
         self._rows: list[tuple[str, str, str, str]] = []
         # Parent links (convert/ids.py): indexed per file first, and across runs beside the state
         self.parents = ParentIndex(earlier=parent_store(store.dir if store else None))
-        self.progress = progress or Progress(enabled=False)
+        self.progress = progress  # report where the run is (a terminal draws it: cli)
         # The window a puller is delivering, for the progress line (else the file's line).
         self.window: tuple[str, float] | None = None
         self._started = time.monotonic()
@@ -148,7 +146,8 @@ class FileImporter:
         """Close the quarantine file and fill in the summary's delivery figures. Delivered
         and already-present counts come from commits, so they never exceed what is saved."""
         self.quarantine.close()
-        self.progress.close()
+        if self.progress:
+            progress_end()
         self.summary.elapsed_s = time.monotonic() - self._started
         self.summary.quarantined = self.quarantine.count
         self.summary.redacted = dict(sorted(self.options.redactor.counts.items()))
@@ -186,9 +185,7 @@ class FileImporter:
         self.summary.files += 1
         self._seen.clear()
         self._rows.clear()
-        persist = remember and self.store is not None
-        if persist:
-            assert self.store is not None
+        if remember and self.store is not None:
             try:
                 digest = fingerprint(path)
             except DamagedFile as exc:  # unreadable, or gone since it was listed
@@ -201,7 +198,7 @@ class FileImporter:
                          path, repaired["damaged"]["line"])  # fmt: skip
         else:
             progress = new_file_entry(self.options.destination, "") | {"path": str(path)}
-        run = FileRun(path, progress, persist, self.window)
+        run = FileRun(path, progress, self.window)
         if opened is not None:
             opened(run)
         self.summary.widen(progress.get("earliest"), progress.get("latest"))
@@ -221,9 +218,9 @@ class FileImporter:
             yield batch
 
     def commit(self, batch: Batch) -> None:
-        """A verified batch: its file's cursor and counts move past it, its logs' Portkey span
-        ids go to the parent index beside the state, and the state file is saved; the file's
-        final batch marks it complete."""
+        """A verified batch: its logs' Portkey span ids go to the parent index beside the state,
+        then its file's cursor and counts move past it (saved by the state when the file's
+        progress is kept there); the file's final batch marks it complete."""
         position: FilePosition = batch.position
         run = position.file
         assert run is not None
@@ -235,23 +232,23 @@ class FileImporter:
             batch.counts["quarantined"] = batch.counts.get("quarantined", 0) + 1
         if position.damaged is not None:
             progress["damaged"] = position.damaged
-        advance_file(
+        if isinstance(parents := self.parents.earlier, ParentStore):
+            parents.add(list(position.parents))  # before the cursor passes them: never lost
+        advance = self.store.commit_file if self.store is not None else advance_file
+        advance(
             progress, offset=position.offset, line=position.line, final=position.final,
             delivered=batch.delivered, already_present=batch.already_present,
             counts=batch.counts, starts_ns=(span.start_time or 0 for span in batch.spans),
         )  # fmt: skip
-        if isinstance(store := self.parents.earlier, ParentStore):
-            store.add(list(position.parents))
         self.summary.delivered += batch.delivered
         self.summary.already_present += batch.already_present
-        if run.persist:
-            assert self.store is not None
-            self.store.save()
-        if run.window is not None:
-            where, done = f"{run.window[0]}: line {position.line:,}", run.window[1]
-        else:
-            where, done = describe_file(run.path, position.line, position.offset)
-        self.progress.update(where, self.summary.delivered, self.summary.already_present, done)
+        if self.progress:
+            if run.window is not None:
+                where, done = f"{run.window[0]}: line {position.line:,}", run.window[1]
+            else:
+                where, done = describe_file(run.path, position.line, position.offset)
+            progress_event(where, self.summary.delivered, self.summary.already_present, done,
+                           time.monotonic() - self._started)  # fmt: skip
         if position.final:
             event(
                 "file_done", file=str(run.path), project=self.options.destination,
@@ -377,7 +374,7 @@ class RunSetup:
     tuning: Tuning = field(default_factory=Tuning)
     quarantine_path: Path | None = None
     annotate: bool = True
-    progress: Progress | None = None
+    progress: bool = False  # report where the run is: a terminal draws it (cli)
     sink: Sink | None = None
 
 
@@ -419,8 +416,7 @@ def started_run(
             if error is not None and not isinstance(error, KeyboardInterrupt):
                 fields["error"] = rules.scrub(str(error), where="state") if isinstance(
                     error, IngestError) else type(error).__name__  # fmt: skip
-            record_run(store.doc, setup.kind, outcome, code, fields)
-            store.save()
+            store.record_run(setup.kind, outcome, code, fields)
 
 
 def import_files(
@@ -431,12 +427,12 @@ def import_files(
     tuning: Tuning | None = None,
     quarantine_path: Path | None = None,
     annotate: bool = True,
-    progress: Progress | None = None,
+    progress: bool = True,
     kind: str = "import",
 ) -> RunSummary:
     """Import `files` into Phoenix under the state lock; the entry point of `import`."""
     setup = RunSetup(kind, options, settings, tuning or Tuning(), quarantine_path, annotate,
-                     progress or Progress())  # fmt: skip
+                     progress)  # fmt: skip
     store = StateStore(state_dir)
     with store.locked(), started_run(setup, store) as importer:
         return importer.run(files)

@@ -27,19 +27,16 @@ from ingest.convert.spans import ConversionOptions
 from ingest.errors import FutureWatermarkError, RunStopped
 from ingest.phoenix.api import PhoenixSettings
 from ingest.run.delivery import Batch, Tuning
-from ingest.run.logs import Progress, event
+from ingest.run.logs import event
 from ingest.run.pipeline import FileImporter, FileRun, RunSetup, RunSummary, started_run
 from ingest.run.state import (
     StateStore,
-    advance_watermark,
     backfill_entry,
-    finish_backfill,
     make_private_dir,
-    mark_window_done,
+    parse_watermark,
     resync_holes,
     shard_dir,
     sync_entry,
-    sync_start,
 )
 from ingest.sources.portkey.api import PortkeyApi, PortkeySettings
 from ingest.sources.portkey.enrich import LogEnricher
@@ -254,6 +251,32 @@ class PullSettings:
     quarantine_path: Path | None = None
 
 
+def sync_start(
+    entry: dict[str, Any],
+    since: datetime | None,
+    overlap: Any,
+    end: datetime,
+    first_sync: Any,
+    accept_future: bool = False,
+) -> datetime:
+    """Where a sync starts: --since, else the watermark minus the overlap, else a first-run
+    default before `end`. A watermark past `end` (a clock that was wrong) would skip every
+    log before it, so it is refused unless accepted explicitly."""
+    if since is not None:
+        return since
+    watermark = parse_watermark(entry.get("watermark"))
+    if watermark is None:
+        return end - first_sync
+    if watermark > end and not accept_future:
+        raise FutureWatermarkError(
+            f"the sync watermark {entry['watermark']} is in the future (sync reads up to "
+            f"{end.isoformat()}): the clock of the run that wrote it was probably wrong, and "
+            "logs before it would never be exported. Rerun with --since to choose the start, "
+            "or with --accept-future-watermark to keep it."
+        )
+    return watermark - overlap
+
+
 def sync(
     pull: PullSettings,
     since: datetime | None,
@@ -280,8 +303,7 @@ def sync(
         windows = [h for h in holes if h not in windows] + windows
 
         def on_done(window: Window) -> None:
-            advance_watermark(entry, window.until)
-            store.save()
+            store.commit_sync_window(entry, window.until)
 
         if before_delivery is not None and start < end:  # e.g. --apply-prices (issue 11)
             before_delivery(start, end)
@@ -310,24 +332,21 @@ def backfill(
         entry = backfill_entry(store.doc, key, pull.options.destination, since, until, window_s)
 
         def on_done(window: Window) -> None:
-            mark_window_done(entry, window_key(window))
-            store.save()
+            store.commit_backfill_window(entry, window_key(window))
 
         windows = shard_windows(plan_windows(since, until, pull.window), shard)
         done_before = set(entry["done"])
         summary, result = _pull(
             store, "backfill", pull, windows, lambda w: window_key(w) in done_before, on_done
         )
-        complete = finish_backfill(entry, (window_key(w) for w in windows))
+        then = (sync_key(pull.options.destination, pull.portkey), pull.options.destination,
+                until) if advance_sync else None  # fmt: skip
+        synced = store.end_backfill(entry, (window_key(w) for w in windows), then)
         info: dict[str, Any] = {"since": since.isoformat(), "until": until.isoformat()}
         if shard:
             info["shard"] = f"{shard[0]}/{shard[1]}"
-        if advance_sync and complete:
-            sync = sync_entry(store.doc, sync_key(pull.options.destination, pull.portkey),
-                              pull.options.destination)  # fmt: skip
-            advance_watermark(sync, until)
-            info["watermark"] = sync["watermark"]
-        store.save()
+        if synced is not None:
+            info["watermark"] = synced["watermark"]
     return summary, result, info
 
 
@@ -340,7 +359,7 @@ def _pull(
     on_done: Callable[[Window], None],
 ) -> tuple[RunSummary, PullResult]:
     setup = RunSetup(kind, pull.options, pull.phoenix, pull.tuning, pull.quarantine_path,
-                     pull.annotate, Progress())  # fmt: skip
+                     pull.annotate, progress=True)  # fmt: skip
     enricher = (
         LogEnricher(pull.portkey, store.dir / "enrich-cache.sqlite3") if pull.enrich else None
     )

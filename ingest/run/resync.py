@@ -49,13 +49,7 @@ from ingest.phoenix.api import PhoenixSettings
 from ingest.phoenix.reader import SpanReader
 from ingest.run.logs import escape, shown
 from ingest.run.pipeline import FileImporter
-from ingest.run.state import (
-    StateStore,
-    begin_resync,
-    end_resync,
-    make_private_dir,
-    open_private,
-)
+from ingest.run.state import StateStore, make_private_dir, open_private
 from ingest.sources.files import decode_line, read_lines
 from ingest.sources.windows import Window
 
@@ -250,8 +244,7 @@ class Resyncer:
         if kept:  # saved before the first delete: a crash cannot lose them
             save_annotations(rescue, kept)
         entry = {**unit, "project": self.options.destination, "deleting": len(plan.ours)}
-        begin_resync(self.store.doc, key, {**entry, "annotations_kept": len(kept)})
-        self.store.save()
+        self.store.begin_resync(key, {**entry, "annotations_kept": len(kept)})
         deleted_before = self.deleter.deleted
         self.deleter.delete(sorted(plan.ours))
         self.counts.deleted += self.deleter.deleted - deleted_before
@@ -267,8 +260,7 @@ class Resyncer:
             self.counts.problems.append(f"{key}: some annotations were not written")
             log.warning("%s: annotations missing; the resync stays pending: rerun it", key)
             return
-        end_resync(self.store.doc, key)
-        self.store.save()
+        self.store.end_resync(key)
 
     def _restore(self, key: str, rescue: Path, kept: list[dict[str, Any]],
                  projects: dict[str, str]) -> bool:  # fmt: skip

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from ingest.errors import IngestError
-from ingest.run.logs import Progress
 from ingest.run.pipeline import RunSetup, RunSummary, started_run
 from ingest.run.pull import Puller, PullResult, PullSettings
 from ingest.run.resync import ResyncCounts, Resyncer
@@ -179,7 +178,7 @@ def resync_range(
             resyncer.counts.elapsed_s = time.monotonic() - started
             return None, result, resyncer.counts, resyncer.lines
         setup = RunSetup("resync", pull.options, pull.phoenix, pull.tuning, pull.quarantine_path,
-                         pull.annotate, Progress())  # fmt: skip
+                         pull.annotate, progress=True)  # fmt: skip
         cache = store.dir / "enrich-cache.sqlite3"
         enricher = LogEnricher(pull.portkey, cache) if pull.enrich else None
         resyncer = Resyncer(pull.phoenix, pull.options, store)

@@ -1,9 +1,11 @@
 """The state file: what has been verified in Phoenix, so reruns resume instead of restarting.
 
 A small versioned JSON document, written atomically (temporary file, fsync, rename, fsync of
-the directory) and guarded by an exclusive lock held for the whole run. Only the delivery
-commit callback advances it, and only over verified spans. Deleting it is safe: the next
-run re-checks every log against Phoenix and sends nothing twice (ids are deterministic).
+the directory) and guarded by an exclusive lock held for the whole run. It is written in one
+place: `StateStore`'s transitions (a committed batch, a window done, a run's record, a resync
+begun or ended) each save it before they return; callers never save. Only the delivery
+commit callback advances files and windows, and only over verified spans. Deleting it is
+safe: the next run re-checks every log against Phoenix and sends nothing twice.
 
 Beside it, `parents.sqlite3` (`ParentStore`) remembers the Portkey span ids of delivered
 logs (convert/ids.py: parent links), bounded in rows and added at each commit, so a child in
@@ -17,14 +19,13 @@ import fcntl
 import json
 import os
 import sqlite3
-import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ingest.errors import FutureWatermarkError, StateError, StateLockedError
+from ingest.errors import StateError, StateLockedError
 
 STATE_VERSION = 1
 STATE_FILE = "state.json"
@@ -127,8 +128,9 @@ class StateStore:
             "nothing twice."
         )
 
-    def save(self) -> None:
-        """Write the document atomically: a crash leaves the old or the new file, whole."""
+    def _save(self) -> None:
+        """Write the document atomically: a crash leaves the old or the new file, whole.
+        Called by the transitions below only: they own when the file is written."""
         self._mkdir()
         data = json.dumps(self.doc, indent=1, sort_keys=True).encode()
         fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=self.dir)
@@ -195,6 +197,56 @@ class StateStore:
             raise self._corrupt(f"its '{name}' section is not an object")
         return value
 
+    # ---- transitions, each saved before it returns ---------------------------------------
+    # Creating an entry (a file's at line 0, a sync's or backfill's key) saves nothing: it says
+    # no more than its absence. Everything a run commits is saved at once, here.
+
+    def commit_file(self, entry: dict[str, Any], **batch: Any) -> None:
+        """A file's verified batch (`advance_file`); saved when the entry is this document's.
+        A Portkey download's is not: its window commits whole (`commit_sync_window`)."""
+        advance_file(entry, **batch)
+        if self.doc["files"].get(f"{entry['project']}:{entry['sha256']}") is entry:
+            self._save()
+
+    def commit_sync_window(self, entry: dict[str, Any], until: datetime) -> None:
+        """A sync window verified: the watermark moves to its end (never back)."""
+        advance_watermark(entry, until)
+        self._save()
+
+    def commit_backfill_window(self, entry: dict[str, Any], window: str) -> None:
+        mark_window_done(entry, window)
+        self._save()
+
+    def end_backfill(
+        self, entry: dict[str, Any], planned: Iterable[str], sync: tuple[str, str, datetime] | None
+    ) -> dict[str, Any] | None:
+        """Record whether every planned window is done. When they all are and `sync` is
+        (key, project, until) (`--advance-sync`), the sync watermark moves to `until`: that
+        sync entry is returned."""
+        moved = None
+        if finish_backfill(entry, planned) and sync is not None:
+            moved = sync_entry(self.doc, sync[0], sync[1])
+            advance_watermark(moved, sync[2])
+        self._save()
+        return moved
+
+    def record_run(self, kind: str, outcome: str, exit_code: int, fields: dict[str, Any]) -> None:
+        """The last run of a command: when, how it ended, and its counts (`status` shows it)."""
+        self.doc["runs"][kind] = {"finished_at": utc_now(), "outcome": outcome,
+                                  "exit_code": exit_code, **fields}  # fmt: skip
+        self._save()
+
+    def begin_resync(self, key: str, unit: dict[str, Any]) -> None:
+        """A resync unit (window or file) whose spans are about to be deleted: recorded before
+        the first delete, so a crash leaves it pending (`pending_resyncs`)."""
+        self.section("resyncs")[key] = {**unit, "started_at": utc_now()}
+        self._save()
+
+    def end_resync(self, key: str) -> None:
+        """Its re-delivered spans and annotations are verified: no longer pending."""
+        self.section("resyncs").pop(key, None)
+        self._save()
+
 
 # ---- owner-only files ------------------------------------------------------------------
 # The state directory holds raw export downloads and quarantined request bodies: whatever
@@ -222,22 +274,6 @@ def open_private(path: Path, mode: str = "a", encoding: str | None = None) -> An
     """Open (creating with mode 0600) a file only its owner may read."""
     fd = os.open(path, _OPEN_FLAGS[mode], 0o600)
     return os.fdopen(fd, mode, encoding=None if "b" in mode else encoding or "utf-8")
-
-
-def exposed_state_dir(path: Path) -> str | None:
-    """Why an existing state directory is readable by other users, or None when it is not
-    (or does not exist yet). Pure: `doctor` prints it as a warning."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return None
-    if not stat.S_ISDIR(mode) or not mode & (stat.S_IRWXG | stat.S_IRWXO):
-        return None
-    return (
-        f"the state directory {path} can be read by other users (mode {stat.filemode(mode)}); "
-        "it holds export downloads and quarantined request bodies. Run `chmod 700 "
-        f"{path}`."
-    )
 
 
 # ---- shape of a loaded document ----------------------------------------------------------
@@ -290,7 +326,7 @@ def parse_watermark(value: Any) -> datetime | None:
     return moment
 
 
-# ---- transitions: plain functions of the document, each saved by the caller ---------------
+# ---- transitions: plain functions of the document in memory (StateStore's methods save) ---
 
 
 def new_file_entry(project: str, fingerprint: str) -> dict[str, Any]:
@@ -343,32 +379,6 @@ def sync_entry(doc: dict[str, Any], key: str, project: str) -> dict[str, Any]:
     return doc.setdefault("sync", {}).setdefault(key, {"project": project, "watermark": None})
 
 
-def sync_start(
-    entry: dict[str, Any],
-    since: datetime | None,
-    overlap: Any,
-    end: datetime,
-    first_sync: Any,
-    accept_future: bool = False,
-) -> datetime:
-    """Where a sync starts: --since, else the watermark minus the overlap, else a first-run
-    default before `end`. A watermark past `end` (a clock that was wrong) would skip every
-    log before it, so it is refused unless accepted explicitly."""
-    if since is not None:
-        return since
-    watermark = parse_watermark(entry.get("watermark"))
-    if watermark is None:
-        return end - first_sync
-    if watermark > end and not accept_future:
-        raise FutureWatermarkError(
-            f"the sync watermark {entry['watermark']} is in the future (sync reads up to "
-            f"{end.isoformat()}): the clock of the run that wrote it was probably wrong, and "
-            "logs before it would never be exported. Rerun with --since to choose the start, "
-            "or with --accept-future-watermark to keep it."
-        )
-    return watermark - overlap
-
-
 def advance_watermark(entry: dict[str, Any], until: datetime) -> bool:
     """Move the watermark forward to `until` (never back); True when it moved."""
     current = parse_watermark(entry.get("watermark"))
@@ -416,25 +426,10 @@ def shard_dirs(state_dir: Path) -> list[Path]:
     return sorted((p for p in root.iterdir() if (p / STATE_FILE).is_file()), key=order)
 
 
-def record_run(
-    doc: dict[str, Any], kind: str, outcome: str, exit_code: int, fields: dict[str, Any]
-) -> None:
-    """The last run of a command: when, how it ended, and its counts (`status` shows it)."""
-    doc["runs"][kind] = {"finished_at": utc_now(), "outcome": outcome, "exit_code": exit_code,
-                         **fields}  # fmt: skip
-
-
 # ---- resync: a unit (window or file) whose spans are being deleted and re-delivered ------
-# Recorded (and saved) before the first delete, cleared only once the re-delivered spans and
-# their annotations are verified: while it is there, the project may lack some of its logs.
-
-
-def begin_resync(doc: dict[str, Any], key: str, unit: dict[str, Any]) -> None:
-    doc.setdefault("resyncs", {})[key] = {**unit, "started_at": utc_now()}
-
-
-def end_resync(doc: dict[str, Any], key: str) -> None:
-    doc.setdefault("resyncs", {}).pop(key, None)
+# Recorded (`begin_resync`, saved) before the first delete, cleared (`end_resync`) only once
+# the re-delivered spans and their annotations are verified: while it is there, the project
+# may lack some of its logs.
 
 
 def pending_resyncs(doc: dict[str, Any], project: str, kind: str) -> list[dict[str, Any]]:

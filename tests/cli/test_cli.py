@@ -24,7 +24,7 @@ from ingest.errors import IngestError
 from ingest.phoenix.admin.local_server import LocalPhoenix, free_port
 from ingest.phoenix.api import PhoenixSettings
 from ingest.run.logs import JsonFormatter, TextFormatter
-from ingest.run.state import StateStore, backfill_entry, mark_window_done, record_run, shard_dir
+from ingest.run.state import StateStore, backfill_entry, shard_dir
 from tests.conftest import REPO, SAMPLE_LOGS, read_spans, run_cli
 from tests.logs_factory import make_log, write_jsonl, write_logs
 
@@ -435,22 +435,20 @@ def test_record_values_in_log_lines_cannot_forge_lines_or_drive_the_terminal() -
 
 def test_status_shows_each_runs_outcome_and_the_shards(tmp_path: Path) -> None:
     with StateStore(tmp_path).locked() as store:
-        record_run(store.doc, "import", "quarantined", 3,
-                   {"project": "p", "read": 5, "delivered": 4, "already_present": 0,
-                    "quarantined": 1})  # fmt: skip
-        record_run(store.doc, "sync", "failed", 1,
-                   {"project": "p", "read": 0, "delivered": 0, "already_present": 0,
-                    "quarantined": 0, "error": "Phoenix at http://x did not answer"})  # fmt: skip
-        store.save()
+        store.record_run("import", "quarantined", 3,
+                         {"project": "p", "read": 5, "delivered": 4, "already_present": 0,
+                          "quarantined": 1})  # fmt: skip
+        failed = {"project": "p", "read": 0, "delivered": 0, "already_present": 0,
+                  "quarantined": 0, "error": "Phoenix at http://x did not answer"}  # fmt: skip
+        store.record_run("sync", "failed", 1, failed)
     for index in (1, 2):
         with StateStore(shard_dir(tmp_path, (index, 2))).locked() as shard:
             entry = backfill_entry(shard.doc, "k", "p", datetime(2026, 7, 1, tzinfo=UTC),
                                    datetime(2026, 7, 5, tzinfo=UTC), 86400)  # fmt: skip
-            mark_window_done(entry, f"w{index}")
-            record_run(shard.doc, "backfill", "interrupted", 130,
-                       {"project": "p", "read": 9, "delivered": 7, "already_present": 0,
-                        "quarantined": 0})  # fmt: skip
-            shard.save()
+            shard.commit_backfill_window(entry, f"w{index}")
+            shard.record_run("backfill", "interrupted", 130,
+                             {"project": "p", "read": 9, "delivered": 7, "already_present": 0,
+                              "quarantined": 0})  # fmt: skip
     result = CliRunner().invoke(cli, ["status", "--state-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "into 'p' (quarantined, exit 3): read 5, delivered 4" in result.output
@@ -520,3 +518,37 @@ def test_log_lines_mask_secrets_by_the_runs_rules_and_count_them() -> None:
         assert "EMP-" not in line and "Zq9-secret" not in line and "tok-77" not in line, line
     assert payload["file"] == "/data/[REDACTED].jsonl"
     assert redactor.counts["logs"] == 6  # 2 fields in each format, 2 in the message
+
+
+# --------------------------------------------------------------------------- progress line
+
+
+def test_the_cli_draws_the_runs_progress_events_on_a_terminal_only() -> None:
+    """run/ only says where it is; the cli draws it, one line redrawn in place and cleared
+    when the run ends, and nothing at all when stderr is not a terminal."""
+    import io
+
+    from ingest.cli.report import draw_progress
+    from ingest.run.logs import progress_end, progress_event
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal, pipe = Terminal(), io.StringIO()
+    try:
+        draw_progress(pipe)
+        progress_event("a.jsonl: line 10", 10, 0, 0.5, 2.0)
+        progress_end()
+        assert pipe.getvalue() == ""
+        draw_progress(terminal)
+        progress_event("a.jsonl: line 10", 10, 2, 0.25, 2.0)
+        first = "a.jsonl: line 10 | verified 10 | already there 2 | 5/s | ETA 6s"
+        assert terminal.getvalue() == "\r" + first
+        progress_event("b.jsonl.gz: line 40", 40, 2, None, 4.0)  # gzip: no size, no ETA
+        second = "b.jsonl.gz: line 40 | verified 40 | already there 2 | 10/s"
+        assert terminal.getvalue() == f"\r{first}\r{second.ljust(len(first))}"
+        progress_end()
+        assert terminal.getvalue().endswith(f"\r{' ' * len(second)}\r")
+    finally:
+        draw_progress(pipe)

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ingest.cli import cli
-from ingest.ops.doctor_local import OK, WARN, ServerTime, check_clock
+from ingest.ops.doctor_local import OK, WARN, ServerTime, check_clock, exposed_state_dir
 from ingest.phoenix.admin.local_server import LocalPhoenix, free_port
 from ingest.run.state import StateStore
 from tests.portkey_double import ALL_SCOPES, PortkeyDouble
@@ -229,6 +229,15 @@ def test_held_lock_and_corrupt_state_file(
     result = doctor(app, env=env)
     assert "is corrupt: it is not valid JSON" in line(result, "State file")
     assert "fix: move the state file aside and rerun" in line(result, "State file")
+
+
+def test_a_state_dir_others_can_read_is_reported(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    warning = exposed_state_dir(tmp_path)
+    assert warning is not None
+    assert f"the state directory {tmp_path} can be read by other users" in warning
+    assert f"chmod 700 {tmp_path}" in warning
+    assert exposed_state_dir(tmp_path / "missing") is None
 
 
 def test_clock_skew_above_a_minute_is_a_warning() -> None:

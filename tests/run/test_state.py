@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import multiprocessing
 import os
@@ -15,6 +16,8 @@ from click.testing import CliRunner
 
 from ingest.cli import cli
 from ingest.errors import FutureWatermarkError, StateError, StateLockedError
+from ingest.ops.doctor_local import exposed_state_dir
+from ingest.run.pull import sync_start
 from ingest.run.quarantine import Quarantine
 from ingest.run.state import (
     STATE_VERSION,
@@ -23,24 +26,22 @@ from ingest.run.state import (
     advance_watermark,
     backfill_entry,
     empty_state,
-    exposed_state_dir,
     file_progress,
     finish_backfill,
     mark_window_done,
-    record_run,
+    new_file_entry,
     shard_dir,
     shard_dirs,
     sync_entry,
-    sync_start,
 )
+from tests.conftest import REPO
 
 
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "s")
     with store.locked():
         entry = store.file_progress("proj", "abc", Path("/data/x.jsonl"))
-        entry["offset"], entry["line"] = 120, 3
-        store.save()
+        store.commit_file(entry, offset=120, line=3, final=False)
     reloaded = StateStore(tmp_path / "s")
     doc = reloaded.load()
     assert doc["version"] == STATE_VERSION
@@ -218,16 +219,62 @@ def test_shard_directories(tmp_path: Path) -> None:
     assert shard_dir(tmp_path, (2, 3)) == tmp_path / "shards" / "2-of-3"
     for shard in [(2, 3), (1, 3)]:
         with StateStore(shard_dir(tmp_path, shard)).locked() as store:
-            store.save()
+            store.record_run("backfill", "ok", 0, {})
     assert [p.name for p in shard_dirs(tmp_path)] == ["1-of-3", "2-of-3"]
 
 
-def test_record_run_keeps_outcome_and_exit_code() -> None:
-    doc = empty_state()
-    record_run(doc, "sync", "interrupted", 130, {"delivered": 4})
-    run = doc["runs"]["sync"]
+def test_record_run_keeps_outcome_and_exit_code(tmp_path: Path) -> None:
+    with StateStore(tmp_path).locked() as store:
+        store.record_run("sync", "interrupted", 130, {"delivered": 4})
+    run = StateStore(tmp_path).load()["runs"]["sync"]  # saved by the transition itself
     assert (run["outcome"], run["exit_code"], run["delivered"]) == ("interrupted", 130, 4)
     assert "finished_at" in run
+
+
+def test_transitions_save_themselves_and_a_downloads_progress_is_not_saved(
+    tmp_path: Path,
+) -> None:
+    """What a run commits is on disk when the transition returns; a Portkey download's
+    progress (not one of the document's files: its window commits whole) is not."""
+
+    def on_disk() -> dict[str, Any]:
+        return json.loads((tmp_path / "state.json").read_text())
+
+    with StateStore(tmp_path).locked() as store:
+        entry = store.file_progress("p", "abc", tmp_path / "x.jsonl")
+        store.commit_file(entry, offset=50, line=2, final=False, delivered=2)
+        assert on_disk()["files"]["p:abc"]["delivered"] == 2
+        download = new_file_entry("p", "") | {"path": str(tmp_path / "window.jsonl")}
+        store.commit_file(download, offset=90, line=3, final=True, delivered=3)
+        assert download["delivered"] == 3 and on_disk()["files"] == {"p:abc": entry}
+        sync = sync_entry(store.doc, "k", "p")
+        store.commit_sync_window(sync, NOW)
+        assert on_disk()["sync"]["k"]["watermark"] == NOW.isoformat()
+        backfill = backfill_entry(store.doc, "b", "p", NOW, NOW + timedelta(days=2), 86400)
+        store.commit_backfill_window(backfill, "w1")
+        assert on_disk()["backfills"]["b"]["done"] == ["w1"]
+        assert store.end_backfill(backfill, ["w1", "w2"], ("k", "p", NOW + timedelta(2))) is None
+        assert on_disk()["backfills"]["b"]["complete"] is False
+        assert on_disk()["sync"]["k"]["watermark"] == NOW.isoformat()
+        store.commit_backfill_window(backfill, "w2")
+        assert store.end_backfill(backfill, ["w1", "w2"], ("k", "p", NOW + timedelta(2))) is sync
+        assert on_disk()["sync"]["k"]["watermark"] == (NOW + timedelta(2)).isoformat()
+        store.begin_resync("r", {"kind": "file", "path": "/x"})
+        assert set(on_disk()["resyncs"]) == {"r"}
+        store.end_resync("r")
+        assert on_disk()["resyncs"] == {}
+
+
+def test_only_the_state_module_writes_the_state_file() -> None:
+    """Callers never save: the state's own transitions own when the file is written."""
+    callers = []
+    for path in (REPO / "ingest").rglob("*.py"):
+        if path == REPO / "ingest" / "run" / "state.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in ("save", "_save"):
+                callers.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not callers, callers
 
 
 # --------------------------------------------------------------------------- owner-only files
@@ -238,7 +285,7 @@ def test_everything_the_state_store_and_quarantine_create_is_owner_only(tmp_path
     try:
         state_dir = tmp_path / "a" / "state"
         with StateStore(state_dir).locked() as store:
-            store.save()
+            store.record_run("import", "ok", 0, {})
         quarantine = Quarantine(state_dir / "quarantine" / "q.jsonl")
         quarantine.add("f.jsonl", 1, "bad", b"{}")
         quarantine.close()
@@ -249,15 +296,6 @@ def test_everything_the_state_store_and_quarantine_create_is_owner_only(tmp_path
     for path in [state_dir / "state.json", state_dir / "state.lock", quarantine.path]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     assert exposed_state_dir(state_dir) is None
-
-
-def test_a_state_dir_others_can_read_is_reported(tmp_path: Path) -> None:
-    tmp_path.chmod(0o755)
-    warning = exposed_state_dir(tmp_path)
-    assert warning is not None
-    assert f"the state directory {tmp_path} can be read by other users" in warning
-    assert f"chmod 700 {tmp_path}" in warning
-    assert exposed_state_dir(tmp_path / "missing") is None
 
 
 def test_doctor_warns_about_a_state_dir_others_can_read(tmp_path: Path) -> None:
