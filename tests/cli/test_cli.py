@@ -172,7 +172,7 @@ def test_unreachable_phoenix_fails_with_exit_1_and_says_what_to_do(tmp_path: Pat
     write_logs(tmp_path / "export.jsonl", 3)
     url = f"http://127.0.0.1:{free_port()}"
     result = run_cli("import", str(tmp_path / "export.jsonl"), "--endpoint", url,
-                     "--retry-deadline", "1")  # fmt: skip
+                     "--retry-deadline", "0.1")  # fmt: skip
     assert result.returncode == 1
     assert f"Error: Phoenix at {url} did not" in result.stderr
     assert "(last error: connection refused)" in result.stderr
@@ -276,7 +276,7 @@ def test_json_log_lines_are_objects_with_the_documented_keys(
 def test_a_failed_run_also_ends_with_a_run_done_line(tmp_path: Path) -> None:
     write_logs(tmp_path / "export.jsonl", 1)
     result = run_cli("import", str(tmp_path / "export.jsonl"), "--endpoint",
-                     f"http://127.0.0.1:{free_port()}", "--retry-deadline", "0.5",
+                     f"http://127.0.0.1:{free_port()}", "--retry-deadline", "0.1",
                      "--log-format", "json")  # fmt: skip
     assert result.returncode == 1
     done = json.loads(result.stderr.splitlines()[-1])

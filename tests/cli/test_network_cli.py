@@ -30,7 +30,7 @@ def test_userinfo_in_the_phoenix_endpoint_is_neither_printed_nor_stored(tmp_path
     state = tmp_path / "state"
     result = run_cli(
         "import", str(tmp_path / "export.jsonl"), "--state-dir", str(state),
-        "--endpoint", f"http://ops:s3cr3t@127.0.0.1:{port}", "--retry-deadline", "0.5",
+        "--endpoint", f"http://ops:s3cr3t@127.0.0.1:{port}", "--retry-deadline", "0.1",
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
     assert f"Error: Phoenix at http://127.0.0.1:{port} did not " in result.stderr

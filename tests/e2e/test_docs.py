@@ -323,13 +323,13 @@ def phoenix_down_messages(tmp_path_factory: pytest.TempPathFactory) -> list[str]
 
     url = f"http://127.0.0.1:{free_port()}"
     state = tmp_path_factory.mktemp("down")
-    result = run_cli("import", "sample_logs/", "--endpoint", url, "--retry-deadline", "1",
+    result = run_cli("import", "sample_logs/", "--endpoint", url, "--retry-deadline", "0.1",
                      "--state-dir", str(state))  # fmt: skip
     assert result.returncode == 1, result.stderr
     read_error = result.stderr.splitlines()[0].removeprefix("Error: ")
     span = TracerProvider().get_tracer("docs").start_span("docs")
     span.end()
-    settings = PhoenixSettings(endpoint=url, project="docs", retry_deadline_s=1)
+    settings = PhoenixSettings(endpoint=url, project="docs", retry_deadline_s=0.1)
     with pytest.raises(PhoenixUnreachableError) as raised:
         SpanSender(settings).send([span])  # type: ignore[list-item]
     return [read_error, str(raised.value)]
@@ -639,9 +639,9 @@ def test_shards_may_share_a_state_directory_as_documented(tmp_path: Path) -> Non
 DOWN = "http://127.0.0.1:{phoenix}"  # nothing listens on these ports: a run fails fast,
 PORTKEY_DOWN = "http://127.0.0.1:{portkey}/v1"  # naming the address it was given
 RANGE = 'since = "2026-01-01"\nuntil = "2026-01-02"\n'
-PHOENIX = 'endpoint = "{down}"\nretry_deadline = 1\n'
+PHOENIX = 'endpoint = "{down}"\nretry_deadline = 0.1\n'
 PORTKEY = 'portkey_api_key = "pk-docs"\nportkey_base_url = "{portkey_down}"\n'
-RETRY = "portkey_retry_deadline = 1\n"
+RETRY = "portkey_retry_deadline = 0.1\n"  # the least it takes: each run fails in ~0.1 s
 
 # Each command run with only its own config-file table: (args, table body, what the output
 # shows when the table was read). A command missing here fails the test below.
