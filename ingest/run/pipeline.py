@@ -20,8 +20,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-
 from ingest.convert.ids import ParentIndex, route, sampled_in, span_hex, span_id_for
 from ingest.convert.records import LogRecord, parse_record, unwrap_quarantined
 from ingest.convert.spans import ConversionOptions, make_resource, to_span
@@ -335,6 +333,9 @@ class FileImporter:
             log.exception("conversion failed for log %s", record.log_id)
             self._reject(line, batch, f"conversion failed: {type(exc).__name__}: {exc}")
             return
+        # The OTLP encoder (protobuf) loads with the first record, not with the CLI.
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
         try:  # alone, so a span OTLP cannot carry never fails the batch it would be in
             size = len(encode_spans([span]).SerializeToString())
         except Exception as exc:

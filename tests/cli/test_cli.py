@@ -56,6 +56,28 @@ def test_top_level_help_documents_exit_codes() -> None:
         assert code in result.output
 
 
+HEAVY = {
+    "requests", "urllib3", "httpx", "tenacity", "google.protobuf", "phoenix.client",
+    "opentelemetry.sdk.trace", "opentelemetry.exporter.otlp.proto.common.trace_encoder",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("args", [["--help"], ["sync", "--no-such-option"], ["status"]])
+def test_help_usage_errors_and_status_start_without_the_network_and_otlp_libraries(
+    args: list[str],
+) -> None:
+    """`--help`, a usage error or `status` (cron runs the tool too) answer at once: the HTTP
+    clients, the retry library and the OpenTelemetry SDK and encoder load only in a command
+    that sends or converts (they were about half of every start-up)."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "ingest", *args],
+                            capture_output=True, text=True, cwd=REPO, timeout=60)  # fmt: skip
+    assert result.returncode in (0, 2), result.stderr
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+              if line.startswith("import time:")}  # fmt: skip
+    assert "ingest.cli.main" in loaded
+    assert not HEAVY & loaded, sorted(HEAVY & loaded)
+
+
 def test_convert_writes_one_documented_span_per_distinct_log() -> None:
     result = CliRunner().invoke(cli, ["convert", str(SAMPLE_LOGS), "--project", "p"])
     assert result.exit_code == 0, result.output
