@@ -25,7 +25,7 @@ from ingest.phoenix.admin.local_server import LocalPhoenix, free_port
 from ingest.phoenix.api import PhoenixSettings
 from ingest.run.logs import JsonFormatter, TextFormatter
 from ingest.run.state import StateStore, backfill_entry, mark_window_done, record_run, shard_dir
-from tests.conftest import REPO, SAMPLE_LOGS, read_spans, run_cli
+from tests.conftest import REPO, SAMPLE_LOGS, invoke_cli, read_spans, run_cli
 from tests.logs_factory import make_log, write_jsonl, write_logs
 
 COMMANDS = [
@@ -76,6 +76,17 @@ def test_help_usage_errors_and_status_start_without_the_network_and_otlp_librari
               if line.startswith("import time:")}  # fmt: skip
     assert "ingest.cli.main" in loaded
     assert not HEAVY & loaded, sorted(HEAVY & loaded)
+
+
+def test_an_in_process_run_leaves_logging_as_it_found_it(caplog: pytest.LogCaptureFixture) -> None:
+    """`invoke_cli` (tests that need no process of their own) puts back what a run sets up:
+    the next test in the same worker logs and captures as usual."""
+    before = list(logging.getLogger().handlers)
+    result = invoke_cli("convert", "-q", "--log-format", "json", str(SAMPLE_LOGS))
+    assert json.loads(result.stderr.splitlines()[-1])["event"] == "run_done", result.stderr
+    assert logging.getLogger().handlers == before
+    logging.getLogger("ingest.tests").warning("logged after the run")  # -q set ERROR on `ingest`
+    assert "logged after the run" in caplog.text
 
 
 def test_convert_writes_one_documented_span_per_distinct_log() -> None:
