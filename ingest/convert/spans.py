@@ -98,6 +98,15 @@ def project_of(resource: Resource) -> str:
     return str(resource.attributes.get(ResourceAttributes.PROJECT_NAME, ""))
 
 
+def request_order(spans: list[ReadableSpan]) -> list[ReadableSpan]:
+    """The order Phoenix receives them in: the OTLP encoder groups spans by resource (a
+    project), then by scope, each group where its first span was."""
+    groups: dict[Any, dict[Any, list[ReadableSpan]]] = {}
+    for span in spans:
+        groups.setdefault(span.resource, {}).setdefault(span.instrumentation_scope, []).append(span)
+    return [span for scopes in groups.values() for group in scopes.values() for span in group]
+
+
 def to_span(
     record: LogRecord,
     options: ConversionOptions,

@@ -14,13 +14,11 @@ A batch may hold spans of several projects (`--project-from`): each span's resou
 project, one OTLP request carries them all (grouped by resource), and every read asks each
 project for its own spans. A batch is verified, so committed, only when all of them are.
 
-A span Phoenix keeps accepting and keeps not storing (its insert fails after the 200: a value
-its database refuses) would hold every later commit back forever. So when spans are still
-missing after the re-sends while Phoenix stored others sent since, the missing ones are
-bisected (halves sent as separate requests, each verified) down to the spans that are never
-stored; those are handed to the commit as `Batch.poisoned` (the caller quarantines them) and
-the rest is committed. When Phoenix stored nothing since, it is an outage, not a poison span:
-the run fails as before and nothing is moved aside.
+A span Phoenix keeps accepting and never stores (its insert fails after the 200) would hold
+every later commit back, so missing spans are sent again in parts (`_isolate`) and those that
+fail while spans sent after them are stored become `Batch.poisoned` (the caller quarantines
+them); when Phoenix stored nothing since, it is an outage: nothing is moved aside, the run
+fails. docs/design.md ("A span Phoenix never stores") has the evidence and the timing.
 """
 
 from __future__ import annotations
@@ -34,7 +32,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ingest.convert.ids import span_hex
-from ingest.convert.spans import project_of
+from ingest.convert.spans import project_of, request_order
 from ingest.errors import VerificationError
 
 if TYPE_CHECKING:
@@ -72,6 +70,8 @@ class Tuning:
     max_batch_bytes: int = 8 << 20  # encoded size of one OTLP request
     grace_s: float = 30.0  # no progress for this long -> re-send what is missing
     max_resends: int = 5  # per batch, before giving up with VerificationError
+    settle_s: float = 2.0  # a missing span later ones overtook this long ago was tried
+    isolation_parts: int = 8  # parts per level when a re-send is split to find poison spans
     min_poll_s: float = 0.2
     max_poll_s: float = 5.0
     precheck: bool = True  # ask Phoenix first, so re-runs send nothing it already has
@@ -94,9 +94,10 @@ class Batch:
     # Spans Phoenix acknowledged and never stored (span id -> (span, reason)): not committed
     # as delivered; the caller quarantines them
     poisoned: dict[str, tuple[ReadableSpan, str]] = field(default_factory=dict)
-    lines: dict[str, tuple[int, int]] = field(default_factory=dict)  # the caller's: where
-    # each span came from (span id -> line, offset), to quarantine a poisoned one
+    # the caller's: span id -> (line, offset) it came from, to quarantine a poisoned one
+    lines: dict[str, tuple[int, int]] = field(default_factory=dict)
     stored_mark: int = 0  # DeliveryStats.delivered when it was sent
+    sent_at: float = 0.0  # clock when it was sent: no span is poison within a grace of it
 
 
 @dataclass
@@ -128,11 +129,17 @@ class Deliverer:
         self.sleep = sleep
         self.stats = DeliveryStats()
         self._rate = 200.0  # spans/s Phoenix stores; refined as we observe it
-        # Stall detection for the oldest pending batch (reset when another becomes oldest).
+        # Stall detection for the oldest pending batch (reset when another becomes oldest)
         self._resends_of: Batch | None = None
         self._resends = 0
         self._last_progress = clock()
         self._last_read = float("-inf")
+        # Arrival order: each span sent gets the next position; Phoenix stores in that order,
+        # so a missing span below the highest stored position was tried (docs/design.md).
+        self._position = 0
+        self._sent_at: dict[str, int] = {}  # span id -> position of its latest send, until read
+        self._stored_upto = 0
+        self._overtaken_since: float | None = None
         # In `run`: pending batches, the commit callback, and the group read but not sent
         self._stream: tuple[deque[Batch], Callable[[Batch], None], list[Batch]] | None = None
 
@@ -235,13 +242,13 @@ class Deliverer:
                 batch.fresh = set(share)
         to_send = {span_id: span for share in shares for span_id, span in share.items()}
         if to_send:
-            sent_bytes = self.sender.send(list(to_send.values()))
+            sent_bytes = self._send(list(to_send.values()))
             self.stats.sent += len(to_send)
             for batch, share in zip(group, shares, strict=True):  # each its part of the bytes
                 batch.sent_bytes = sent_bytes * len(share) // len(to_send)
         for batch, share in zip(group, shares, strict=True):
             batch.awaiting = share
-            batch.stored_mark = self.stats.delivered
+            batch.stored_mark, batch.sent_at = self.stats.delivered, self.clock()
 
     def _settle(
         self, pending: deque[Batch], commit: Callable[[Batch], None], incoming: Batch | None
@@ -257,11 +264,13 @@ class Deliverer:
             self._wait_for_progress(pending, incoming)
 
     def _wait_for_progress(self, pending: deque[Batch], incoming: Batch | None) -> None:
-        """One read of what is still unverified; re-send the oldest batch's missing spans
-        when it has made no progress for the grace period (Phoenix lost them)."""
+        """One read of what is unverified. The oldest batch's missing spans go to `_isolate`
+        once overtaken for `settle_s`, or after the grace without progress if Phoenix stored
+        others since; else they are re-sent whole, up to `max_resends` (lost, or an outage)."""
         oldest = pending[0]
         if self._resends_of is not oldest:
             self._resends_of, self._resends, self._last_progress = oldest, 0, self.clock()
+            self._overtaken_since = None
         self.sleep(self._poll_interval(pending, incoming))
         asked_at = self.clock()
         waiting = [batch for batch in pending if batch.awaiting]
@@ -276,31 +285,44 @@ class Deliverer:
                     del batch.awaiting[span_id]
                 batch.delivered += len(stored)
                 self.stats.delivered += len(stored)
-            if len(oldest.awaiting) < oldest_before:  # Phoenix stores in arrival order: a
-                self._last_progress = asked_at  # stall of the oldest means its spans were lost
+            if len(oldest.awaiting) < oldest_before:
+                self._last_progress, self._overtaken_since = asked_at, None
+                return
+        if not oldest.awaiting:
+            return
+        if self._overtaken(oldest.awaiting):
+            self._overtaken_since = self._overtaken_since or asked_at
+            if asked_at - self._overtaken_since >= self.tuning.settle_s:
+                self._isolate(oldest)
             return
         if asked_at - self._last_progress < self.tuning.grace_s:
             return
-        if self._resends >= self.tuning.max_resends:
-            if self._isolate(oldest):
-                self._resends_of = None
-                return
-            raise VerificationError(
-                f"Phoenix acknowledged {len(oldest.awaiting)} spans but did not store them, "
-                f"even after {self._resends} re-sends over "
-                f"{self.tuning.grace_s * self._resends:.0f} s, and stored none of the others "
-                "sent since. Check the Phoenix server log for insert errors; nothing past the "
-                "last verified record was committed, so rerunning is safe."
-            )
+        stored_since = self.stats.delivered > oldest.stored_mark
+        if stored_since or self._resends >= self.tuning.max_resends:
+            self._isolate(oldest)
+            return
         self._resends += 1
         log.warning(
             "%d spans were acknowledged but not stored after %.0f s; sending them again",
             len(oldest.awaiting),
             asked_at - self._last_progress,
         )
-        self.sender.send(list(oldest.awaiting.values()))
+        self._send(list(oldest.awaiting.values()))
         self.stats.resent += len(oldest.awaiting)
         self._last_progress = self.clock()
+
+    def _send(self, spans: list[ReadableSpan]) -> int:
+        """One OTLP request; each span's position in Phoenix's arrival order is noted."""
+        spans = request_order(spans)
+        size = self.sender.send(spans)
+        for span in spans:
+            self._position += 1
+            self._sent_at[span_hex(span.context.span_id)] = self._position
+        return size
+
+    def _overtaken(self, span_ids: Collection[str]) -> bool:
+        """Were all of these tried by Phoenix: a span sent after each of them is stored?"""
+        return all(self._sent_at.get(i, self._stored_upto) < self._stored_upto for i in span_ids)
 
     def _existing(self, spans: dict[str, ReadableSpan]) -> set[str]:
         """Which of these spans Phoenix holds: one read per project, each bounded by the
@@ -312,28 +334,29 @@ class Deliverer:
         for project, share in by_project.items():
             window = _start_window(share.values())
             found |= self.reader.existing(share, window, project=project or None)
+        for span_id in found:
+            self._stored_upto = max(self._stored_upto, self._sent_at.pop(span_id, 0))
         return found
 
-    def _isolate(self, batch: Batch) -> bool:
-        """Bisect the spans of `batch` Phoenix keeps not storing: each part is sent as its own
-        request and verified; a part that stays missing is halved, down to single spans.
-        Parts of one level go together, so this takes about log2(missing) grace periods.
-        The single spans left are poisoned only if Phoenix stored others meanwhile (some of
-        these parts, or anything sent since the batch): else it is an outage, and nothing is
-        moved aside (False)."""
+    def _isolate(self, batch: Batch) -> None:
+        """Send the missing spans of `batch` again in parts, each its own request, verified.
+        A span still missing while a sibling in its part and a span sent after it are stored,
+        or alone in its part, is poison; a part lost whole is halved. Each level reverses the
+        order, so a level's last part is overtaken on the next. Nothing is poisoned unless
+        Phoenix stored others since the batch was sent: else it is an outage, the run fails."""
         attempts = dict.fromkeys(batch.awaiting, 1 + self._resends)
-        parts, poison = [dict(batch.awaiting)], {}
+        parts, poison = _split(dict(batch.awaiting), self.tuning.isolation_parts), {}
         log.warning(
             "%d spans were acknowledged but not stored after %d attempts: sending them in "
             "parts to find which Phoenix never stores", len(batch.awaiting), 1 + self._resends,
         )  # fmt: skip
         while parts:
             for part in parts:
-                self.sender.send(list(part.values()))
+                self._send(list(part.values()))
                 self.stats.resent += len(part)
-                for span_id in part:
-                    attempts[span_id] += 1
-            stored = self._await_stored({i: s for part in parts for i, s in part.items()})
+                attempts.update({span_id: attempts[span_id] + 1 for span_id in part})
+            sent = {i: s for part in parts for i, s in part.items()}
+            stored = self._await_stored(sent, not_before=batch.sent_at + self.tuning.grace_s)
             for span_id in stored:
                 del batch.awaiting[span_id]
             batch.delivered += len(stored)
@@ -341,34 +364,49 @@ class Deliverer:
             following: list[dict[str, ReadableSpan]] = []
             for part in parts:
                 missing = {i: s for i, s in part.items() if i not in stored}
-                if len(missing) == 1 and len(part) == 1:
+                if not missing:
+                    continue
+                if len(part) == 1 or (len(missing) < len(part) and self._overtaken(missing)):
                     poison.update(missing)
-                elif len(missing) == 1:
-                    following.append(missing)
-                elif missing:
-                    items = list(missing.items())
-                    half = len(items) // 2
-                    following += [dict(items[:half]), dict(items[half:])]
-            parts = following
+                else:  # lost whole (one failing request?), or nothing overtook them yet
+                    following += _split(missing, 2)
+            parts = following[::-1]
         if self.stats.delivered == batch.stored_mark:  # Phoenix stored nothing at all
-            return False
+            raise VerificationError(
+                f"Phoenix acknowledged {len(batch.awaiting)} spans but did not store them, even "
+                f"after {self._resends} re-sends over {self.tuning.grace_s * self._resends:.0f} s,"
+                " and stored none of the others sent since. Check the Phoenix server log for "
+                "insert errors; nothing past the last verified record was committed, so "
+                "rerunning is safe."
+            )
         for span_id, span in poison.items():
             batch.poisoned[span_id] = (span, _poison_reason(span_id, span, attempts[span_id]))
             del batch.awaiting[span_id]
+            self._sent_at.pop(span_id, None)
         self.stats.poisoned += len(poison)
-        return True
+        self._resends_of = None
 
-    def _await_stored(self, spans: dict[str, ReadableSpan]) -> set[str]:
-        """Read until every one of `spans` is stored or none was for the grace period."""
+    def _await_stored(self, spans: dict[str, ReadableSpan], not_before: float) -> set[str]:
+        """Read until all of `spans` are stored or, from `not_before` on (a grace after their
+        first send), the rest was overtaken for `settle_s` or nothing was stored for ten times
+        what Phoenix takes to store this many (at least 5 x `settle_s`)."""
         found: set[str] = set()
-        since = self.clock()
-        while len(found) < len(spans) and self.clock() - since < self.tuning.grace_s:
-            self.sleep(self.tuning.min_poll_s)
+        since, overtaken_at = self.clock(), None
+        quiet_s = max(5 * self.tuning.settle_s, 10 * len(spans) / max(self._rate, 1.0))
+        quiet_s = min(self.tuning.grace_s, quiet_s)
+        while len(found) < len(spans):
+            now = self.clock()
+            settled = overtaken_at is not None and now - overtaken_at >= self.tuning.settle_s
+            if now >= not_before and (settled or now - since >= quiet_s):
+                break
+            self.sleep(min(max(self.tuning.min_poll_s, (now - since) / 4), self.tuning.max_poll_s))
             rest = [span_id for span_id in spans if span_id not in found]
             got = self._existing({i: spans[i] for i in rest})
             if got:
                 found |= got
                 since = self.clock()
+            if self._overtaken([i for i in rest if i not in got]):
+                overtaken_at = overtaken_at or self.clock()
         return found
 
     def _commit_verified(self, pending: deque[Batch], commit: Callable[[Batch], None]) -> None:
@@ -399,11 +437,8 @@ class Deliverer:
             self.stats.annotation_errors += len(spans)
 
     def _poll_interval(self, pending: deque[Batch], incoming: Batch | None) -> float:
-        """How long Phoenix should take to store what we wait for: all of it at the end
-        (`incoming` None), else enough to make room for `incoming`. Phoenix interleaves the
-        spans of requests it holds, so the oldest batch alone says little; polling by it
-        made small batches (small files) read everything in flight every few tenths of a
-        second."""
+        """How long Phoenix should take to store all we wait for (`incoming` None, at the end),
+        else enough to make room for `incoming` (not just the oldest batch: small files)."""
         unverified = sum(len(batch.awaiting) for batch in pending)
         if incoming is None:
             wanted = unverified
@@ -418,6 +453,13 @@ class Deliverer:
 
 
 _NOTHING = Batch(spans=[], position=None)
+
+
+def _split(spans: dict[str, ReadableSpan], parts: int) -> list[dict[str, ReadableSpan]]:
+    """`spans` in up to `parts` consecutive parts of near-equal size."""
+    items = list(spans.items())
+    size = -(-len(items) // max(1, min(parts, len(items))))  # ceiling division
+    return [dict(items[start : start + size]) for start in range(0, len(items), size)]
 
 
 def _poison_reason(span_id: str, span: ReadableSpan, attempts: int) -> str:

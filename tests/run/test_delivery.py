@@ -189,8 +189,8 @@ def test_a_stall_gives_up_after_the_resends_without_committing() -> None:
     with pytest.raises(VerificationError, match="did not store them, even after 2 re-sends"):
         deliverer.run(batches([2, 2]), lambda batch: committed.append(batch.position))
     assert committed == [], "nothing unverified is committed"
-    # two batches, two re-sends of the oldest, then its bisection: both, then each alone
-    assert len(phoenix.sends) == 2 + 2 + 1 + 2
+    # two batches, two re-sends of the oldest, then its isolation: each span alone
+    assert len(phoenix.sends) == 2 + 2 + 2
     assert clock.now < 10, "gave up after about grace x resends, in fake time"
 
 
@@ -232,6 +232,58 @@ def test_spans_phoenix_accepts_and_never_stores_are_isolated_and_the_rest_commit
     sends = Counter(span_id for request in phoenix.sends for span_id in request)
     assert max(sends.values()) <= 1 + 2 + 4, "bisection: log2(8) + 1 parts at most per span"
     assert clock.now < 30, "a few grace periods, in fake time"
+
+
+def test_a_poison_span_overtaken_by_later_ones_costs_one_grace_not_the_resends() -> None:
+    poison = {hex_id(3)}
+    phoenix = PoisonPhoenix(poison)
+    seen: list[tuple[Any, set[str]]] = []
+    clock = Clock()
+    tuning = Tuning(batch_size=8, precheck=False)  # the defaults: grace 30 s, settle 2 s
+    deliverer = Deliverer(phoenix, phoenix, tuning, clock=clock, sleep=clock.sleep)
+    deliverer.run(batches([8, 8]), lambda batch: seen.append((batch.position, set(batch.poisoned))))
+    assert seen == [(0, poison), (1, set())]
+    assert phoenix.stored == {hex_id(n) for n in range(16)} - poison
+    # Re-sent in parts as soon as later spans overtook it; judged once a grace has passed
+    # since it was first sent (Phoenix may lag that long), not after 5 re-sends of a grace each
+    assert deliverer.stats.resent == 1
+    assert tuning.grace_s <= clock.now < tuning.grace_s + 5, f"{clock.now:.0f} s"
+
+
+def test_the_last_span_sent_waits_one_grace_before_it_is_found_to_be_poison() -> None:
+    poison = {hex_id(7)}  # nothing is sent after it: no span can overtake it
+    phoenix = PoisonPhoenix(poison)
+    seen: list[tuple[Any, set[str]]] = []
+    clock = Clock()
+    tuning = Tuning(batch_size=8, precheck=False)
+    deliverer = Deliverer(phoenix, phoenix, tuning, clock=clock, sleep=clock.sleep)
+    deliverer.run(batches([8]), lambda batch: seen.append((batch.position, set(batch.poisoned))))
+    assert seen == [(0, poison)]
+    assert tuning.grace_s <= clock.now < tuning.grace_s + 15, f"{clock.now:.0f} s"
+
+
+class RestartingPhoenix(FakePhoenix):
+    """Loses the first request whole (a restart empties its queue), stores everything after."""
+
+    def send(self, spans: list[ReadableSpan]) -> int:
+        size = super().send(spans)
+        if len(self.sends) == 1:
+            self.queue.clear()
+        return size
+
+
+def test_spans_a_restart_lost_are_sent_again_and_never_taken_for_poison() -> None:
+    phoenix = RestartingPhoenix()
+    seen: list[tuple[Any, set[str]]] = []
+    clock = Clock()
+    tuning = Tuning(batch_size=4, max_in_flight=8, precheck=False)
+    deliverer = Deliverer(phoenix, phoenix, tuning, clock=clock, sleep=clock.sleep)
+    deliverer.run(batches([4, 4, 4]),
+                  lambda batch: seen.append((batch.position, set(batch.poisoned))))  # fmt: skip
+    assert seen == [(0, set()), (1, set()), (2, set())]
+    assert phoenix.stored == {hex_id(n) for n in range(12)}
+    assert deliverer.stats.poisoned == 0 and deliverer.stats.resent == 4
+    assert clock.now < tuning.grace_s, "the later requests showed the first was lost"
 
 
 def test_nothing_is_moved_aside_when_phoenix_stores_nothing_at_all() -> None:

@@ -117,7 +117,7 @@ def test_a_span_phoenix_accepts_but_never_stores_is_quarantined_and_the_rest_com
     (entry,) = quarantine_entries(isolated_env)
     poison_hex = span_hex(span_id_for(project, poison["id"]))
     assert entry["reason"] == (
-        "Phoenix accepted this span but did not store it after 7 attempts; its server log "
+        "Phoenix accepted this span but did not store it after 2 attempts; its server log "
         f"says why (look for 'Span insertion failed' and span_id={poison_hex}, log id "
         f"{poison['id']})"
     )
