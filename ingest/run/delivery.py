@@ -265,8 +265,8 @@ class Deliverer:
 
     def _wait_for_progress(self, pending: deque[Batch], incoming: Batch | None) -> None:
         """One read of what is unverified. The oldest batch's missing spans go to `_isolate`
-        once overtaken for `settle_s`, or after the grace without progress if Phoenix stored
-        others since; else they are re-sent whole, up to `max_resends` (lost, or an outage)."""
+        once overtaken for `settle_s`, or quiet while Phoenix stores others; else they are
+        re-sent whole after each grace, up to `max_resends` (lost, or an outage)."""
         oldest = pending[0]
         if self._resends_of is not oldest:
             self._resends_of, self._resends, self._last_progress = oldest, 0, self.clock()
@@ -295,10 +295,14 @@ class Deliverer:
             if asked_at - self._overtaken_since >= self.tuning.settle_s:
                 self._isolate(oldest)
             return
-        if asked_at - self._last_progress < self.tuning.grace_s:
+        stalled_s = asked_at - self._last_progress
+        stored_since = self.stats.delivered > oldest.stored_mark  # Phoenix is storing
+        if stored_since and stalled_s >= self._quiet_s(len(oldest.awaiting)):
+            self._isolate(oldest)
             return
-        stored_since = self.stats.delivered > oldest.stored_mark
-        if stored_since or self._resends >= self.tuning.max_resends:
+        if stalled_s < self.tuning.grace_s:
+            return
+        if self._resends >= self.tuning.max_resends:
             self._isolate(oldest)
             return
         self._resends += 1
@@ -325,8 +329,7 @@ class Deliverer:
         return all(self._sent_at.get(i, self._stored_upto) < self._stored_upto for i in span_ids)
 
     def _existing(self, spans: dict[str, ReadableSpan]) -> set[str]:
-        """Which of these spans Phoenix holds: one read per project, each bounded by the
-        start times of its own spans."""
+        """Which of these Phoenix holds: a read per project, bounded by its spans' starts."""
         by_project: dict[str, dict[str, ReadableSpan]] = {}
         for span_id, span in spans.items():
             by_project.setdefault(project_of(span.resource), {})[span_id] = span
@@ -339,11 +342,10 @@ class Deliverer:
         return found
 
     def _isolate(self, batch: Batch) -> None:
-        """Send the missing spans of `batch` again in parts, each its own request, verified.
-        A span still missing while a sibling in its part and a span sent after it are stored,
-        or alone in its part, is poison; a part lost whole is halved. Each level reverses the
-        order, so a level's last part is overtaken on the next. Nothing is poisoned unless
-        Phoenix stored others since the batch was sent: else it is an outage, the run fails."""
+        """Send the missing spans of `batch` again in parts (each its own request, verified):
+        one still missing beside a stored sibling and overtaken, or alone, is poison; a part
+        lost whole is halved, each level in reverse order so its last part is overtaken next.
+        If Phoenix stored nothing since the batch was sent, it is an outage: the run fails."""
         attempts = dict.fromkeys(batch.awaiting, 1 + self._resends)
         parts, poison = _split(dict(batch.awaiting), self.tuning.isolation_parts), {}
         log.warning(
@@ -392,8 +394,7 @@ class Deliverer:
         what Phoenix takes to store this many (at least 5 x `settle_s`)."""
         found: set[str] = set()
         since, overtaken_at = self.clock(), None
-        quiet_s = max(5 * self.tuning.settle_s, 10 * len(spans) / max(self._rate, 1.0))
-        quiet_s = min(self.tuning.grace_s, quiet_s)
+        quiet_s = self._quiet_s(len(spans))
         while len(found) < len(spans):
             now = self.clock()
             settled = overtaken_at is not None and now - overtaken_at >= self.tuning.settle_s
@@ -408,6 +409,11 @@ class Deliverer:
             if self._overtaken([i for i in rest if i not in got]):
                 overtaken_at = overtaken_at or self.clock()
         return found
+
+    def _quiet_s(self, spans: int) -> float:
+        """No progress this long, while Phoenix stores others, means these are not coming."""
+        expected_s = 10 * spans / max(self._rate, 1.0)
+        return min(self.tuning.grace_s, max(5 * self.tuning.settle_s, expected_s))
 
     def _commit_verified(self, pending: deque[Batch], commit: Callable[[Batch], None]) -> None:
         """Commit the verified prefix, in order. Annotations go first, for up to a batch's

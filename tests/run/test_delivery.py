@@ -259,7 +259,7 @@ def test_the_last_span_sent_waits_one_grace_before_it_is_found_to_be_poison() ->
     deliverer = Deliverer(phoenix, phoenix, tuning, clock=clock, sleep=clock.sleep)
     deliverer.run(batches([8]), lambda batch: seen.append((batch.position, set(batch.poisoned))))
     assert seen == [(0, poison)]
-    assert tuning.grace_s <= clock.now < tuning.grace_s + 15, f"{clock.now:.0f} s"
+    assert tuning.grace_s <= clock.now < tuning.grace_s + 5, f"{clock.now:.0f} s"
 
 
 class RestartingPhoenix(FakePhoenix):
