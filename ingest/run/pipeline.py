@@ -138,7 +138,9 @@ class FileImporter:
         return self.summary
 
     def _stream(self, files: list[Path]) -> Iterator[Batch]:
-        streamed: set[int] = set()  # progress entries already in this run's stream
+        # Progress entries already in this run's stream, by id; held, so that no entry freed
+        # meanwhile (a file not remembered) hands its id to the next file's new entry.
+        streamed: dict[int, dict[str, Any]] = {}
         for path in files:
             yield from self.file_batches(path, streamed=streamed)
 
@@ -171,7 +173,7 @@ class FileImporter:
         path: Path,
         remember: bool = True,
         opened: Callable[[FileRun], None] | None = None,
-        streamed: set[int] | None = None,
+        streamed: dict[int, dict[str, Any]] | None = None,
     ) -> Iterator[Batch]:
         """One file's batches for a stream, resuming after its last verified line; nothing
         when it is complete. Set up lazily, when the stream reaches the file.
@@ -208,7 +210,7 @@ class FileImporter:
             log.info("%s: already imported into %s, skipped", path, self.options.destination)
             return
         if streamed is not None:
-            streamed.add(id(progress))
+            streamed[id(progress)] = progress
         if progress["offset"]:
             log.info("%s: resuming after line %d", path, progress["line"])
         with contextlib.suppress(DamagedFile):  # the delivery pass records the damage

@@ -112,6 +112,19 @@ def test_convert_writes_one_documented_span_per_distinct_log() -> None:
         assert span["span_id"] == span_hex(span_id_for("p", log_id))
 
 
+def test_convert_of_many_files_writes_every_file(tmp_path: Path) -> None:
+    """No file of a run is taken for one already in its stream: once, a finished file's
+    progress entry was freed and its id, reused by the next file's, skipped that file as
+    "already imported" (spans missing, exit 0)."""
+    for index in range(40):
+        write_logs(tmp_path / f"export-{index:02d}.jsonl", 2, prefix=f"file{index}")
+    for _ in range(3):
+        result = invoke_cli("convert", str(tmp_path))
+        assert result.returncode == 0, result.stderr
+        assert len(result.stdout.splitlines()) == 80, result.stderr
+        assert "already imported" not in result.stderr
+
+
 def test_convert_is_deterministic_and_project_scoped() -> None:
     runner = CliRunner()
     first = runner.invoke(cli, ["convert", str(SAMPLE_LOGS), "--project", "p"]).stdout
