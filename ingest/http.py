@@ -17,17 +17,19 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
-
-import requests
-from requests.adapters import HTTPAdapter
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_random_exponential
 
 from ingest.errors import ConfigError, RedirectRefused, Transient
 
+# requests and tenacity load when the first request is made, not when the CLI starts: ~60 ms
+# of every `--help`, usage error and early exit (cron runs it too).
+if TYPE_CHECKING:
+    import requests
+    from requests import Response as Response  # for the type hints of modules using it
+    from tenacity import RetryCallState
+
 T = TypeVar("T")
-Response = requests.Response  # for type hints in modules that use the transport
 
 MAX_REDIRECTS = 5
 
@@ -75,6 +77,8 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
 
 def describe_connection_error(exc: BaseException, timeout_s: float | None = None) -> str:
     """What went wrong, in words that hold no header value, URL or query string."""
+    import requests
+
     text = str(exc)
     if isinstance(exc, requests.exceptions.InvalidHeader) or "header" in type(exc).__name__.lower():
         return "a header value is not valid (check the keys and PHOENIX_CLIENT_HEADERS)"
@@ -192,6 +196,9 @@ def plain_http_to_remote(url: str) -> bool:
 
 
 def new_session(pool_size: int = 10) -> requests.Session:
+    import requests
+    from requests.adapters import HTTPAdapter
+
     session = requests.Session()
     for prefix in ("https://", "http://"):
         session.mount(prefix, HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size))
@@ -222,6 +229,8 @@ class Transport:
     ) -> requests.Response:
         """One request (no retry). Connection trouble -> Transient; a redirect to another host
         -> RedirectRefused; any answer, whatever its status, is returned."""
+        import requests
+
         url = self.url(path)
         merged = {**self.service.headers, **(headers or {})}
         kw.setdefault("timeout", self.service.request_timeout_s)
@@ -264,6 +273,8 @@ class Transport:
         `max_attempts` calls were made; then the last Transient is raised. Waits: the server's
         Retry-After (capped; a Transient with retry_after 0 is tried again at once), else
         exponential backoff with full jitter, never past the deadline."""
+        from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
+
         deadline = self.service.retry_deadline_s if deadline_s is None else deadline_s
         start = self.clock()
         backoff = wait_random_exponential(multiplier=0.5, max=self.service.max_backoff_s)
@@ -347,6 +358,8 @@ def is_transport_error(exc: BaseException) -> bool:
 
 def body_chunks(response: requests.Response, size: int) -> Iterator[bytes]:
     """A streamed body, chunk by chunk; a connection that breaks off raises Transient."""
+    import requests
+
     try:
         yield from response.iter_content(size)
     except requests.RequestException as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import secrets
 import subprocess
@@ -162,3 +164,30 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
         timeout=timeout,
         cwd=REPO,
     )
+
+
+def invoke_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`run_cli` in this process (click's CliRunner, the same group `main()` runs): the same
+    exit code, stdout and stderr without starting an interpreter, for tests about what a
+    command does rather than about the process. Logging, the redaction rules and the umask the
+    run sets are put back afterwards, so nothing carries over to the next test."""
+    from click.testing import CliRunner
+
+    from ingest.cli import cli
+    from ingest.convert.redact import use_rules
+
+    root, ours = logging.getLogger(), logging.getLogger("ingest")
+    saved = (list(root.handlers), root.level, ours.level)
+    umask = os.umask(0o077)  # as main() sets it
+    try:
+        with contextlib.chdir(REPO):
+            result = CliRunner().invoke(cli, args, env=env, prog_name="portkey-phoenix-ingest")
+    finally:
+        os.umask(umask)
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        ours.setLevel(saved[2])
+        use_rules(None)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # the traceback a subprocess would have printed
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)

@@ -771,6 +771,9 @@ def _is_int(value: Any) -> bool:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # Portkey takes many connections at once; a backlog of 5 (the default) dropped the SYNs of
+    # a burst of clients, which then waited the kernel's 1 s before trying again.
+    request_queue_size = 128
 
     def __init__(self, double: PortkeyDouble, role: str) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -875,7 +878,7 @@ class PortkeyDouble:
             server = _Server(self, role)
             thread = threading.Thread(
                 target=server.serve_forever,
-                kwargs={"poll_interval": 0.05},
+                kwargs={"poll_interval": 0.01},  # stop() waits up to this per server
                 name=f"portkey-double-{role}",
                 daemon=True,
             )

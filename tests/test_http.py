@@ -173,7 +173,8 @@ class Recorder:
 
         self.server = ThreadingHTTPServer((host, 0), Handler)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # A short poll: shutdown() waits up to one poll interval (0.5 s by default) per server.
+        threading.Thread(target=self.server.serve_forever, args=(0.01,), daemon=True).start()
 
     def secrets_seen(self) -> list[str]:
         return [

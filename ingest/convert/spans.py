@@ -10,12 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openinference.semconv.resource import ResourceAttributes
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from ingest import __version__
@@ -26,7 +23,12 @@ from ingest.convert.records import EPOCH, MAX_NS, LogRecord, start_ns
 from ingest.convert.redact import Redactor
 from ingest.errors import RecordError
 
-SCOPE = InstrumentationScope("portkey-phoenix-ingest", __version__)
+# The OpenTelemetry SDK (~25 ms, psutil included) loads with the first span, not with the CLI.
+if TYPE_CHECKING:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
 SERVICE = "portkey-gateway"
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 
@@ -78,7 +80,17 @@ def make_resource(project: str) -> Resource:
     `Resource(...)`, not `Resource.create(...)`: the latter would add SDK versions and
     whatever OTEL_RESOURCE_ATTRIBUTES holds, so the output would depend on the machine.
     """
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+
     return Resource({ResourceAttributes.PROJECT_NAME: project, SERVICE_NAME: SERVICE})
+
+
+@lru_cache(maxsize=1)
+def scope() -> InstrumentationScope:
+    """The instrumentation scope of every span: this tool and its version."""
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    return InstrumentationScope("portkey-phoenix-ingest", __version__)
 
 
 def project_of(resource: Resource) -> str:
@@ -103,6 +115,8 @@ def to_span(
 ) -> ReadableSpan:
     """One log as one span in the project of `resource` (its ids are that project's);
     `parent_log_id` links it under its Portkey parent (ids.py)."""
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+
     project = project_of(resource)
     start = start_ns(record.created_at)
     if not 0 <= start <= MAX_NS:  # parse_record refuses these; a hand-built record may not
@@ -146,7 +160,7 @@ def to_span(
         status=Status(facts.status, facts.status_message),
         start_time=start,
         end_time=end,
-        instrumentation_scope=SCOPE,
+        instrumentation_scope=scope(),
     )
 
 

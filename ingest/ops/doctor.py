@@ -11,15 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from ingest.errors import ConfigError, RedirectRefused, Transient
-from ingest.http import Response, Transport
+from ingest.http import Transport
 from ingest.ops.config import mask
 from ingest.ops.doctor_local import FAIL, OK, WARN, Check, ServerTime, where_from
 from ingest.phoenix import capabilities
 from ingest.phoenix.api import PhoenixSettings
+
+if TYPE_CHECKING:
+    from ingest.http import Response
 
 # The supported Phoenix range: the oldest release and the newest the test suite runs against.
 OLDEST_PHOENIX = capabilities.format_version(capabilities.OLDEST_SUPPORTED)

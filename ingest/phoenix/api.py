@@ -28,9 +28,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.sdk.trace import ReadableSpan
-
 from ingest.errors import (
     ConfigError,
     PhoenixAuthError,
@@ -52,6 +49,7 @@ from ingest.http import (
 from ingest.phoenix import capabilities
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
     from phoenix.client import Client
 
 T = TypeVar("T")
@@ -355,6 +353,9 @@ class SpanSender:
     def send(self, spans: Sequence[ReadableSpan]) -> int:
         """Deliver one batch into Phoenix's queue (not yet durable: verify afterwards).
         Returns the size of the request body in bytes."""
+        # The OTLP encoder (protobuf) loads with the first batch, not with the CLI.
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
         if not spans:
             return 0
         body = encode_spans(spans).SerializeToString()

@@ -30,8 +30,6 @@ from itertools import groupby
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from opentelemetry.sdk.trace import ReadableSpan
-
 from ingest.convert.ids import span_hex
 from ingest.convert.spans import project_of
 from ingest.errors import PhoenixAuthError, PhoenixError, RedirectRefused, Transient
@@ -47,6 +45,7 @@ from ingest.phoenix.api import (
 )
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
     from phoenix.client import Client
 
 log = logging.getLogger(__name__)

@@ -29,13 +29,14 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
-
-from opentelemetry.sdk.trace import ReadableSpan
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ingest.convert.ids import span_hex
 from ingest.convert.spans import project_of, request_order
 from ingest.errors import VerificationError
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-
 from ingest.convert.ids import ParentIndex, route, sampled_in, span_hex, span_id_for
 from ingest.convert.records import LogRecord, parse_record, unwrap_quarantined
 from ingest.convert.spans import ConversionOptions, make_resource, to_span
@@ -138,7 +136,9 @@ class FileImporter:
         return self.summary
 
     def _stream(self, files: list[Path]) -> Iterator[Batch]:
-        streamed: set[int] = set()  # progress entries already in this run's stream
+        # Progress entries already in this run's stream, by id; held, so that no entry freed
+        # meanwhile (a file not remembered) hands its id to the next file's new entry.
+        streamed: dict[int, dict[str, Any]] = {}
         for path in files:
             yield from self.file_batches(path, streamed=streamed)
 
@@ -172,7 +172,7 @@ class FileImporter:
         path: Path,
         remember: bool = True,
         opened: Callable[[FileRun], None] | None = None,
-        streamed: set[int] | None = None,
+        streamed: dict[int, dict[str, Any]] | None = None,
     ) -> Iterator[Batch]:
         """One file's batches for a stream, resuming after its last verified line; nothing
         when it is complete. Set up lazily, when the stream reaches the file.
@@ -207,7 +207,7 @@ class FileImporter:
             log.info("%s: already imported into %s, skipped", path, self.options.destination)
             return
         if streamed is not None:
-            streamed.add(id(progress))
+            streamed[id(progress)] = progress
         if progress["offset"]:
             log.info("%s: resuming after line %d", path, progress["line"])
         with contextlib.suppress(DamagedFile):  # the delivery pass records the damage
@@ -332,6 +332,9 @@ class FileImporter:
             log.exception("conversion failed for log %s", record.log_id)
             self._reject(line, batch, f"conversion failed: {type(exc).__name__}: {exc}")
             return
+        # The OTLP encoder (protobuf) loads with the first record, not with the CLI.
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
         try:  # alone, so a span OTLP cannot carry never fails the batch it would be in
             size = len(encode_spans([span]).SerializeToString())
         except Exception as exc:

@@ -25,7 +25,7 @@ from ingest.phoenix.admin.local_server import LocalPhoenix, free_port
 from ingest.phoenix.api import PhoenixSettings
 from ingest.run.logs import JsonFormatter, TextFormatter
 from ingest.run.state import StateStore, backfill_entry, shard_dir
-from tests.conftest import REPO, SAMPLE_LOGS, read_spans, run_cli
+from tests.conftest import REPO, SAMPLE_LOGS, invoke_cli, read_spans, run_cli
 from tests.logs_factory import make_log, write_jsonl, write_logs
 
 COMMANDS = [
@@ -56,6 +56,39 @@ def test_top_level_help_documents_exit_codes() -> None:
         assert code in result.output
 
 
+HEAVY = {
+    "requests", "urllib3", "httpx", "tenacity", "google.protobuf", "phoenix.client",
+    "opentelemetry.sdk.trace", "opentelemetry.exporter.otlp.proto.common.trace_encoder",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("args", [["--help"], ["sync", "--no-such-option"], ["status"]])
+def test_help_usage_errors_and_status_start_without_the_network_and_otlp_libraries(
+    args: list[str],
+) -> None:
+    """`--help`, a usage error or `status` (cron runs the tool too) answer at once: the HTTP
+    clients, the retry library and the OpenTelemetry SDK and encoder load only in a command
+    that sends or converts (they were about half of every start-up)."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "ingest", *args],
+                            capture_output=True, text=True, cwd=REPO, timeout=60)  # fmt: skip
+    assert result.returncode in (0, 2), result.stderr
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+              if line.startswith("import time:")}  # fmt: skip
+    assert "ingest.cli.main" in loaded
+    assert not HEAVY & loaded, sorted(HEAVY & loaded)
+
+
+def test_an_in_process_run_leaves_logging_as_it_found_it(caplog: pytest.LogCaptureFixture) -> None:
+    """`invoke_cli` (tests that need no process of their own) puts back what a run sets up:
+    the next test in the same worker logs and captures as usual."""
+    before = list(logging.getLogger().handlers)
+    result = invoke_cli("convert", "-q", "--log-format", "json", str(SAMPLE_LOGS))
+    assert json.loads(result.stderr.splitlines()[-1])["event"] == "run_done", result.stderr
+    assert logging.getLogger().handlers == before
+    logging.getLogger("ingest.tests").warning("logged after the run")  # -q set ERROR on `ingest`
+    assert "logged after the run" in caplog.text
+
+
 def test_convert_writes_one_documented_span_per_distinct_log() -> None:
     result = CliRunner().invoke(cli, ["convert", str(SAMPLE_LOGS), "--project", "p"])
     assert result.exit_code == 0, result.output
@@ -77,6 +110,19 @@ def test_convert_writes_one_documented_span_per_distinct_log() -> None:
     assert set(by_id) == set(expected["logs"])
     for log_id, span in by_id.items():
         assert span["span_id"] == span_hex(span_id_for("p", log_id))
+
+
+def test_convert_of_many_files_writes_every_file(tmp_path: Path) -> None:
+    """No file of a run is taken for one already in its stream: once, a finished file's
+    progress entry was freed and its id, reused by the next file's, skipped that file as
+    "already imported" (spans missing, exit 0)."""
+    for index in range(40):
+        write_logs(tmp_path / f"export-{index:02d}.jsonl", 2, prefix=f"file{index}")
+    for _ in range(3):
+        result = invoke_cli("convert", str(tmp_path))
+        assert result.returncode == 0, result.stderr
+        assert len(result.stdout.splitlines()) == 80, result.stderr
+        assert "already imported" not in result.stderr
 
 
 def test_convert_is_deterministic_and_project_scoped() -> None:
@@ -172,7 +218,7 @@ def test_unreachable_phoenix_fails_with_exit_1_and_says_what_to_do(tmp_path: Pat
     write_logs(tmp_path / "export.jsonl", 3)
     url = f"http://127.0.0.1:{free_port()}"
     result = run_cli("import", str(tmp_path / "export.jsonl"), "--endpoint", url,
-                     "--retry-deadline", "1")  # fmt: skip
+                     "--retry-deadline", "0.1")  # fmt: skip
     assert result.returncode == 1
     assert f"Error: Phoenix at {url} did not" in result.stderr
     assert "(last error: connection refused)" in result.stderr
@@ -276,7 +322,7 @@ def test_json_log_lines_are_objects_with_the_documented_keys(
 def test_a_failed_run_also_ends_with_a_run_done_line(tmp_path: Path) -> None:
     write_logs(tmp_path / "export.jsonl", 1)
     result = run_cli("import", str(tmp_path / "export.jsonl"), "--endpoint",
-                     f"http://127.0.0.1:{free_port()}", "--retry-deadline", "0.5",
+                     f"http://127.0.0.1:{free_port()}", "--retry-deadline", "0.1",
                      "--log-format", "json")  # fmt: skip
     assert result.returncode == 1
     done = json.loads(result.stderr.splitlines()[-1])

@@ -4,12 +4,11 @@ prints: user redaction rules, the line cap. Offline: `convert` needs no Phoenix.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.conftest import invoke_cli
+
 LOG = {
     "id": "log-1",
     "created_at": "2026-07-25T11:14:18Z",
@@ -18,14 +17,9 @@ LOG = {
 
 
 def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ, "PYTHONPATH": str(REPO), "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-    }  # fmt: skip
-    env.pop("INGEST_CONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "ingest", *args], capture_output=True, text=True, env=env
-    )
+    """`convert` in this process (what it prints is the point, not the process)."""
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_STATE_HOME": str(tmp_path / "state")}
+    return invoke_cli(*args, env=env)  # INGEST_CONFIG is unset by the isolated_env fixture
 
 
 def export(tmp_path: Path, *lines: str) -> Path:

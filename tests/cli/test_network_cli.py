@@ -8,7 +8,7 @@ import json
 import socket
 from pathlib import Path
 
-from tests.conftest import run_cli
+from tests.conftest import invoke_cli
 from tests.logs_factory import write_logs
 
 WARNING = (
@@ -28,9 +28,9 @@ def test_userinfo_in_the_phoenix_endpoint_is_neither_printed_nor_stored(tmp_path
     write_logs(tmp_path / "export.jsonl", 2)
     port = closed_port()
     state = tmp_path / "state"
-    result = run_cli(
+    result = invoke_cli(
         "import", str(tmp_path / "export.jsonl"), "--state-dir", str(state),
-        "--endpoint", f"http://ops:s3cr3t@127.0.0.1:{port}", "--retry-deadline", "0.5",
+        "--endpoint", f"http://ops:s3cr3t@127.0.0.1:{port}", "--retry-deadline", "0.1",
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
     assert f"Error: Phoenix at http://127.0.0.1:{port} did not " in result.stderr
@@ -45,25 +45,25 @@ def test_a_phoenix_key_over_plain_http_to_another_machine_is_warned_about(
 ) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    remote = run_cli("import", str(empty), "--endpoint", "http://10.1.2.3:6006",
-                     "--api-key", "k-123", "--state-dir", str(tmp_path / "s"))  # fmt: skip
+    remote = invoke_cli("import", str(empty), "--endpoint", "http://10.1.2.3:6006",
+                        "--api-key", "k-123", "--state-dir", str(tmp_path / "s"))  # fmt: skip
     assert remote.returncode == 2, remote.stderr
     assert f"WARNING {WARNING}\n" in remote.stderr
     assert "Error: no export files" in remote.stderr
     assert "k-123" not in remote.stderr
     for endpoint in ("http://127.0.0.1:6006", "https://10.1.2.3:6006"):
-        local = run_cli("import", str(empty), "--endpoint", endpoint, "--api-key", "k-123",
-                        "--state-dir", str(tmp_path / "s"))  # fmt: skip
+        local = invoke_cli("import", str(empty), "--endpoint", endpoint, "--api-key", "k-123",
+                           "--state-dir", str(tmp_path / "s"))  # fmt: skip
         assert local.returncode == 2 and "plain http" not in local.stderr, local.stderr
-    unkeyed = run_cli("import", str(empty), "--endpoint", "http://10.1.2.3:6006",
-                      "--state-dir", str(tmp_path / "s"))  # fmt: skip
+    unkeyed = invoke_cli("import", str(empty), "--endpoint", "http://10.1.2.3:6006",
+                         "--state-dir", str(tmp_path / "s"))  # fmt: skip
     assert unkeyed.returncode == 2 and "plain http" not in unkeyed.stderr
 
 
 def test_config_show_says_a_url_holds_credentials_without_showing_them() -> None:
     env = {"PHOENIX_COLLECTOR_ENDPOINT": "http://ops:s3cr3t@127.0.0.1:6006",
            "PORTKEY_BASE_URL": "https://u:pw@pk.example/v1"}  # fmt: skip
-    result = run_cli("config", "show", "sync", env=env)
+    result = invoke_cli("config", "show", "sync", env=env)
     assert result.returncode == 0, result.stderr
     assert "http://(set)@127.0.0.1:6006" in result.stdout
     assert "https://(set)@pk.example/v1" in result.stdout
@@ -76,8 +76,8 @@ def test_strict_refuses_a_key_over_plain_http_to_another_machine(tmp_path: Path)
     sent; a loopback or https endpoint is accepted as before."""
     write_logs(tmp_path / "export.jsonl", 1)
     export, state = str(tmp_path / "export.jsonl"), str(tmp_path / "s")
-    refused = run_cli("import", export, "--endpoint", "http://10.1.2.3:6006", "--api-key",
-                      "k-123", "--strict", "--state-dir", state)  # fmt: skip
+    refused = invoke_cli("import", export, "--endpoint", "http://10.1.2.3:6006", "--api-key",
+                         "k-123", "--strict", "--state-dir", state)  # fmt: skip
     assert refused.returncode == 2, refused.stderr
     assert (
         "Error: --strict refuses to send PHOENIX_API_KEY over plain http:// to 10.1.2.3:6006 "
@@ -85,7 +85,7 @@ def test_strict_refuses_a_key_over_plain_http_to_another_machine(tmp_path: Path)
         "or reach Phoenix through a loopback address or a tunnel. Nothing was sent."
     ) in refused.stderr
     assert "k-123" not in refused.stderr
-    portkey = run_cli(
+    portkey = invoke_cli(
         "sync", "--endpoint", f"http://127.0.0.1:{closed_port()}", "--state-dir", state,
         env={"PORTKEY_API_KEY": "pk-123", "PORTKEY_BASE_URL": "http://10.1.2.3/v1",
              "INGEST_STRICT": "1"},
@@ -96,6 +96,6 @@ def test_strict_refuses_a_key_over_plain_http_to_another_machine(tmp_path: Path)
         "(PORTKEY_BASE_URL): anyone on the network path could read it. Use https://. "
         "Nothing was sent."
     ) in portkey.stderr
-    local = run_cli("import", str(tmp_path / "none"), "--endpoint", "http://127.0.0.1:6006",
-                    "--api-key", "k-123", "--strict", "--state-dir", state)  # fmt: skip
+    local = invoke_cli("import", str(tmp_path / "none"), "--endpoint", "http://127.0.0.1:6006",
+                       "--api-key", "k-123", "--strict", "--state-dir", state)  # fmt: skip
     assert "--strict refuses" not in local.stderr and "plain http" not in local.stderr

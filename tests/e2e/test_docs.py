@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 import pytest
-from conftest import run_cli
+from conftest import invoke_cli, run_cli
 from logs_factory import make_log
 
 from ingest.cli.main import cli
@@ -323,13 +323,13 @@ def phoenix_down_messages(tmp_path_factory: pytest.TempPathFactory) -> list[str]
 
     url = f"http://127.0.0.1:{free_port()}"
     state = tmp_path_factory.mktemp("down")
-    result = run_cli("import", "sample_logs/", "--endpoint", url, "--retry-deadline", "1",
-                     "--state-dir", str(state))  # fmt: skip
+    result = invoke_cli("import", "sample_logs/", "--endpoint", url, "--retry-deadline", "0.1",
+                        "--state-dir", str(state))  # fmt: skip
     assert result.returncode == 1, result.stderr
     read_error = result.stderr.splitlines()[0].removeprefix("Error: ")
     span = TracerProvider().get_tracer("docs").start_span("docs")
     span.end()
-    settings = PhoenixSettings(endpoint=url, project="docs", retry_deadline_s=1)
+    settings = PhoenixSettings(endpoint=url, project="docs", retry_deadline_s=0.1)
     with pytest.raises(PhoenixUnreachableError) as raised:
         SpanSender(settings).send([span])  # type: ignore[list-item]
     return [read_error, str(raised.value)]
@@ -447,7 +447,7 @@ def test_import_sample_logs_prints_the_documented_summary(
 def test_convert_first_line_has_the_documented_fields(tmp_path: Path) -> None:
     block = section(README, "`convert`: the span format")
     example = json.loads(re.search(r"```json\n(.*?)```", block, re.S).group(1))  # type: ignore[union-attr]
-    result = run_cli("convert", "sample_logs/")
+    result = invoke_cli("convert", "sample_logs/")
     assert result.returncode == 0, result.stderr
     first = json.loads(result.stdout.splitlines()[0])
     assert list(first) == list(example)
@@ -470,11 +470,11 @@ def test_convert_first_line_has_the_documented_fields(tmp_path: Path) -> None:
 def test_convert_reports_rejected_lines_as_documented(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(make_log(1)) + "\nnot json\n")
-    result = run_cli("convert", str(bad))
+    result = invoke_cli("convert", str(bad))
     assert result.returncode == 3
     assert f"{bad}:2: rejected: not valid JSON" in result.stderr
     assert "`FILE:LINE: rejected: REASON`" in section(README, "`convert`: the span format")
-    quiet = run_cli("convert", "-q", str(bad))
+    quiet = invoke_cli("convert", "-q", str(bad))
     *rejected, last = quiet.stderr.strip().splitlines()
     assert rejected == [line for line in result.stderr.splitlines() if ": rejected: " in line]
     assert " run_done command=convert outcome=quarantined exit_code=3" in last
@@ -517,13 +517,13 @@ def test_state_and_config_follow_xdg_as_documented(tmp_path: Path, monkeypatch: 
     monkeypatch.delenv("INGEST_STATE_DIR")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    result = run_cli("config", "show", "status")
+    result = invoke_cli("config", "show", "status")
     assert result.returncode == 0, result.stderr
     assert str(tmp_path / "xdg-state" / "portkey-phoenix-ingest") in result.stdout
     config = tmp_path / "xdg-config" / "portkey-phoenix-ingest" / "config.toml"
     config.parent.mkdir(parents=True)
     config.write_text('project = "from-xdg"\n')
-    shown = run_cli("config", "show", "import")
+    shown = invoke_cli("config", "show", "import")
     assert "from-xdg" in shown.stdout, shown.stdout
     assert "`$XDG_STATE_HOME/portkey-phoenix-ingest`" in README
     assert "`$XDG_CONFIG_HOME/portkey-phoenix-ingest/config.toml`" in README
@@ -639,9 +639,9 @@ def test_shards_may_share_a_state_directory_as_documented(tmp_path: Path) -> Non
 DOWN = "http://127.0.0.1:{phoenix}"  # nothing listens on these ports: a run fails fast,
 PORTKEY_DOWN = "http://127.0.0.1:{portkey}/v1"  # naming the address it was given
 RANGE = 'since = "2026-01-01"\nuntil = "2026-01-02"\n'
-PHOENIX = 'endpoint = "{down}"\nretry_deadline = 1\n'
+PHOENIX = 'endpoint = "{down}"\nretry_deadline = 0\n'  # no retries: the run fails at once
 PORTKEY = 'portkey_api_key = "pk-docs"\nportkey_base_url = "{portkey_down}"\n'
-RETRY = "portkey_retry_deadline = 1\n"
+RETRY = "portkey_retry_deadline = 0.1\n"  # the least it takes: each run fails in ~0.1 s
 
 # Each command run with only its own config-file table: (args, table body, what the output
 # shows when the table was read). A command missing here fails the test below.
@@ -679,7 +679,7 @@ def run_with_its_table(path: str, tmp_path: Path, monkeypatch: Any, *extra: str)
     config = tmp_path / "config.toml"
     config.write_text(f"[{path.replace(' ', '.')}]\n" + body.format(**values))
     config.chmod(0o600)
-    result = run_cli("--config", str(config), *args, *extra, timeout=120)
+    result = invoke_cli("--config", str(config), *args, *extra)  # 36 runs: in this process
     return result, shown.format(**values)
 
 

@@ -25,7 +25,7 @@ from ingest.ops.prices_render import render
 from ingest.phoenix.admin.models import ModelSpec, ModelTable, post_graphql
 from ingest.phoenix.admin.totals import PhoenixTotals
 from ingest.phoenix.api import PhoenixSettings
-from tests.conftest import SAMPLE_LOGS, run_cli
+from tests.conftest import SAMPLE_LOGS, invoke_cli, run_cli
 from tests.logs_factory import BASE_TIME, js_date, make_log, write_jsonl
 from tests.portkey_double import PRICING_ROUTE, PortkeyDouble
 
@@ -493,7 +493,7 @@ def test_sample_logs_cost_in_phoenix_is_the_bill(any_phoenix: Any, any_table: An
 
 
 def test_plan_needs_files_or_a_range() -> None:
-    result = run_cli("prices", "plan")
+    result = invoke_cli("prices", "plan")
     assert result.returncode == 2
     assert "export files as arguments, or --since and --until" in result.stderr
 

@@ -179,7 +179,7 @@ def test_sync_does_not_move_the_watermark_past_unverified_logs(
     double.add_logs(_recent(datetime.now(UTC), [60, 30]))
     result = run_cli(
         "sync", "--endpoint", f"http://127.0.0.1:{free_port()}", "--project", project,
-        "--poll-interval", "0.02", "--retry-deadline", "1", env=portkey_env(double),
+        "--poll-interval", "0.02", "--retry-deadline", "0.1", env=portkey_env(double),
     )  # fmt: skip
     assert result.returncode == 1
     assert "Error: Phoenix at" in result.stderr
@@ -474,7 +474,7 @@ def test_a_delivery_error_stops_export_jobs_in_flight_at_once(project: str) -> N
         result = run_cli(
             "backfill", "--since", "2026-07-01", "--until", "2026-07-04", "--concurrency", "3",
             "--endpoint", f"http://127.0.0.1:{closed.getsockname()[1]}", "--project", project,
-            "--retry-deadline", "1", "--poll-interval", "1", "--log-format", "json",
+            "--retry-deadline", "0.1", "--poll-interval", "0.1", "--log-format", "json",
             env=portkey_env(slow_jobs),
         )  # fmt: skip
         elapsed = time.monotonic() - started

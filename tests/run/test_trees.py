@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.phoenix.admin.local_server import LocalPhoenix
-from tests.conftest import read_spans, run_cli
+from tests.conftest import invoke_cli, read_spans, run_cli
 from tests.logs_factory import make_log, write_jsonl
 
 # agent -> (plan, act); act -> tool; tool -> retry (two logs claim one Portkey span id);
@@ -28,7 +28,7 @@ def tree_logs(trace: str = "agent-run") -> list[dict]:
 
 
 def convert(path: Path) -> dict[str, dict]:
-    result = run_cli("convert", str(path), "--project", "trees")
+    result = invoke_cli("convert", str(path), "--project", "trees")
     assert result.returncode == 0, result.stderr
     return {span["span_id"]: span for span in map(json.loads, result.stdout.splitlines())}
 

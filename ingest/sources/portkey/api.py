@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from ingest.errors import (
@@ -34,7 +34,6 @@ from ingest.errors import (
 )
 from ingest.http import (
     Outcome,
-    Response,
     Service,
     Transport,
     classify,
@@ -44,6 +43,9 @@ from ingest.http import (
     split_userinfo,
     valid_header_value,
 )
+
+if TYPE_CHECKING:
+    from ingest.http import Response
 
 DEFAULT_BASE_URL = "https://api.portkey.ai/v1"
 PRISMA_AIRS_BASE_URL = "https://api.apps.paloaltonetworks.com/ai_gw/v2"  # same API, another brand

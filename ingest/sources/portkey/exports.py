@@ -21,14 +21,13 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ingest.convert.records import DOCS_NAMES, EXPORT_FIELDS
 from ingest.errors import PortkeyExportError, Transient
 from ingest.http import (
     Outcome,
-    Response,
     Service,
     Transport,
     address_kind,
@@ -38,6 +37,9 @@ from ingest.http import (
     retry_after_seconds,
     segment,
 )
+
+if TYPE_CHECKING:
+    from ingest.http import Response
 from ingest.sources.portkey.api import PortkeyApi
 from ingest.sources.windows import Window, iso
 
