@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ingest.cli.report import run_command
+from ingest.cli.report import command_run
 from ingest.ops.config import config_info, effective_settings
 
 
@@ -46,7 +46,8 @@ def show_command(
       portkey-phoenix-ingest --config ./prod.toml config show backfill --json
       PHOENIX_PROJECT_NAME=staging portkey-phoenix-ingest config show import --project test
     """
-    run_command(lambda: _show(ctx, command_name, args, as_json))
+    with command_run() as run:
+        run.done = _show(ctx, command_name, args, as_json)
 
 
 def _show(ctx: click.Context, command_name: str, args: tuple[str, ...], as_json: bool) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ingest.cli.options import phoenix_options, portkey_options, project_option, state_option
-from ingest.cli.report import Done, run_command
+from ingest.cli.report import Done, command_run
 from ingest.ops.config import config_info, origin
 from ingest.ops.doctor import check_phoenix, check_portkey
 from ingest.ops.doctor_local import (
@@ -89,4 +89,5 @@ def doctor_command(ctx: click.Context, **kw: Any) -> None:
             click.echo(f"\n{failed} problem(s) to fix, {warned} warning(s).")
         else:
             click.echo(f"\nAll checks passed ({warned} warning(s)).")
-    run_command(lambda: Done(failed=bool(failed), fields={"failed": failed, "warned": warned}))
+    with command_run() as run:
+        run.done = Done(failed=bool(failed), fields={"failed": failed, "warned": warned})

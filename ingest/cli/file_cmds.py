@@ -22,7 +22,7 @@ from ingest.cli.options import (
     tuning_from,
     verbosity_options,
 )
-from ingest.cli.report import Done, run_command, stop_writing
+from ingest.cli.report import Done, command_run, stop_writing
 from ingest.errors import ConfigError
 
 
@@ -79,7 +79,8 @@ def import_command(files: tuple[Path, ...], **kw: Any) -> None:
         return Done(summary.quarantined, fields={"project": settings.project,
                                                  **summary.to_dict()})  # fmt: skip
 
-    run_command(action)
+    with command_run() as run:
+        run.done = action()
 
 
 @click.command("convert")
@@ -127,7 +128,8 @@ def convert_command(files: tuple[Path, ...], **kw: Any) -> None:
         print_converted(summary, quiet=kw["quiet"])
         return Done(summary.quarantined, fields=summary.to_dict())
 
-    run_command(action)
+    with command_run() as run:
+        run.done = action()
 
 
 @click.command("status")
@@ -153,7 +155,8 @@ def status_command(state_dir: Path | None, as_json: bool) -> None:
         print_status(store, as_json=as_json, shards=shards)
         return Done()
 
-    run_command(action)
+    with command_run() as run:
+        run.done = action()
 
 
 @click.command("check")
@@ -212,7 +215,8 @@ def check_command(
                        project_from=project_from)  # fmt: skip
         return Done(failed=not ok)
 
-    run_command(action)
+    with command_run() as run:
+        run.done = action()
 
 
 @click.command("demo")
@@ -246,4 +250,5 @@ def demo_command(
         summary = run_demo(resolve_state_dir(state_dir), port or None, not no_serve, print_summary)
         return Done(summary.quarantined, fields=summary.to_dict())
 
-    run_command(action)
+    with command_run() as run:
+        run.done = action()

@@ -17,7 +17,7 @@ from ingest.cli.options import (
     start_logging,
     verbosity_options,
 )
-from ingest.cli.report import run_command
+from ingest.cli.report import command_run
 from ingest.errors import EXIT_OK, ConfigError
 from ingest.phoenix.api import PhoenixSettings
 
@@ -123,7 +123,8 @@ def plan_command(**kw: Any) -> None:
         click.echo(text)
         return EXIT_OK
 
-    run_command(action)
+    with command_run() as run:
+        run.done = action()
 
 
 @prices_group.command("apply")
@@ -153,7 +154,8 @@ def apply_command(**kw: Any) -> None:
             click.echo(prices_render.render_applied(done))
         return EXIT_OK
 
-    run_command(action)
+    with command_run() as run:
+        run.done = action()
 
 
 @prices_group.command("remove")
@@ -177,7 +179,8 @@ def remove_command(**kw: Any) -> None:
         )
         return EXIT_OK
 
-    run_command(action)
+    with command_run() as run:
+        run.done = action()
 
 
 def apply_prices_for_range(phoenix: PhoenixSettings, portkey: Any, since: datetime,

@@ -17,7 +17,7 @@ from ingest.cli.options import (
     pull_settings_from,
     start_logging,
 )
-from ingest.cli.report import Done, run_command
+from ingest.cli.report import Done, command_run
 from ingest.errors import ConfigError
 from ingest.phoenix.api import PhoenixSettings
 
@@ -107,7 +107,8 @@ def sync_command(**kw: Any) -> None:
                                      before_delivery=prices_hook(kw, phoenix, pull))  # fmt: skip
         return report_pull(summary, result, info, phoenix, kw["as_json"], kw["quiet"])
 
-    run_command(action)
+    with command_run() as run:
+        run.done = action()
 
 
 @click.command("backfill")
@@ -188,4 +189,5 @@ def backfill_command(**kw: Any) -> None:
         )
         return report_pull(summary, result, info, phoenix, kw["as_json"], kw["quiet"])
 
-    run_command(action)
+    with command_run() as run:
+        run.done = action()

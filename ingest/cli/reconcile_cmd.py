@@ -17,7 +17,7 @@ from ingest.cli.options import (
     start_logging,
     verbosity_options,
 )
-from ingest.cli.report import run_command
+from ingest.cli.report import command_run
 from ingest.errors import EXIT_FAILED, EXIT_OK, ConfigError
 from ingest.sources.portkey.api import PortkeySettings
 
@@ -134,4 +134,5 @@ def reconcile_command(
             click.echo(render(report))
         return EXIT_OK if report.ok else EXIT_FAILED
 
-    run_command(action)
+    with command_run() as run:
+        run.done = action()

@@ -2,7 +2,7 @@
 summaries, the state overview, links into the Phoenix UI, and the one place that turns the
 outcome into the exit code and the `run_done` line.
 
-Every command body runs through `run_command`; errors raised before a body runs (a bad
+Every command body runs through `command_run`; errors raised before a body runs (a bad
 option, a broken config file, Ctrl-C while parsing) are caught by `IngestGroup.main`
 (cli/main.py). Both end the same way (`finish`): the summary already printed and flushed,
 then `run_done` as the last line (also when stdout and stderr go to one file, as with cron's
@@ -15,7 +15,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
@@ -313,13 +314,22 @@ class Done:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-def run_command(action: Callable[[], Done | int | None]) -> NoReturn:
-    """Run a command body; its outcome -> the exit code, a `run_done` line, and the exit.
-    A body may also return a bare exit code (0 ok, 1 failed)."""
+@dataclass
+class CommandRun:
+    """The body's outcome, set inside `command_run`: a `Done`, or a bare exit code (0 ok,
+    1 failed); left unset, the command succeeded."""
+
+    done: Done | int | None = None
+
+
+@contextmanager
+def command_run() -> Iterator[CommandRun]:
+    """Run a command body in this block (no callback: the body stays in its command's
+    module); its outcome -> the exit code, a `run_done` line, and the exit."""
     draw_progress(sys.stderr)
+    run = CommandRun()
     try:
-        result = action()
-        done = Done(failed=result == EXIT_FAILED) if isinstance(result, int) else result or Done()
+        yield run
     except KeyboardInterrupt as exc:
         click.echo("Interrupted: progress up to the last verified batch is saved.", err=True)
         finish(*outcome_of(exc))
@@ -336,6 +346,8 @@ def run_command(action: Callable[[], Done | int | None]) -> NoReturn:
             err=True,
         )
         finish(*outcome_of(exc), error=type(exc).__name__)
+    result = run.done
+    done = Done(failed=result == EXIT_FAILED) if isinstance(result, int) else result or Done()
     if done.failed:
         finish("failed", EXIT_FAILED, **done.fields)
     finish(*outcome_of(None, done.quarantined), **done.fields)

@@ -23,7 +23,7 @@ from ingest.cli.options import (
     start_logging,
     tuning_from,
 )
-from ingest.cli.report import Done, run_command
+from ingest.cli.report import Done, command_run
 from ingest.errors import ConfigError
 
 
@@ -127,7 +127,8 @@ def resync_command(files: tuple[Path, ...], **kw: Any) -> None:  # fmt: skip
         quarantined = (summary.quarantined if summary else 0) + len(counts.unmatched)
         return Done(quarantined, failed=bool(counts.errors), fields=fields)
 
-    run_command(action)
+    with command_run() as run:
+        run.done = action()
 
 
 def _print(counts: Any, lines: list[str], dry_run: bool, project: str) -> None:

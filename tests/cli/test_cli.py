@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from ingest.cli import cli
-from ingest.cli.report import range_link, run_command
+from ingest.cli.report import command_run, range_link
 from ingest.convert.ids import span_hex, span_id_for
 from ingest.convert.redact import Redactor, use_rules
 from ingest.errors import IngestError
@@ -443,7 +443,8 @@ def test_ctrl_c_ends_with_run_done_interrupted_130() -> None:
         def action() -> None:
             raise KeyboardInterrupt
 
-        run_command(action)
+        with command_run() as run:
+            run.done = action()
 
     result = CliRunner().invoke(probe, [])
     assert result.exit_code == 130
@@ -533,7 +534,8 @@ def test_error_lines_escape_values_and_mask_secrets_by_the_runs_rules(tmp_path: 
                 f"Portkey has no log {log_id} (it said: password=hunter2-Zq EMP-123456)"
             )
 
-        run_command(action)
+        with command_run() as run:
+            run.done = action()
 
     result = CliRunner().invoke(probe, ["--redact-pattern", r"EMP-\d{6}"])
     assert result.exit_code == 1
