@@ -7,8 +7,9 @@ record and the options, so the same log always gives the same span.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +106,18 @@ def request_order(spans: list[ReadableSpan]) -> list[ReadableSpan]:
     for span in spans:
         groups.setdefault(span.resource, {}).setdefault(span.instrumentation_scope, []).append(span)
     return [span for scopes in groups.values() for group in scopes.values() for span in group]
+
+
+def start_window(spans: Iterable[ReadableSpan]) -> tuple[datetime, datetime] | None:
+    """[earliest, latest] start time of these spans, to bound a read by time (Phoenix's
+    read by id alone scans the whole project, so it would slow down as a backfill grows)."""
+    starts = [span.start_time for span in spans if span.start_time is not None]
+    if not starts:
+        return None
+    return (
+        datetime.fromtimestamp(min(starts) / 1e9, tz=UTC),
+        datetime.fromtimestamp(max(starts) / 1e9, tz=UTC),
+    )
 
 
 def to_span(

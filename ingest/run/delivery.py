@@ -28,11 +28,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ingest.convert.ids import span_hex
-from ingest.convert.spans import project_of, request_order
+from ingest.convert.spans import project_of, request_order, start_window
 from ingest.errors import VerificationError
 
 if TYPE_CHECKING:
@@ -335,7 +335,7 @@ class Deliverer:
             by_project.setdefault(project_of(span.resource), {})[span_id] = span
         found: set[str] = set()
         for project, share in by_project.items():
-            window = _start_window(share.values())
+            window = start_window(share.values())
             found |= self.reader.existing(share, window, project=project or None)
         for span_id in found:
             self._stored_upto = max(self._stored_upto, self._sent_at.pop(span_id, 0))
@@ -378,8 +378,9 @@ class Deliverer:
                 f"Phoenix acknowledged {len(batch.awaiting)} spans but did not store them, even "
                 f"after {self._resends} re-sends over {self.tuning.grace_s * self._resends:.0f} s,"
                 " and stored none of the others sent since. Check the Phoenix server log for "
-                "insert errors; nothing past the last verified record was committed, so "
-                "rerunning is safe."
+                f"insert errors ({_naming(batch.awaiting)}): a full disk or a database error, "
+                "or spans it never stores with nothing else sent to tell them apart. Nothing "
+                "past the last verified record was committed, so rerunning is safe."
             )
         for span_id, span in poison.items():
             batch.poisoned[span_id] = (span, _poison_reason(span_id, span, attempts[span_id]))
@@ -469,12 +470,19 @@ def _split(spans: dict[str, ReadableSpan], parts: int) -> list[dict[str, Readabl
 
 
 def _poison_reason(span_id: str, span: ReadableSpan, attempts: int) -> str:
-    log_id = (span.attributes or {}).get("portkey.log_id")
-    which = f"span_id={span_id}" + (f", log id {log_id}" if log_id is not None else "")
     return (
         f"Phoenix accepted this span but did not store it after {attempts} attempts; its "
-        f"server log says why (look for 'Span insertion failed' and {which})"
+        f"server log says why ({_naming({span_id: span})})"
     )
+
+
+def _naming(spans: dict[str, ReadableSpan], most: int = 3) -> str:
+    """What to look for in Phoenix's log: 'span_id=…, log id …' of the first `most` spans."""
+    names = [f"span_id={span_id}" + (f", log id {log_id}" if log_id is not None else "")
+             for span_id, span in list(spans.items())[:most]
+             for log_id in [(span.attributes or {}).get("portkey.log_id")]]  # fmt: skip
+    more = f" and {len(spans) - most} more" if len(spans) > most else ""
+    return "look for 'Span insertion failed' and " + "; ".join(names) + more
 
 
 def _stored(batch: Batch) -> list[ReadableSpan]:
@@ -486,15 +494,3 @@ def _stored(batch: Batch) -> list[ReadableSpan]:
 
 def _bytes(batch: Batch) -> int:
     return batch.size_bytes or batch.sent_bytes
-
-
-def _start_window(spans: Iterable[ReadableSpan]) -> tuple[datetime, datetime] | None:
-    """[earliest, latest] start time of these spans, to bound a read by time (Phoenix's
-    read by id alone scans the whole project, so it would slow down as a backfill grows)."""
-    starts = [span.start_time for span in spans if span.start_time is not None]
-    if not starts:
-        return None
-    return (
-        datetime.fromtimestamp(min(starts) / 1e9, tz=UTC),
-        datetime.fromtimestamp(max(starts) / 1e9, tz=UTC),
-    )

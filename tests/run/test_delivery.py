@@ -292,8 +292,14 @@ def test_nothing_is_moved_aside_when_phoenix_stores_nothing_at_all() -> None:
     clock = Clock()
     tuning = Tuning(grace_s=1.0, max_resends=2, precheck=False, min_poll_s=0.1, max_poll_s=0.1)
     deliverer = Deliverer(phoenix, phoenix, tuning, clock=clock, sleep=clock.sleep)
-    with pytest.raises(VerificationError, match="and stored none of the others sent since"):
+    with pytest.raises(VerificationError, match="and stored none of the others sent since") as err:
         deliverer.run(batches([4]), lambda batch: committed.append(batch.position))
+    # What to look for in Phoenix's log: the spans by id (the first three), so a lone span
+    # Phoenix never stores, with nothing else sent to tell it from an outage, can be found
+    assert (
+        f"(look for 'Span insertion failed' and span_id={hex_id(0)}; span_id={hex_id(1)}; "
+        f"span_id={hex_id(2)} and 1 more)" in str(err.value)
+    )
     assert committed == [] and deliverer.stats.poisoned == 0
     assert len(phoenix.sends) > 3, "bisected before giving up: a part might have been stored"
 
