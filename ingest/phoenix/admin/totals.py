@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 from openinference.semconv.trace import OpenInferenceSpanKindValues, SpanAttributes
 
+from ingest.convert.usage import IMAGE_COUNT
 from ingest.errors import PhoenixError
 from ingest.phoenix.api import PhoenixApi, PhoenixSettings
 
@@ -46,10 +47,12 @@ PORTKEY_TOTAL_UNITS = "portkey.total_units"
 PORTKEY_CACHE_STATUS = "portkey.cache_status"
 FROM_PORTKEY = f"{PORTKEY_LOG_ID} is not None"
 LLM_KIND = OpenInferenceSpanKindValues.LLM.value
+# An LLM span with something to price (tokens, or images billed per image) and no cost
 UNPRICED = (
     f"{FROM_PORTKEY} and span_kind == '{LLM_KIND}' and total_cost == 0 and "
     f"({SpanAttributes.LLM_TOKEN_COUNT_PROMPT} > 0 or "
-    f"{SpanAttributes.LLM_TOKEN_COUNT_COMPLETION} > 0)"
+    f"{SpanAttributes.LLM_TOKEN_COUNT_COMPLETION} > 0 or "
+    f"{IMAGE_COUNT} > 0)"
 )
 NO_MODEL = "(no llm.model_name)"
 _COST = "{ total { cost } }"
