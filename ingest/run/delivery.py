@@ -108,7 +108,7 @@ class DeliveryStats:
     resent: int = 0  # sent again after Phoenix lost them
     batches: int = 0
     annotation_errors: int = 0  # spans whose annotations raised (counted, never fatal)
-    poisoned: int = 0  # acknowledged, never stored, isolated by bisection (Batch.poisoned)
+    poisoned: int = 0  # acknowledged, never stored, found by re-sending in parts (Batch.poisoned)
 
 
 class Deliverer:

@@ -230,7 +230,7 @@ def test_spans_phoenix_accepts_and_never_stores_are_isolated_and_the_rest_commit
     assert deliverer.stats.poisoned == 2
     assert deliverer.stats.delivered == 14
     sends = Counter(span_id for request in phoenix.sends for span_id in request)
-    assert max(sends.values()) <= 1 + 2 + 4, "bisection: log2(8) + 1 parts at most per span"
+    assert max(sends.values()) <= 1 + 2 + 4, "re-sent in parts: at most log2(8) + 1 times"
     assert clock.now < 30, "a few grace periods, in fake time"
 
 
@@ -301,7 +301,7 @@ def test_nothing_is_moved_aside_when_phoenix_stores_nothing_at_all() -> None:
         f"span_id={hex_id(2)} and 1 more)" in str(err.value)
     )
     assert committed == [] and deliverer.stats.poisoned == 0
-    assert len(phoenix.sends) > 3, "bisected before giving up: a part might have been stored"
+    assert len(phoenix.sends) > 3, "sent in parts before giving up: a part might be stored"
 
 
 def test_a_batch_whose_spans_are_all_present_is_committed_without_sending() -> None:

@@ -1,5 +1,5 @@
 """No single span or file stops a run (issue 21), against a real Phoenix: a span Phoenix
-acknowledges and never stores is found by bisection and quarantined, the rest committed; a
+acknowledges and never stores is found by re-sending in parts and quarantined, the rest committed; a
 damaged file (truncated or corrupt gzip, unreadable, gone) costs only itself, and a repaired
 file is read again from where it was damaged.
 """
