@@ -14,6 +14,10 @@ Cases, each into its own fresh Phoenix, one after the other, default options (`-
 
     python bench/bench_damage.py                       # seed 21, 2,000 more sound records
     python bench/bench_damage.py --sound 500 --rounds 2
+    python bench/bench_damage.py --code /tmp/before --cases "sound only,poison, last"
+
+`--code DIR` runs the CLI from another checkout (say, the commit before a change); `--cases`
+picks cases by name, comma-separated (a case's own comma is kept: names are matched whole).
 """
 
 from __future__ import annotations
@@ -68,8 +72,8 @@ def write(folder: Path, files: list[list[dict[str, Any]]]) -> Path:
     return folder
 
 
-def run_import(folder: Path, tmp: Path, unclamped: bool) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(common.REPO)}
+def run_import(folder: Path, tmp: Path, unclamped: bool, code: Path) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(code)}
     for name in ("PHOENIX_COLLECTOR_ENDPOINT", "PHOENIX_API_KEY", "PHOENIX_PROJECT_NAME"):
         env.pop(name, None)
     if unclamped:
@@ -79,7 +83,7 @@ def run_import(folder: Path, tmp: Path, unclamped: bool) -> dict[str, Any]:
                 "--state-dir", str(tmp / "state"), "--max-line-bytes", str(MAX_LINE_BYTES),
                 "--json"]  # fmt: skip
         started = time.monotonic()
-        done = subprocess.run([sys.executable, "-c", _CLI, *args], cwd=common.REPO, env=env,
+        done = subprocess.run([sys.executable, "-c", _CLI, *args], cwd=code, env=env,
                               capture_output=True, text=True, check=False)  # fmt: skip
         wall = time.monotonic() - started
         stored = common.record_count(phoenix.url, "bench")
@@ -95,9 +99,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=21)
     parser.add_argument("--sound", type=int, default=2000, help="sound records added")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--code", type=Path, default=common.REPO, help="checkout to run")
+    parser.add_argument("--cases", default="", help="the cases to run (default: all)")
     args = parser.parse_args()
 
     common.print_machine()
+    print(f"code: {args.code.resolve()}\n")
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-damage-") as name:
         tmp = Path(name)
@@ -116,16 +123,19 @@ def main() -> None:
                                    [*clean[:-1], [*clean[-1], *overflowing_pair()]]),
              True),
         ]  # fmt: skip
+        names = [label for label, _, _ in cases]
+        wanted = [name for name in names if name in args.cases] if args.cases else names
+        cases = [case for case in cases if case[0] in wanted]
         for round_no in range(args.rounds):
             for label, folder, unclamped in cases if round_no % 2 == 0 else cases[::-1]:
                 run_dir = tmp / f"r{round_no}-{label.replace(' ', '').replace(',', '-')}"
                 run_dir.mkdir()
-                result = run_import(folder, run_dir, unclamped)
+                result = run_import(folder, run_dir, unclamped, args.code.resolve())
                 result.update(case=label, round=round_no + 1)
                 runs.append(result)
                 print(f"  done: {json.dumps(result)}", flush=True)
 
-    base = min(r["seconds"] for r in runs if r["case"] == "sound only")
+    base = min((r["seconds"] for r in runs if r["case"] == "sound only"), default=float("nan"))
     common.print_table(
         f"seed {args.seed}, {len(corpus.must_store):,} sound records, fresh Phoenix each",
         ("round", "case", "lines read", "stored", "quarantined", "exit", "seconds",

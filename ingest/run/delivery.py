@@ -477,12 +477,13 @@ def _poison_reason(span_id: str, span: ReadableSpan, attempts: int) -> str:
 
 
 def _naming(spans: dict[str, ReadableSpan], most: int = 3) -> str:
-    """What to look for in Phoenix's log: 'span_id=…, log id …' of the first `most` spans."""
+    """What to look for in Phoenix's log (every version names the span_id of an insert that
+    failed): 'span_id=…, log id …' of the first `most` spans."""
     names = [f"span_id={span_id}" + (f", log id {log_id}" if log_id is not None else "")
              for span_id, span in list(spans.items())[:most]
              for log_id in [(span.attributes or {}).get("portkey.log_id")]]  # fmt: skip
     more = f" and {len(spans) - most} more" if len(spans) > most else ""
-    return "look for 'Span insertion failed' and " + "; ".join(names) + more
+    return "look for the insert error of " + "; ".join(names) + more
 
 
 def _stored(batch: Batch) -> list[ReadableSpan]:

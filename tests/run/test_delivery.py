@@ -297,7 +297,7 @@ def test_nothing_is_moved_aside_when_phoenix_stores_nothing_at_all() -> None:
     # What to look for in Phoenix's log: the spans by id (the first three), so a lone span
     # Phoenix never stores, with nothing else sent to tell it from an outage, can be found
     assert (
-        f"(look for 'Span insertion failed' and span_id={hex_id(0)}; span_id={hex_id(1)}; "
+        f"(look for the insert error of span_id={hex_id(0)}; span_id={hex_id(1)}; "
         f"span_id={hex_id(2)} and 1 more)" in str(err.value)
     )
     assert committed == [] and deliverer.stats.poisoned == 0

@@ -96,8 +96,11 @@ def overflowing_pair(index: int) -> list[dict[str, Any]]:
 
 
 def test_a_span_phoenix_accepts_but_never_stores_is_quarantined_and_the_rest_committed(
-    phoenix: LocalPhoenix, project: str, tmp_path: Path, isolated_env: Path
+    any_phoenix: LocalPhoenix, project: str, tmp_path: Path, isolated_env: Path
 ) -> None:
+    """On the newest Phoenix and the oldest supported: both store spans in arrival order and
+    insert each in its own savepoint, which is what tells a poison span apart."""
+    phoenix = any_phoenix
     good = [sound(index) for index in range(6)]
     pair = overflowing_pair(50)
     records = [*good[:3], *pair, *good[3:]]
@@ -118,13 +121,15 @@ def test_a_span_phoenix_accepts_but_never_stores_is_quarantined_and_the_rest_com
     poison_hex = span_hex(span_id_for(project, poison["id"]))
     assert entry["reason"] == (
         "Phoenix accepted this span but did not store it after 2 attempts; its server log "
-        f"says why (look for 'Span insertion failed' and span_id={poison_hex}, log id "
+        f"says why (look for the insert error of span_id={poison_hex}, log id "
         f"{poison['id']})"
     )
     assert entry["line"] == records.index(poison) + 1
     assert json.loads(entry["record"]) == poison  # the line (masked): fix it and import it
     phoenix_log = phoenix.log_path.read_text(errors="replace")
-    assert f"Span insertion failed after savepoint rollback: span_id={poison_hex}" in phoenix_log
+    insert_errors = (f"Span insertion failed after savepoint rollback: span_id={poison_hex}",
+                     f"Failed to insert span with span_id={poison_hex}")  # 20.x, 12.18  # fmt: skip
+    assert any(error in phoenix_log for error in insert_errors), phoenix_log[-2000:]
 
     code, again, stderr = run_import(str(path), *target, env={"TEST_UNCLAMPED": "1"})
     assert code == 0, stderr
