@@ -14,6 +14,7 @@ import click
 
 from ingest.convert.redact import use_rules
 from ingest.convert.spans import ConversionOptions
+from ingest.errors import ConfigError
 from ingest.ops.config import client_headers_option
 from ingest.phoenix.api import DEFAULT_ENDPOINT, PhoenixSettings
 from ingest.run.delivery import Tuning
@@ -114,6 +115,17 @@ def _regexes(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
+def _route_only(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    from ingest.convert.ids import project_name_problem
+
+    names = tuple(str(name).strip() for name in value or ())
+    for name in names:
+        problem = project_name_problem(name)
+        if problem:
+            raise click.BadParameter(f"{name!r} cannot be a project name: it {problem}")
+    return names
+
+
 def project_from_callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     from ingest.convert.ids import check_project_from
 
@@ -130,6 +142,10 @@ routing_options = option_group(
                  metavar="FIELD",
                  help="Route each log to the Phoenix project its FIELD names: metadata.<key> "
                  "or workspace; logs without a usable value go to --project."),
+    click.option("--route-only", "route_only", multiple=True, metavar="PROJECT",
+                 callback=_route_only,
+                 help="With --project-from: route only to these projects (repeatable); a log "
+                 "whose value names another goes to --project, as one without a value does."),
     click.option("--sample", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0,
                  metavar="RATE", show_default=True,
                  help="Keep this share of traces, chosen by a hash of the trace: the same "
@@ -296,9 +312,13 @@ def phoenix_settings(
 def conversion_settings(project: str, p: Mapping[str, Any]) -> ConversionOptions:
     """The conversion settings from the `conversion_options` of a command; their redaction
     rules become the run's."""
+    if p.get("route_only") and not p.get("project_from"):
+        raise ConfigError("--route-only names the projects --project-from may route to: give "
+                          "--project-from too (metadata.<key> or workspace).")  # fmt: skip
     options = ConversionOptions(
         project=project,
         project_from=p.get("project_from"),
+        route_only=frozenset(p.get("route_only") or ()),
         sample=p.get("sample", 1.0),
         session_key=p["session_key"] or None,
         max_messages=p["max_messages"],

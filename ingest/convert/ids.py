@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -89,10 +90,13 @@ def check_project_from(spec: str) -> str:
                      "Portkey metadata key names the project) or workspace")  # fmt: skip
 
 
-def route(record: LogRecord, project_from: str | None, default: str) -> Route:
+def route(
+    record: LogRecord, project_from: str | None, default: str, only: Collection[str] = ()
+) -> Route:
     """The project `record` goes to: the value of `project_from` (`metadata.<key>` or
-    `workspace`) when it can be a project name, else `default`. A log without the value goes
-    to `default` silently; a value that cannot be a name (empty, too long, control
+    `workspace`) when it can be a project name (and, when `only` lists names, is one of
+    them), else `default`. A log without the value, or naming a project outside `only`,
+    goes to `default` silently; a value that cannot be a name (empty, too long, control
     characters, not text) falls back with the reason."""
     if not project_from:
         return Route(default)
@@ -106,13 +110,23 @@ def route(record: LogRecord, project_from: str | None, default: str) -> Route:
     if not isinstance(value, str):
         return Route(default, f"{project_from} is not text")
     name = value.strip()
-    if not name:
-        return Route(default, f"{project_from} is empty")
-    if len(name) > MAX_PROJECT_CHARS:
-        return Route(default, f"{project_from} is longer than {MAX_PROJECT_CHARS} characters")
-    if any(unicodedata.category(char)[0] == "C" for char in name):
-        return Route(default, f"{project_from} holds control characters")
+    problem = project_name_problem(name)
+    if problem:
+        return Route(default, f"{project_from} {problem}")
+    if only and name not in only:
+        return Route(default)
     return Route(name)
+
+
+def project_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a project name routed to (None when it can)."""
+    if not name:
+        return "is empty"
+    if len(name) > MAX_PROJECT_CHARS:
+        return f"is longer than {MAX_PROJECT_CHARS} characters"
+    if any(unicodedata.category(char)[0] == "C" for char in name):
+        return "holds control characters"
+    return None
 
 
 def sample_key(record: LogRecord) -> str:

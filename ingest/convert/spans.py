@@ -38,6 +38,7 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 class ConversionOptions:
     project: str  # the project, or with `project_from` the one for logs without a usable value
     project_from: str | None = None  # `metadata.<key>` or `workspace`: routes logs (ids.route)
+    route_only: frozenset[str] = frozenset()  # with project_from: the only projects routed to
     sample: float = 1.0  # share of traces kept (ids.sampled_in)
     session_key: str | None = "session_id"  # metadata key -> session.id; None: no sessions
     max_messages: int = 200  # per direction; the most recent are kept
@@ -60,8 +61,13 @@ class ConversionOptions:
         """Where this run's logs go, as the state file keys it: the project, and how logs
         are routed and sampled (another routing or rate is another destination)."""
         how = [f"project from {self.project_from}"] if self.project_from else []
+        how += [f"only {', '.join(sorted(self.route_only))}"] if self.route_only else []
         how += [f"sample {self.sample:g}"] if self.sample < 1 else []
         return f"{self.project} [{', '.join(how)}]" if how else self.project
+
+    def route(self, record: LogRecord) -> ids.Route:
+        """The project `record` goes to, by this run's routing (`ids.route`)."""
+        return ids.route(record, self.project_from, self.project, self.route_only)
 
     @property
     def limits(self) -> Limits:

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 
 import click
 
-from ingest.convert.ids import route, span_hex, span_id_for
+from ingest.convert.ids import span_hex, span_id_for
 from ingest.convert.records import parse_record
 from ingest.convert.spans import ConversionOptions
 from ingest.errors import ConfigError, RecordError
@@ -284,8 +284,7 @@ def _routes(files: list[Path], options: ConversionOptions, logs: dict[str, Any]
             except RecordError:
                 continue
             if record.log_id in projects:
-                projects[record.log_id] = route(record, options.project_from,
-                                                options.project).project  # fmt: skip
+                projects[record.log_id] = options.route(record).project
     return projects
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from ingest.convert.ids import ParentIndex, route, sampled_in, span_hex, span_id_for
+from ingest.convert.ids import ParentIndex, sampled_in, span_hex, span_id_for
 from ingest.convert.records import LogRecord, parse_record, unwrap_quarantined
 from ingest.convert.spans import ConversionOptions, make_resource, to_span
 from ingest.errors import DamagedFile, IngestError, RecordError, outcome_of
@@ -352,7 +352,7 @@ class FileImporter:
 
     def project_for(self, record: LogRecord, batch: Batch | None = None) -> str:
         """The record's project; a fallback is counted, the first ones logged (`batch`)."""
-        where = route(record, self.options.project_from, self.options.project)
+        where = self.options.route(record)
         if where.fallback and batch is not None:
             batch.counts["route_fallbacks"] += 1
             self.summary.route_fallbacks += 1

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.convert.common import INGEST_MAPPING_VERSION, MAPPING_VERSION
-from ingest.convert.ids import route, sampled_in, span_hex, span_id_for
+from ingest.convert.ids import sampled_in, span_hex, span_id_for
 from ingest.convert.records import unwrap_quarantined
 from ingest.convert.spans import ConversionOptions
 from ingest.errors import PhoenixError, RecordError, VerificationError
@@ -133,7 +133,7 @@ def index_logs(paths: list[Path], options: ConversionOptions, max_line_bytes: in
                 continue
             if not sampled_in(record, options.sample):
                 continue
-            project = route(record, options.project_from, options.project).project
+            project = options.route(record).project
             span_id = span_hex(span_id_for(project, record.log_id))
             logs[span_id] = record.log_id
             if projects is not None:

@@ -54,6 +54,20 @@ def test_a_value_that_cannot_be_a_project_name_falls_back_with_the_reason(
     assert where.fallback is not None and reason in where.fallback
 
 
+def test_route_only_keeps_the_listed_projects_and_sends_the_rest_to_the_default() -> None:
+    only = frozenset({"billing", "search"})
+    app = "metadata.app"
+    assert route(record(metadata={"app": "billing"}), app, "prod", only) == Route("billing")
+    # A value outside the list is no fault of the log: the default, silently, like no value
+    assert route(record(metadata={"app": "rogue-42"}), app, "prod", only) == Route("prod")
+    assert route(record(), app, "prod", only) == Route("prod")
+    # A value that cannot be a name still says why
+    assert route(record(metadata={"app": "bad\nname"}), app, "prod", only).fallback
+    options = ConversionOptions(project="prod", project_from=app, route_only=only)
+    assert options.route(record(metadata={"app": "search"})) == Route("search")
+    assert options.destination == "prod [project from metadata.app, only billing, search]"
+
+
 def test_workspace_routes_by_the_logs_workspace_slug() -> None:
     assert route(record(workspace_slug="ws-a"), "workspace", "prod") == Route("ws-a")
     assert route(record(), "workspace", "prod") == Route("prod")

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from ingest.convert.ids import route, sampled_in, span_hex, span_id_for, trace_id_for
 from ingest.convert.records import parse_record
 from ingest.phoenix.admin.local_server import LocalPhoenix
@@ -116,6 +118,30 @@ def test_a_routed_file_lands_each_log_in_its_project_once_and_reruns_send_nothin
     code, third, _ = import_json(*args, "--state-dir", str(tmp_path / "fresh-state"))
     assert code == 0 and (third["delivered"], third["already_present"]) == (0, 153)
     assert stored(phoenix.url, sorted(expected)) == held
+
+
+def test_route_only_creates_no_project_beyond_the_list(
+    phoenix: LocalPhoenix, project: str, tmp_path: Path
+) -> None:
+    """A gateway user can put any value in the routing field; --route-only bounds the
+    projects a run creates to the ones the operator listed."""
+    logs = [make_log(index) for index in range(12)]
+    for index, log in enumerate(logs):
+        log["metadata"]["app"] = [f"{project}-kept", f"{project}-rogue-{index}", None][index % 3]
+    write_jsonl(tmp_path / "export.jsonl", logs)
+    code, summary, stderr = import_json(
+        str(tmp_path / "export.jsonl"), "--endpoint", phoenix.url, "--project", project,
+        "--project-from", "metadata.app", "--route-only", f"{project}-kept",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert summary["projects"] == {project: 8, f"{project}-kept": 4}
+    assert summary["route_fallbacks"] == 0
+    names = {
+        p["name"] for p in requests.get(f"{phoenix.url}/v1/projects", timeout=10).json()["data"]
+    }
+    assert f"{project}-kept" in names
+    assert not [name for name in names if "-rogue-" in name]
+    assert len(read_spans(phoenix.url, project)) == 8
 
 
 def _count(url: str, projects: list[str]) -> int:
