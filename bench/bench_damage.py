@@ -105,7 +105,6 @@ def main() -> None:
 
     common.print_machine()
     print(f"code: {args.code.resolve()}\n")
-    runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-damage-") as name:
         tmp = Path(name)
         (tmp / "damaged").mkdir()
@@ -126,14 +125,14 @@ def main() -> None:
         names = [label for label, _, _ in cases]
         wanted = [name for name in names if name in args.cases] if args.cases else names
         cases = [case for case in cases if case[0] in wanted]
-        for round_no in range(args.rounds):
-            for label, folder, unclamped in cases if round_no % 2 == 0 else cases[::-1]:
-                run_dir = tmp / f"r{round_no}-{label.replace(' ', '').replace(',', '-')}"
-                run_dir.mkdir()
-                result = run_import(folder, run_dir, unclamped, args.code.resolve())
-                result.update(case=label, round=round_no + 1)
-                runs.append(result)
-                print(f"  done: {json.dumps(result)}", flush=True)
+
+        def run(round_no: int, case: tuple[str, Path, bool]) -> dict[str, Any]:
+            label, folder, unclamped = case
+            run_dir = tmp / f"r{round_no}-{label.replace(' ', '').replace(',', '-')}"
+            run_dir.mkdir()
+            return run_import(folder, run_dir, unclamped, args.code.resolve())
+
+        runs = common.alternating_rounds(cases, args.rounds, lambda case: case[0], run)
 
     base = min((r["seconds"] for r in runs if r["case"] == "sound only"), default=float("nan"))
     common.print_table(

@@ -66,7 +66,6 @@ def main() -> None:
     common.print_machine()
     code = args.code.resolve()
     print(f"code: {code}\n")
-    runs: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bench-small-") as name:
         tmp = Path(name)
         whole = tmp / "all.jsonl"
@@ -79,14 +78,13 @@ def main() -> None:
             part.write_text("".join(lines[index * per : (index + 1) * per]))
             parts.append(part)
         cases = [("1 file", [whole]), (f"{args.files} files", parts)]
-        for round_no in range(args.rounds):
-            for label, files in cases if round_no % 2 == 0 else cases[::-1]:
-                run_dir = tmp / f"r{round_no}-{len(files)}"
-                run_dir.mkdir()
-                result = run_import(code, files, run_dir, args.import_args.split())
-                result.update(case=label, round=round_no + 1)
-                runs.append(result)
-                print(f"  done: {json.dumps(result)}", flush=True)
+
+        def run(round_no: int, case: tuple[str, list[Path]]) -> dict:
+            run_dir = tmp / f"r{round_no}-{len(case[1])}"
+            run_dir.mkdir()
+            return run_import(code, case[1], run_dir, args.import_args.split())
+
+        runs = common.alternating_rounds(cases, args.rounds, lambda case: case[0], run)
 
     common.print_table(
         f"{args.logs:,} {args.size} logs, `import {args.import_args}`, fresh Phoenix each",

@@ -15,10 +15,10 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
@@ -242,3 +242,24 @@ def check_cli(run: CliRun, what: str) -> None:
     """Stop the benchmark with the command's stderr when it failed (3 = some quarantined)."""
     if run.returncode not in (0, 3):
         sys.exit(f"{what} failed with exit code {run.returncode}:\n{run.stderr[-3000:]}")
+
+
+Case = TypeVar("Case")
+
+
+def alternating_rounds(
+    cases: Sequence[Case],
+    rounds: int,
+    label: Callable[[Case], str],
+    run: Callable[[int, Case], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Run every case once per round, one after the other, the order reversed every other
+    round (so neither case always goes first); each result gets its case and round."""
+    runs: list[dict[str, Any]] = []
+    for round_no in range(rounds):
+        for case in cases if round_no % 2 == 0 else cases[::-1]:
+            result = run(round_no, case)
+            result.update(case=label(case), round=round_no + 1)
+            runs.append(result)
+            print(f"  done: {json.dumps(result)}", flush=True)
+    return runs
