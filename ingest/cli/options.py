@@ -395,9 +395,11 @@ class Shard(click.ParamType):
         return shard
 
 
-portkey_options = option_group(
+# What every command that talks to Portkey's API takes (reconcile: only these).
+portkey_connection_options = option_group(
     click.option("--portkey-api-key", envvar="PORTKEY_API_KEY", show_envvar=True,
-                 help="Portkey API key with the logs.export scope. Never printed."),
+                 help="Portkey API key (logs.export scope; analytics.view for reconcile). "
+                 "Never printed."),
     click.option("--portkey-base-url", envvar="PORTKEY_BASE_URL", show_envvar=True,
                  default=DEFAULT_BASE_URL, show_default=True,
                  help="Portkey API (control plane) URL; self-hosted: your control plane URL."),
@@ -407,7 +409,15 @@ portkey_options = option_group(
                  help="How the key is sent: x-portkey-api-key (Portkey's API) or bearer "
                  "(Authorization: Bearer, as the Prisma AIRS AI Gateway's API reads it)."),
     click.option("--workspace", envvar="PORTKEY_WORKSPACE", show_envvar=True, default=None,
-                 help="Portkey workspace slug to export from."),
+                 help="Portkey workspace slug [default: the key's workspace]."),
+    click.option("--portkey-retry-deadline", type=click.FloatRange(min=0.1),
+                 default=default_of(PortkeySettings, "retry_deadline_s"),
+                 show_default=True, envvar="INGEST_PORTKEY_RETRY_DEADLINE", show_envvar=True,
+                 help="Seconds to keep retrying Portkey (429, 5xx, dropped connections)."),
+)  # fmt: skip
+
+portkey_options = option_group(
+    portkey_connection_options,
     click.option("--gateway-url", envvar="PORTKEY_GATEWAY_URL", show_envvar=True, default=None,
                  help="Data plane URL for GET /logs/{id} (--enrich) [default: the base URL]."),
     click.option("--window", type=Duration(), default="1d", show_default=True,
@@ -424,10 +434,6 @@ portkey_options = option_group(
     click.option("--max-download-mib", type=click.IntRange(min=1),
                  default=default_of(PortkeySettings, "max_download_mib"), show_default=True,
                  help="Largest export file to download (MiB); a bigger one stops the run."),
-    click.option("--portkey-retry-deadline", type=click.FloatRange(min=0.1),
-                 default=default_of(PortkeySettings, "retry_deadline_s"),
-                 show_default=True, envvar="INGEST_PORTKEY_RETRY_DEADLINE", show_envvar=True,
-                 help="Seconds to keep retrying Portkey (429, 5xx, dropped connections)."),
     click.option("--max-duration", type=Duration(), default=None,
                  help="Start no new window after this long (e.g. 50m); the next run continues."),
     click.option("--enrich", is_flag=True,

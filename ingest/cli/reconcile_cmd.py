@@ -10,51 +10,21 @@ import click
 
 from ingest.cli.options import (
     UtcDateTime,
-    default_of,
     phoenix_options,
     phoenix_settings,
+    portkey_connection_options,
     project_option,
     start_logging,
     verbosity_options,
 )
 from ingest.cli.report import command_run
 from ingest.errors import EXIT_FAILED, EXIT_OK, ConfigError
-from ingest.sources.portkey.api import PortkeySettings
 
 
 @click.command("reconcile")
 @phoenix_options
 @project_option
-@click.option(
-    "--portkey-api-key",
-    envvar="PORTKEY_API_KEY",
-    show_envvar=True,
-    help="Portkey API key with the analytics.view scope. Never printed.",
-)
-@click.option(
-    "--portkey-base-url",
-    envvar="PORTKEY_BASE_URL",
-    show_envvar=True,
-    default=default_of(PortkeySettings, "base_url"),
-    show_default=True,
-    help="Portkey API (control plane) URL; self-hosted: your control plane URL.",
-)
-@click.option(
-    "--portkey-auth",
-    envvar="PORTKEY_AUTH",
-    show_envvar=True,
-    type=click.Choice(["x-portkey-api-key", "bearer"], case_sensitive=False),
-    default="x-portkey-api-key",
-    show_default=True,
-    help="How the key is sent: x-portkey-api-key (Portkey) or bearer (Prisma AIRS AI Gateway).",
-)
-@click.option(
-    "--workspace",
-    envvar="PORTKEY_WORKSPACE",
-    show_envvar=True,
-    default=None,
-    help="Portkey workspace slug [default: the key's workspace].",
-)
+@portkey_connection_options
 @click.option("--since", type=UtcDateTime(), required=True, help="Start of the range (inclusive).")
 @click.option("--until", type=UtcDateTime(), required=True, help="End of the range (exclusive).")
 @click.option(
@@ -86,7 +56,8 @@ def reconcile_command(
     endpoint: str, api_key: str | None, retry_deadline: float,
     client_headers: dict[str, str] | None, strict: bool, project: str,
     portkey_api_key: str | None, portkey_base_url: str, portkey_auth: str,
-    workspace: str | None, since: datetime, until: datetime, bucket: str,
+    workspace: str | None, portkey_retry_deadline: float, since: datetime, until: datetime,
+    bucket: str,
     routed_projects: tuple[str, ...], sample: float, as_json: bool, verbose: int, quiet: bool,
 ) -> None:  # fmt: skip
     """Compare Portkey's analytics with the Phoenix project, per day or hour.
@@ -122,7 +93,7 @@ def reconcile_command(
                                    strict)  # fmt: skip
         options = {"portkey_api_key": portkey_api_key, "portkey_base_url": portkey_base_url,
                    "portkey_auth": portkey_auth, "workspace": workspace,
-                   "strict": strict}  # fmt: skip
+                   "portkey_retry_deadline": portkey_retry_deadline, "strict": strict}  # fmt: skip
         portkey = PortkeyApi(PortkeySettings.from_options(options, "the analytics.view scope"))
         names = [phoenix.project] + [n for n in dict.fromkeys(routed_projects)
                                      if n != phoenix.project]  # fmt: skip

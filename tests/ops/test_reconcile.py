@@ -388,3 +388,21 @@ def test_spans_deleted_from_phoenix_are_named_by_bucket_and_fail_the_run(
         assert {b["bucket"] for b in hourly["missing_buckets"]} == hours
         assert sum(b["missing"] for b in hourly["missing_buckets"]) == 3
         assert double.errors == []
+
+
+def test_reconcile_gives_up_on_portkey_after_its_retry_deadline(
+    phoenix: LocalPhoenix, project: str
+) -> None:
+    """reconcile takes --portkey-retry-deadline as sync does (it used the 300 s default)."""
+    from ingest.phoenix.admin.local_server import free_port
+    from tests.conftest import invoke_cli
+
+    closed = f"http://127.0.0.1:{free_port()}/v1"
+    result = invoke_cli(
+        "reconcile", "--since", "2026-07-01", "--until", "2026-07-02", "--endpoint", phoenix.url,
+        "--project", project, "--portkey-base-url", closed, "--portkey-retry-deadline", "0.2",
+        env={"PORTKEY_API_KEY": "pk-test"},
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert "Portkey" in error and "connection refused" in error, error
