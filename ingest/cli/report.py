@@ -414,7 +414,7 @@ class ProgressLine(logging.Handler):
             return
         elapsed, verified, done = fields["elapsed_s"], fields["verified"], fields["done"]
         rate = verified / elapsed if elapsed > 0 else 0.0
-        parts = [fields["where"], f"verified {verified:,}",
+        parts = [escape(fields["where"]), f"verified {verified:,}",
                  f"already there {fields['present']:,}", f"{rate:,.0f}/s"]  # fmt: skip
         if done is not None and 0 < done < 1:
             parts.append(f"ETA {_duration(elapsed * (1 - done) / done)}")

@@ -159,7 +159,8 @@ def parse_record(raw: Any) -> LogRecord:
         if values[name] is not None:
             values[name] = _bounded_id(name, values[name], notes)
     elapsed = values["response_time_ms"]
-    if elapsed is not None and start + round(elapsed * 1_000_000) > MAX_NS:
+    # Compared, not rounded: a finite duration in ms can overflow to inf in ns
+    if elapsed is not None and elapsed * 1_000_000 > MAX_NS - start:
         notes.dropped("response_time", raw.get("response_time"), "ends after 2262")
         values["response_time_ms"] = None
     return LogRecord(

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ingest.convert.usage import CACHE_HITS
 from ingest.errors import ConfigError, PortkeyError
 from ingest.phoenix.admin.totals import LLM_KIND, NO_MODEL, PhoenixFigures, PhoenixTotals
 from ingest.sources.windows import Window, iso
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 
 BUCKETS = {"day": timedelta(days=1), "hour": timedelta(hours=1)}
 MAX_BUCKETS = 2000  # each bucket costs 4 Portkey calls; more is a mistyped range
-CACHE_HITS = frozenset({"HIT", "SEMANTIC HIT"})
 SAMPLE_SIGMAS = 4.0  # a sampled bucket's shortfall must exceed this many standard deviations
 
 

@@ -45,6 +45,9 @@ from ingest.sources.windows import Window, plan_windows, shard_windows, window_k
 
 log = logging.getLogger(__name__)
 
+# Export jobs started ahead, oldest window first
+Pending = deque[tuple[Window, Future[list[WindowFile]]]]
+
 
 @dataclass
 class PullResult:
@@ -106,33 +109,46 @@ class Puller:
         One delivery stream over all windows: window k+1's files are read and sent while
         window k's tail is still being verified. Each window ends with an empty marker batch
         whose commit (after every earlier batch is verified and committed) calls `on_done`."""
+        with self.exporting(windows, is_done) as (result, todo, pending, pool):
+
+            def commit(batch: Batch) -> None:
+                if isinstance(batch.position, WindowDone):
+                    self._window_done(batch.position, result, on_done)
+                else:
+                    self.importer.commit(batch)
+
+            stream = self._stream(todo, pending, pool, len(windows), result)
+            self.importer.deliverer.run(stream, commit)
+        return result
+
+    @contextlib.contextmanager
+    def exporting(
+        self, windows: list[Window], is_done: Callable[[Window], bool]
+    ) -> Iterator[tuple[PullResult, Iterator[Window], Pending, ThreadPoolExecutor]]:
+        """A run's frame (this puller's and resync's): its result, the windows not yet done,
+        and the pool in which their export jobs run ahead (`_exported`). Leftover downloads
+        are removed first (we hold the lock); at the end, export jobs still polled stop at
+        their next wait instead of holding the lock until they finish."""
         result = PullResult(windows_planned=len(windows))
         todo = [window for window in windows if not is_done(window)]
         result.windows_skipped = len(windows) - len(todo)
-        _empty_dir(self.downloads)  # leftovers of an interrupted run; we hold the lock
-        pending: deque[tuple[Window, Future[list[WindowFile]]]] = deque()
-
-        def commit(batch: Batch) -> None:
-            if isinstance(batch.position, WindowDone):
-                self._window_done(batch.position, result, on_done)
-            else:
-                self.importer.commit(batch)
-
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(self.downloads)
+        make_private_dir(self.downloads)
+        pending: Pending = deque()
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="export") as pool:
             try:
-                stream = self._stream(iter(todo), pending, pool, len(windows), result)
-                self.importer.deliverer.run(stream, commit)
+                yield result, iter(todo), pending, pool
                 result.stopped_early = result.windows_remaining > 0
             finally:
                 self.stopping.set()
                 for _, future in pending:
                     future.cancel()
-        return result
 
     def _stream(
         self,
         queue: Iterator[Window],
-        pending: deque[tuple[Window, Future[list[WindowFile]]]],
+        pending: Pending,
         pool: ThreadPoolExecutor,
         total: int,
         result: PullResult,
@@ -154,7 +170,7 @@ class Puller:
     def _exported(
         self,
         queue: Iterator[Window],
-        pending: deque[tuple[Window, Future[list[WindowFile]]]],
+        pending: Pending,
         pool: ThreadPoolExecutor,
         before_wait: Callable[[], None] | None = None,
     ) -> Iterator[tuple[Window, list[WindowFile]]]:
@@ -221,12 +237,6 @@ class WindowDone:
     files: list[WindowFile]
     started: float
     runs: list[FileRun] = field(default_factory=list)
-
-
-def _empty_dir(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        shutil.rmtree(path)
-    make_private_dir(path)
 
 
 DEFAULT_FIRST_SYNC = timedelta(hours=24)

@@ -5,13 +5,10 @@ whole before the next). `run/resync.py` replaces one unit: delete, re-deliver, v
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 import time
 import types
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +19,6 @@ from ingest.run.pull import Puller, PullResult, PullSettings
 from ingest.run.resync import ResyncCounts, Resyncer
 from ingest.run.state import (
     StateStore,
-    make_private_dir,
     pending_resyncs,
     shard_dir,
 )
@@ -108,25 +104,14 @@ class ResyncPuller(Puller):
         is_done: Callable[[Window], bool],
         on_done: Callable[[Window], None],
     ) -> PullResult:
-        result = PullResult(windows_planned=len(windows))
-        shutil.rmtree(self.downloads, ignore_errors=True)  # leftovers; we hold the lock
-        make_private_dir(self.downloads)
-        pending: deque[tuple[Window, Future[list[WindowFile]]]] = deque()
-        queue = iter(window for window in windows if not is_done(window))
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="export") as pool:
-            try:
-                for window, files in self._exported(queue, pending, pool):
-                    self._replace(window, files)
-                    result.export_files += len(files)
-                    result.logs_exported += sum(export.total for export in files)
-                    on_done(window)
-                    result.windows_done += 1
-                    result.done.append(window)
-                result.stopped_early = result.windows_remaining > 0
-            finally:
-                self.stopping.set()  # export jobs still polled stop at their next wait
-                for _, future in pending:
-                    future.cancel()
+        with self.exporting(windows, is_done) as (result, todo, pending, pool):
+            for window, files in self._exported(todo, pending, pool):
+                self._replace(window, files)
+                result.export_files += len(files)
+                result.logs_exported += sum(export.total for export in files)
+                on_done(window)
+                result.windows_done += 1
+                result.done.append(window)
         return result
 
     def _replace(self, window: Window, files: list[WindowFile]) -> None:

@@ -598,5 +598,13 @@ def test_the_cli_draws_the_runs_progress_events_on_a_terminal_only() -> None:
         assert terminal.getvalue() == f"\r{first}\r{second.ljust(len(first))}"
         progress_end()
         assert terminal.getvalue().endswith(f"\r{' ' * len(second)}\r")
+        # A file name is the user's, but it is drawn on their terminal: escaped, as log lines
+        drawn = Terminal()
+        draw_progress(drawn)
+        progress_event("x\x1b[2J\r.jsonl: line 1", 1, 0, None, 1.0)
+        assert (
+            drawn.getvalue()
+            == "\rx\\u001b[2J\\r.jsonl: line 1 | verified 1 | already there 0 | 1/s"
+        )
     finally:
         draw_progress(pipe)
